@@ -1,0 +1,130 @@
+# LightSpeed — the one build entry.
+#   make            build every program into build/bin/
+#   make test       build and run every test (installs missing Debian packages first)
+#   make demo       run the product here: echo game server, proxy, client
+#   make bench      run the benchmarks and print the table
+#   make deps       install the Debian packages the project needs
+#   make install    install programs, units and example configs (PREFIX, DESTDIR)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -MMD -MP -Ishared \
+           -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
+LDFLAGS ?=
+PKG_CONFIG ?= pkg-config
+
+B := build
+Q := @
+ifeq ($(V),1)
+Q :=
+endif
+
+# Libraries, each through pkg-config.
+SHARED_PKGS := jansson nettle libisal
+TEST_PKGS   := cunit
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+CFLAGS += $(call pc_cflags,$(SHARED_PKGS) $(TEST_PKGS))
+
+LIB      := $(B)/lib/libls.a
+LIB_SRC  := $(wildcard shared/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
+
+PROXY_SRC  := $(wildcard dataplane/proxy*.c)
+CLIENT_SRC := $(wildcard dataplane/client*.c)
+PROGS := $(B)/bin/lightspeed-proxy $(B)/bin/lightspeed-client
+
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TOOL_SRC   := $(wildcard tests/tools/*.c)
+TOOL_BINS  := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
+NETSIM_SRC := $(wildcard tests/netsim/*.c)
+NETSIM     := $(B)/tests/ls-netsim
+BENCH_SRC  := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+
+ALL_OBJ := $(LIB_OBJ) $(PROXY_SRC:%.c=$(B)/obj/%.o) $(CLIENT_SRC:%.c=$(B)/obj/%.o) \
+           $(UNIT_SRC:%.c=$(B)/obj/%.o) $(TOOL_SRC:%.c=$(B)/obj/%.o) $(NETSIM_SRC:%.c=$(B)/obj/%.o) $(BENCH_SRC:%.c=$(B)/obj/%.o)
+
+.PHONY: all test demo bench deps install clean check-deps tools
+all: $(PROGS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/bin/lightspeed-proxy: $(PROXY_SRC:%.c=$(B)/obj/%.o) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS))
+
+$(B)/bin/lightspeed-client: $(CLIENT_SRC:%.c=$(B)/obj/%.o) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS))
+
+# A unit suite links only the library (it pulls just the modules it uses) and CUnit.
+$(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(TEST_PKGS)) -lm
+
+$(B)/tests/%: $(B)/obj/tests/tools/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS))
+
+$(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS))
+
+$(NETSIM): $(NETSIM_SRC:%.c=$(B)/obj/%.o) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS)) -lm
+
+tools: $(TOOL_BINS) $(if $(NETSIM_SRC),$(NETSIM))
+
+# `make test` works on a machine holding nothing but the repository.
+test: check-deps
+	$(Q)$(MAKE) --no-print-directory all tools $(UNIT_BINS)
+	$(Q)tests/run-all $(B)
+
+# The product on this machine: echo game server, proxy and client on loopback.
+demo: check-deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)deploy/demo --build $(B) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
+
+bench: check-deps
+	$(Q)$(MAKE) --no-print-directory all tools $(BENCH_BINS)
+	$(Q)tests/bench/run $(B)
+
+deps:
+	$(Q)deploy/install-deps
+
+check-deps:
+	$(Q)deploy/install-deps --if-missing
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/lightspeed $(DESTDIR)/lib/systemd/system
+	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 deploy/config/*.toml $(DESTDIR)/etc/lightspeed/
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-proxy.service.in \
+	  > $(DESTDIR)/lib/systemd/system/lightspeed-proxy.service
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-client.service.in \
+	  > $(DESTDIR)/lib/systemd/system/lightspeed-client.service
+
+clean:
+	rm -rf $(B)
+
+-include $(ALL_OBJ:.o=.d)

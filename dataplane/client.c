@@ -1,0 +1,485 @@
+/* lightspeed-client (redirect mode): the game sends to a local UDP port; every datagram
+ * goes through the tunnel to the current route's proxy, and the replies come back to
+ * the game socket that asked. One thread, one epoll loop: the two UDP sockets, the
+ * keepalive, housekeeping and old-route timers, signals and the steering socket. */
+#include "client.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "log.h"
+#include "util.h"
+
+/* ---- command line -------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: " CL_PROG " [-c FILE] --proxy HOST:PORT --game-server HOST:PORT --local-port N\n"
+		"         [--listen ADDR] [--socket PATH] [--session-id N --key HEX]\n"
+		"         [--keepalive-ms N] [--fec off] [--log-level LEVEL] [--check]\n"
+		"\n"
+		"Redirect mode: point the game at ADDR:N. Its datagrams travel through the tunnel\n"
+		"to the proxy, which forwards them to the game server; replies come back the same\n"
+		"way. Steering (docs/protocol.md 3.2) moves the route without a restart.\n"
+		"\n"
+		"  -c, --config FILE        read the [client] section of FILE; flags override it\n"
+		"  --proxy HOST:PORT        the proxy's tunnel address (a name is resolved once)\n"
+		"  --game-server HOST:PORT  the game server, as the proxy should reach it\n"
+		"  --local-port N           the UDP port the game sends to\n"
+		"  --listen ADDR            IPv4 address of that port (default " CL_DEFAULT_LISTEN ")\n"
+		"  --socket PATH            steering socket (default " CL_DEFAULT_SOCKET ")\n"
+		"  --session-id N --key HEX authenticated session: id 1..4294967295 and a\n"
+		"                           32-hex-digit key (other users can read flags in ps;\n"
+		"                           the config file keeps the key private)\n"
+		"  --keepalive-ms N         keepalive interval, %d..%d (default %d)\n"
+		"  --fec off                forward error correction: \"off\" in this build\n"
+		"  --log-level LEVEL        error, warn, info or debug (default info)\n"
+		"  --check                  validate, print the effective configuration, exit 0/1\n"
+		"  -h, --help               this text\n"
+		"  -V, --version            the version\n",
+		CL_KEEPALIVE_MIN_MS, CL_KEEPALIVE_MAX_MS, CL_KEEPALIVE_DEFAULT_MS);
+}
+
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, CL_PROG ": ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '" CL_PROG " --help' for more information.\n");
+	exit(2);
+}
+
+/* Flags that set a configuration key, in the config file's names. */
+static const struct {
+	const char *flag;
+	const char *key;
+} flag_keys[] = {
+	{ "proxy", "proxy" },           { "game-server", "game_server" },
+	{ "local-port", "local_port" }, { "listen", "listen" },
+	{ "socket", "socket" },         { "session-id", "session_id" },
+	{ "key", "key" },               { "keepalive-ms", "keepalive_ms" },
+	{ "fec", "fec" },               { "log-level", "log_level" },
+};
+#define N_FLAG_KEYS LS_ARRAY_LEN(flag_keys)
+enum { OPT_CHECK = 256, OPT_KEY0 = 300 };
+
+struct cmdline {
+	const char *config;
+	const char *values[N_FLAG_KEYS]; /* the last one given wins */
+	bool check;
+};
+
+static const char *flag_value(const struct cmdline *cl, const char *flag)
+{
+	for (size_t i = 0; i < N_FLAG_KEYS; i++)
+		if (strcmp(flag_keys[i].flag, flag) == 0)
+			return cl->values[i];
+	return NULL;
+}
+
+static void parse_cmdline(int argc, char **argv, struct cmdline *cl)
+{
+	struct option opts[N_FLAG_KEYS + 5];
+	size_t n = 0;
+	int ch;
+
+	for (size_t i = 0; i < N_FLAG_KEYS; i++)
+		opts[n++] = (struct option){ flag_keys[i].flag, required_argument, NULL,
+					     OPT_KEY0 + (int)i };
+	opts[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+	opts[n++] = (struct option){ "check", no_argument, NULL, OPT_CHECK };
+	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+	opts[n] = (struct option){ NULL, 0, NULL, 0 };
+
+	memset(cl, 0, sizeof(*cl));
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":c:hV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cl->config = optarg;
+			break;
+		case OPT_CHECK:
+			cl->check = true;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf(CL_PROG " " LS_VERSION "\n");
+			exit(0);
+		case ':':
+			usage_error("option '%s' needs a value", argv[optind - 1]);
+		case '?':
+			usage_error("unknown option '%s'", argv[optind - 1]);
+		default:
+			cl->values[ch - OPT_KEY0] = optarg;
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument '%s'", argv[optind]);
+	if (!flag_value(cl, "session-id") != !flag_value(cl, "key"))
+		usage_error("--session-id and --key go together (both or neither)");
+}
+
+/* ---- setup ------------------------------------------------------------------------- */
+
+enum { EV_LOCAL = 1, EV_TUNNEL, EV_KEEPALIVE, EV_TICK, EV_OLD_ROUTE, EV_SIGNAL, EV_STEER };
+
+static int watch(struct client *c, int fd, uint32_t tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = tag };
+
+	return epoll_ctl(c->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+static int udp_socket(const struct sockaddr_in *at, char *err, size_t errlen)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int size = 1 << 20;
+	char buf[LS_ADDRSTRLEN];
+
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	/* Bigger buffers ride out a burst between two wake-ups; the kernel caps them at
+	 * its own maximum, which is fine. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (bind(fd, (const struct sockaddr *)at, sizeof(*at)) < 0) {
+		snprintf(err, errlen, "bind %s: %s", ls_addr_fmt(at, buf), strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int timer_set(int fd, uint64_t first_ms, uint64_t every_ms)
+{
+	struct itimerspec its = {
+		.it_value = { (time_t)(first_ms / 1000), (long)(first_ms % 1000) * 1000000 },
+		.it_interval = { (time_t)(every_ms / 1000), (long)(every_ms % 1000) * 1000000 },
+	};
+
+	return timerfd_settime(fd, 0, &its, NULL);
+}
+
+static int setup(struct client *c, const struct client_addrs *a, char *err, size_t errlen)
+{
+	struct sockaddr_in any = { .sin_family = AF_INET };
+	sigset_t sigs;
+
+	c->local_fd = c->tunnel_fd = c->epoll_fd = c->signal_fd = -1;
+	c->keepalive_fd = c->tick_fd = c->old_route_fd = -1;
+	c->listen = a->listen;
+	c->game_server = a->game_server;
+	c->started_us = ls_now_us();
+	client_route_init(&c->routes[0], &a->proxy, (uint32_t)c->conf.session_id,
+			  c->conf.key.set ? c->conf.key.b : NULL, 0, c->started_us);
+	c->cur = &c->routes[0];
+
+	if (client_io_init(c) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	c->local_fd = udp_socket(&a->listen, err, errlen);
+	if (c->local_fd < 0)
+		return -1;
+	/* The tunnel socket is unconnected: one socket serves the old and new route. */
+	c->tunnel_fd = udp_socket(&any, err, errlen);
+	if (c->tunnel_fd < 0)
+		return -1;
+
+	/* Signals arrive through a descriptor so that shutdown runs in the loop. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 ||
+	    (c->signal_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "signalfd: %s", strerror(errno));
+		return -1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	c->keepalive_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	c->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	c->old_route_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (c->epoll_fd < 0 || c->keepalive_fd < 0 || c->tick_fd < 0 || c->old_route_fd < 0 ||
+	    timer_set(c->keepalive_fd, (uint64_t)c->conf.keepalive_ms,
+		      (uint64_t)c->conf.keepalive_ms) < 0 ||
+	    timer_set(c->tick_fd, 1000, 1000) < 0) {
+		snprintf(err, errlen, "epoll/timerfd: %s", strerror(errno));
+		return -1;
+	}
+	if (client_ctl_open(c, err, errlen) < 0)
+		return -1;
+	if (watch(c, c->local_fd, EV_LOCAL) < 0 || watch(c, c->tunnel_fd, EV_TUNNEL) < 0 ||
+	    watch(c, c->keepalive_fd, EV_KEEPALIVE) < 0 || watch(c, c->tick_fd, EV_TICK) < 0 ||
+	    watch(c, c->old_route_fd, EV_OLD_ROUTE) < 0 || watch(c, c->signal_fd, EV_SIGNAL) < 0 ||
+	    watch(c, ls_steer_fd(c->steer), EV_STEER) < 0) {
+		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void teardown(struct client *c)
+{
+	int fds[] = { c->local_fd,     c->tunnel_fd, c->epoll_fd,    c->signal_fd,
+		      c->keepalive_fd, c->tick_fd,   c->old_route_fd };
+
+	ls_steer_close(c->steer);
+	c->steer = NULL;
+	for (size_t i = 0; i < LS_ARRAY_LEN(fds); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(c->io);
+	c->io = NULL;
+}
+
+/* ---- routes ------------------------------------------------------------------------ */
+
+static void memo_save(struct client *c, const struct client_route *r)
+{
+	struct client_seq_memo *slot = NULL;
+
+	for (unsigned i = 0; i < CL_SEQ_MEMO && !slot; i++)
+		if (!c->memo[i].used || (c->memo[i].session_id == r->session_id &&
+					 c->memo[i].proxy.sin_addr.s_addr == r->proxy.sin_addr.s_addr &&
+					 c->memo[i].proxy.sin_port == r->proxy.sin_port))
+			slot = &c->memo[i];
+	if (!slot) {
+		/* Full: the oldest entry (the front) goes. */
+		memmove(&c->memo[0], &c->memo[1], sizeof(c->memo) - sizeof(c->memo[0]));
+		slot = &c->memo[CL_SEQ_MEMO - 1];
+	}
+	slot->proxy = r->proxy;
+	slot->session_id = r->session_id;
+	slot->next_seq = r->tx_seq;
+	slot->used = true;
+}
+
+static uint16_t memo_take(struct client *c, const struct sockaddr_in *proxy, uint32_t session_id)
+{
+	for (unsigned i = 0; i < CL_SEQ_MEMO; i++) {
+		struct client_seq_memo *m = &c->memo[i];
+		if (m->used && m->session_id == session_id &&
+		    m->proxy.sin_addr.s_addr == proxy->sin_addr.s_addr &&
+		    m->proxy.sin_port == proxy->sin_port) {
+			m->used = false;
+			return m->next_seq;
+		}
+	}
+	return 0;
+}
+
+static void forget_old_route(struct client *c)
+{
+	if (!c->old)
+		return;
+	memo_save(c, c->old);
+	c->old = NULL;
+	timer_set(c->old_route_fd, 0, 0);
+}
+
+static void send_keepalive(struct client *c, uint64_t now_us)
+{
+	uint8_t buf[LS_MAX_OVERHEAD];
+	size_t len = client_route_ka_request(c->cur, now_us, buf);
+
+	if (client_send_control(c, c->cur, buf, len))
+		c->ctr.keepalives_sent++;
+}
+
+bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_t session_id,
+		      const uint8_t *key, const struct sockaddr_in *game_server)
+{
+	uint64_t now = ls_now_us();
+	struct client_route *prev = c->cur;
+
+	if (game_server && (game_server->sin_addr.s_addr != c->game_server.sin_addr.s_addr ||
+			    game_server->sin_port != c->game_server.sin_port)) {
+		char buf[LS_ADDRSTRLEN];
+		c->game_server = *game_server;
+		ls_info("game server: %s", ls_addr_fmt(game_server, buf));
+	}
+	if (client_route_is(c->cur, proxy, session_id, key))
+		return false;
+	if (c->old && client_route_is(c->old, proxy, session_id, key)) {
+		/* Back to the route just left: it still holds its seq and replay state. */
+		c->cur = c->old;
+	} else {
+		struct client_route *slot = c->cur == &c->routes[0] ? &c->routes[1] : &c->routes[0];
+		forget_old_route(c);
+		client_route_init(slot, proxy, session_id, key, memo_take(c, proxy, session_id),
+				  now);
+		c->cur = slot;
+	}
+	c->old = prev;
+	timer_set(c->old_route_fd, CL_OLD_ROUTE_MS, 0);
+	c->ctr.route_changes++;
+	client_ctl_route_changed(c);
+	/* Probe at once: the path state and RTT of the new route are known within one
+	 * round trip, and the proxy sees the new client address right away. */
+	send_keepalive(c, now);
+	return true;
+}
+
+/* ---- the loop ---------------------------------------------------------------------- */
+
+/* A timerfd's expiration count; a spurious wake-up reads nothing. */
+static bool timer_fired(int fd)
+{
+	uint64_t n;
+
+	return read(fd, &n, sizeof(n)) == (ssize_t)sizeof(n);
+}
+
+static void on_keepalive(struct client *c)
+{
+	uint64_t now = ls_now_us();
+
+	if (!timer_fired(c->keepalive_fd))
+		return;
+	client_route_interval(c->cur, now, (uint32_t)c->conf.keepalive_ms);
+	send_keepalive(c, now);
+	client_ctl_route_events(c);
+}
+
+static void on_tick(struct client *c)
+{
+	if (!timer_fired(c->tick_fd))
+		return;
+	client_flows_expire(c, ls_now_us());
+	client_ctl_counters_event(c);
+}
+
+static void on_signal(struct client *c)
+{
+	struct signalfd_siginfo si;
+
+	while (read(c->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		ls_info("%s: shutting down", strsignal((int)si.ssi_signo));
+		c->stop = true;
+	}
+}
+
+static int run(struct client *c)
+{
+	struct epoll_event evs[16];
+	char local[LS_ADDRSTRLEN], proxy[LS_ADDRSTRLEN];
+
+	ls_info(CL_PROG " " LS_VERSION ": game -> %s, tunnel -> %s, steering %s",
+		ls_addr_fmt(&c->listen, local), ls_addr_fmt(&c->cur->proxy, proxy), c->conf.socket);
+	send_keepalive(c, ls_now_us());
+	while (!c->stop) {
+		int n = epoll_wait(c->epoll_fd, evs, (int)LS_ARRAY_LEN(evs), -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ls_err("epoll_wait: %s", strerror(errno));
+			return -1;
+		}
+		for (int i = 0; i < n; i++) {
+			switch (evs[i].data.u32) {
+			case EV_LOCAL:
+				client_fwd_up(c);
+				break;
+			case EV_TUNNEL:
+				client_fwd_down(c);
+				break;
+			case EV_KEEPALIVE:
+				on_keepalive(c);
+				break;
+			case EV_TICK:
+				on_tick(c);
+				break;
+			case EV_OLD_ROUTE:
+				if (timer_fired(c->old_route_fd))
+					forget_old_route(c);
+				break;
+			case EV_SIGNAL:
+				on_signal(c);
+				break;
+			case EV_STEER:
+				ls_steer_run(c->steer);
+				break;
+			}
+		}
+	}
+	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
+	 * No answer is awaited: shutdown never hangs on the network. */
+	uint8_t fin[LS_MAX_OVERHEAD];
+	client_send_control(c, c->cur, fin, client_route_fin(c->cur, ls_now_us(), fin));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cmdline cl;
+	struct client_addrs addrs;
+	struct client *c;
+	char err[512];
+	int rc;
+
+	ls_log_init(CL_PROG, LS_LOG_INFO);
+	parse_cmdline(argc, argv, &cl);
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		fprintf(stderr, CL_PROG ": out of memory\n");
+		return 1;
+	}
+	client_conf_defaults(&c->conf);
+	if (cl.config && client_conf_load(cl.config, &c->conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, CL_PROG ": %s\n", err);
+		free(c);
+		return 1;
+	}
+	for (size_t i = 0; i < N_FLAG_KEYS; i++)
+		if (cl.values[i] && client_conf_set(&c->conf, flag_keys[i].key, cl.values[i], err,
+						    sizeof(err)) < 0)
+			usage_error("--%s: %s", flag_keys[i].flag, err);
+	rc = client_conf_finish(&c->conf, &addrs, err, sizeof(err));
+	if (rc == -2 && !cl.check)
+		usage_error("%s", err);
+	if (rc < 0) {
+		fprintf(stderr, CL_PROG ": %s\n", err);
+		free(c);
+		return 1;
+	}
+	if (cl.check) {
+		client_conf_print(&c->conf, &addrs, stdout);
+		free(c);
+		return 0;
+	}
+
+	ls_log_set_level((enum ls_log_level)c->conf.log_level);
+	if (setup(c, &addrs, err, sizeof(err)) < 0) {
+		ls_err("%s", err);
+		teardown(c);
+		free(c);
+		return 1;
+	}
+	rc = run(c);
+	teardown(c);
+	free(c);
+	return rc < 0 ? 1 : 0;
+}

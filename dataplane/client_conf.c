@@ -1,0 +1,338 @@
+/* lightspeed-client: configuration schema, command-line overrides, --check output. */
+#include "client_conf.h"
+
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "log.h"
+#include "util.h"
+
+void client_conf_defaults(struct client_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->listen, sizeof(c->listen), "%s", CL_DEFAULT_LISTEN);
+	snprintf(c->socket, sizeof(c->socket), "%s", CL_DEFAULT_SOCKET);
+	c->keepalive_ms = CL_KEEPALIVE_DEFAULT_MS;
+	c->fec_off = true;
+	c->log_level = LS_LOG_INFO;
+}
+
+static int want_string(const struct ls_cv *v, char *err, size_t errlen)
+{
+	if (v->type == LS_CV_STRING)
+		return 0;
+	snprintf(err, errlen, "expected a string, not %s", ls_cv_type_name(v->type));
+	return -1;
+}
+
+/* "host:port" checked for shape only: names are resolved once, after everything is
+ * read, so that --check and a bad later key fail without a DNS wait. */
+static int parse_hostport(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	const char *s, *colon;
+	int64_t port;
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	s = v->u.s;
+	colon = strrchr(s, ':');
+	if (!colon || colon == s) {
+		snprintf(err, errlen, "expected host:port, not '%.64s'", s);
+		return -1;
+	}
+	if (ls_parse_i64(colon + 1, 1, 65535, &port) < 0) {
+		snprintf(err, errlen, "bad port in '%.64s' (1..65535)", s);
+		return -1;
+	}
+	for (const char *p = s; p < colon; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-')) {
+			snprintf(err, errlen, "bad host in '%.64s' (an IPv4 address or a name)", s);
+			return -1;
+		}
+	}
+	if (strlen(s) >= 256) {
+		snprintf(err, errlen, "too long (at most 255 characters)");
+		return -1;
+	}
+	memcpy(dst, s, strlen(s) + 1);
+	return 0;
+}
+
+static int parse_listen(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct in_addr a;
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	if (strlen(v->u.s) >= sizeof(((struct client_conf *)0)->listen) ||
+	    inet_pton(AF_INET, v->u.s, &a) != 1) {
+		snprintf(err, errlen, "expected an IPv4 address, not '%.64s'", v->u.s);
+		return -1;
+	}
+	memcpy(dst, v->u.s, strlen(v->u.s) + 1);
+	return 0;
+}
+
+static int parse_key(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct client_key *k = dst;
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	if (ls_hex_decode(v->u.s, k->b, LS_KEY_LEN) < 0) {
+		snprintf(err, errlen, "the key must be exactly %d hex digits", 2 * LS_KEY_LEN);
+		return -1;
+	}
+	k->set = true;
+	return 0;
+}
+
+/* FEC is not part of this build; "off" is the one value it honours. */
+static int parse_fec(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	if (strcmp(v->u.s, "off") != 0) {
+		snprintf(err, errlen, "only \"off\" is supported in this build, not '%.32s'",
+			 v->u.s);
+		return -1;
+	}
+	*(bool *)dst = true;
+	return 0;
+}
+
+static int parse_log_level(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	int level;
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	level = ls_log_level_parse(v->u.s);
+	if (level < 0) {
+		snprintf(err, errlen, "'%.32s' is not a log level (error, warn, info, debug)",
+			 v->u.s);
+		return -1;
+	}
+	*(int *)dst = level;
+	return 0;
+}
+
+#define F(key, kind, member, min, max, parse)                                              \
+	{ key, kind, offsetof(struct client_conf, member),                                \
+	  sizeof(((struct client_conf *)0)->member), min, max, parse }
+
+static const struct ls_conf_field client_fields[] = {
+	F("proxy", LS_CF_CUSTOM, proxy, 0, 0, parse_hostport),
+	F("game_server", LS_CF_CUSTOM, game_server, 0, 0, parse_hostport),
+	F("local_port", LS_CF_INT, local_port, 1, 65535, NULL),
+	F("listen", LS_CF_CUSTOM, listen, 0, 0, parse_listen),
+	F("socket", LS_CF_STRING, socket, 0, 0, NULL),
+	F("session_id", LS_CF_UINT, session_id, 1, CL_SESSION_ID_MAX, NULL),
+	F("key", LS_CF_CUSTOM, key, 0, 0, parse_key),
+	F("keepalive_ms", LS_CF_INT, keepalive_ms, CL_KEEPALIVE_MIN_MS, CL_KEEPALIVE_MAX_MS, NULL),
+	F("fec", LS_CF_CUSTOM, fec_off, 0, 0, parse_fec),
+	F("log_level", LS_CF_CUSTOM, log_level, 0, 0, parse_log_level),
+	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
+};
+
+static const struct ls_conf_section client_schema[] = {
+	{ "client", client_fields, 0, NULL },
+	{ NULL, NULL, 0, NULL },
+};
+
+int client_conf_load(const char *path, struct client_conf *c, char *err, size_t errlen)
+{
+	/* Into a copy: a file that fails half-way leaves c as it was. */
+	struct client_conf tmp = *c;
+
+	if (ls_conf_load_file(path, client_schema, &tmp, err, errlen) < 0)
+		return -1;
+	if ((tmp.session_id != 0) != tmp.key.set) {
+		snprintf(err, errlen, "%s: session_id and key go together (both or neither)", path);
+		return -1;
+	}
+	*c = tmp;
+	return 0;
+}
+
+int client_conf_set(struct client_conf *c, const char *key, const char *value, char *err,
+		    size_t errlen)
+{
+	const struct ls_conf_field *f;
+	char *dst;
+
+	for (f = client_fields; f->key && strcmp(f->key, key) != 0; f++)
+		;
+	if (!f->key) {
+		snprintf(err, errlen, "unknown setting '%s'", key);
+		return -1;
+	}
+	dst = (char *)c + f->offset;
+	switch (f->kind) {
+	case LS_CF_INT:
+	case LS_CF_UINT: {
+		int64_t i;
+		if (ls_parse_i64(value, f->min, f->max, &i) < 0) {
+			snprintf(err, errlen, "must be an integer in %lld..%lld, not '%.64s'",
+				 (long long)f->min, (long long)f->max, value);
+			return -1;
+		}
+		if (f->kind == LS_CF_INT) {
+			memcpy(dst, &i, sizeof(i));
+		} else {
+			uint64_t u = (uint64_t)i;
+			memcpy(dst, &u, sizeof(u));
+		}
+		return 0;
+	}
+	case LS_CF_STRING:
+		if (strlen(value) >= f->size) {
+			snprintf(err, errlen, "too long (at most %zu characters)", f->size - 1);
+			return -1;
+		}
+		memcpy(dst, value, strlen(value) + 1);
+		return 0;
+	case LS_CF_CUSTOM: {
+		/* The parsers read an ls_cv, whose string is not const: hand them a copy. */
+		char copy[512];
+		struct ls_cv v = { .type = LS_CV_STRING };
+		if (strlen(value) >= sizeof(copy)) {
+			snprintf(err, errlen, "too long");
+			return -1;
+		}
+		memcpy(copy, value, strlen(value) + 1);
+		v.u.s = copy;
+		return f->parse(&v, dst, err, errlen);
+	}
+	default:
+		snprintf(err, errlen, "'%s' cannot be set from the command line", key);
+		return -1;
+	}
+}
+
+const char *client_addr_unusable(const struct sockaddr_in *a)
+{
+	uint32_t ip = ntohl(a->sin_addr.s_addr);
+
+	if (a->sin_port == 0)
+		return "port 0";
+	if ((ip >> 24) == 0)
+		return "an address in 0.0.0.0/8";
+	if ((ip >> 28) == 0xe)
+		return "a multicast address";
+	if ((ip >> 28) == 0xf)
+		return "a reserved or broadcast address";
+	return NULL;
+}
+
+static int resolve(const char *what, const char *s, struct sockaddr_in *out, char *err,
+		   size_t errlen)
+{
+	char msg[256];
+	const char *bad;
+
+	if (ls_hostport_parse(s, out, true, false, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s: %s", what, msg);
+		return -1;
+	}
+	bad = client_addr_unusable(out);
+	if (bad) {
+		snprintf(err, errlen, "%s: '%s' is %s", what, s, bad);
+		return -1;
+	}
+	return 0;
+}
+
+int client_conf_finish(const struct client_conf *c, struct client_addrs *a, char *err,
+		       size_t errlen)
+{
+	memset(a, 0, sizeof(*a));
+	if (!c->proxy[0] || !c->game_server[0] || !c->local_port) {
+		snprintf(err, errlen, "%s is required (flag or config file)",
+			 !c->proxy[0] ? "proxy (--proxy)" :
+			 !c->game_server[0] ? "game_server (--game-server)" :
+					      "local_port (--local-port)");
+		return -2;
+	}
+	if ((c->session_id != 0) != c->key.set) {
+		snprintf(err, errlen, "session_id and key go together (both or neither)");
+		return -1;
+	}
+	if (!c->socket[0]) {
+		snprintf(err, errlen, "socket: empty path");
+		return -1;
+	}
+	a->listen.sin_family = AF_INET;
+	a->listen.sin_port = htons((uint16_t)c->local_port);
+	if (inet_pton(AF_INET, c->listen, &a->listen.sin_addr) != 1) {
+		snprintf(err, errlen, "listen: '%s' is not an IPv4 address", c->listen);
+		return -1;
+	}
+	if (resolve("proxy", c->proxy, &a->proxy, err, errlen) < 0 ||
+	    resolve("game_server", c->game_server, &a->game_server, err, errlen) < 0)
+		return -1;
+	/* Sending the tunnel into our own game socket would loop every datagram. */
+	if (a->proxy.sin_port == a->listen.sin_port &&
+	    (a->proxy.sin_addr.s_addr == a->listen.sin_addr.s_addr ||
+	     (a->listen.sin_addr.s_addr == htonl(INADDR_ANY) &&
+	      (ntohl(a->proxy.sin_addr.s_addr) >> 24) == 127))) {
+		snprintf(err, errlen, "proxy %s is the client's own local address", c->proxy);
+		return -1;
+	}
+	return 0;
+}
+
+/* A TOML basic string. */
+static void toml_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void print_addr(FILE *f, const char *key, const char *given, const struct sockaddr_in *a)
+{
+	char buf[LS_ADDRSTRLEN];
+
+	fprintf(f, "%s = ", key);
+	toml_str(f, given);
+	ls_addr_fmt(a, buf);
+	if (strcmp(buf, given) != 0)
+		fprintf(f, "  # %s", buf);
+	fputc('\n', f);
+}
+
+void client_conf_print(const struct client_conf *c, const struct client_addrs *a, FILE *f)
+{
+	fprintf(f, "[client]\n");
+	print_addr(f, "proxy", c->proxy, &a->proxy);
+	print_addr(f, "game_server", c->game_server, &a->game_server);
+	fprintf(f, "local_port = %lld\n", (long long)c->local_port);
+	fprintf(f, "listen = ");
+	toml_str(f, c->listen);
+	fprintf(f, "\nsocket = ");
+	toml_str(f, c->socket);
+	fputc('\n', f);
+	if (c->session_id) {
+		fprintf(f, "session_id = %llu\n", (unsigned long long)c->session_id);
+		/* A secret has no place on a terminal or in a log. */
+		fprintf(f, "# key = (set; not shown)\n");
+	} else {
+		fprintf(f, "# session_id, key: not set (unauthenticated)\n");
+	}
+	fprintf(f, "keepalive_ms = %lld\n", (long long)c->keepalive_ms);
+	fprintf(f, "fec = \"off\"\n");
+	fprintf(f, "log_level = \"%s\"\n", ls_log_level_name((enum ls_log_level)c->log_level));
+}

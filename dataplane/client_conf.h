@@ -1,0 +1,62 @@
+/* lightspeed-client: the configuration — one flat struct, filled from defaults, then
+ * the [client] section of a TOML file, then command-line flags, each value checked by
+ * the same rule wherever it comes from. */
+#ifndef LS_CLIENT_CONF_H
+#define LS_CLIENT_CONF_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "auth.h"
+
+#define CL_DEFAULT_SOCKET "/run/lightspeed/client.sock"
+#define CL_DEFAULT_LISTEN "127.0.0.1"
+#define CL_KEEPALIVE_MIN_MS 20
+#define CL_KEEPALIVE_MAX_MS 60000
+#define CL_KEEPALIVE_DEFAULT_MS 1000
+#define CL_SESSION_ID_MAX 0xffffffffu
+
+struct client_key {
+	uint8_t b[LS_KEY_LEN];
+	bool set;
+};
+
+struct client_conf {
+	char proxy[256];        /* "host:port"; the host may be a name */
+	char game_server[256];  /* "host:port" */
+	int64_t local_port;     /* 0: not given */
+	char listen[64];        /* IPv4 address */
+	char socket[108];       /* steering socket path (fits sun_path) */
+	uint64_t session_id;    /* 0: unauthenticated */
+	struct client_key key;
+	int64_t keepalive_ms;
+	bool fec_off;           /* the only FEC setting of this build */
+	int log_level;          /* enum ls_log_level */
+};
+
+/* The addresses, resolved once at start. */
+struct client_addrs {
+	struct sockaddr_in proxy, game_server, listen;
+};
+
+void client_conf_defaults(struct client_conf *c);
+/* Load a file over c. Return 0, or -1 with "file:line:col: message" in err. */
+int client_conf_load(const char *path, struct client_conf *c, char *err, size_t errlen);
+/* Set one key (the config file's name, e.g. "game_server") from a command-line string.
+ * Return 0, or -1 with a message in err. */
+int client_conf_set(struct client_conf *c, const char *key, const char *value, char *err,
+		    size_t errlen);
+/* Whole-configuration checks (required keys, session_id with key), then resolve the
+ * names. Return 0; -2 when a required setting is missing (a usage error); or -1, each
+ * with a message in err. */
+int client_conf_finish(const struct client_conf *c, struct client_addrs *a, char *err,
+		       size_t errlen);
+/* The effective configuration as a [client] section (the key is not shown). */
+void client_conf_print(const struct client_conf *c, const struct client_addrs *a, FILE *f);
+
+/* Checks that set_route applies too: an address the client can send to. */
+const char *client_addr_unusable(const struct sockaddr_in *a);
+
+#endif

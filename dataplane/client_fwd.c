@@ -1,0 +1,296 @@
+/* lightspeed-client: the packet paths. Per datagram nothing here allocates, logs or
+ * formats; the clock is read once per batch and the kernel is entered once per batch
+ * and direction. */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+int client_io_init(struct client *c)
+{
+	struct client_io *io = calloc(1, sizeof(*io));
+
+	if (!io)
+		return -1;
+	for (int i = 0; i < CL_BATCH; i++) {
+		/* Room in front for the headers and behind for the tag; the slot is still
+		 * larger than any valid payload, so an oversized one shows as such. */
+		io->up_rx_iov[i].iov_base = io->up_buf[i] + CL_HEADROOM;
+		io->up_rx_iov[i].iov_len = LS_RX_BUF - CL_HEADROOM - LS_TAG_LEN;
+		io->up_rx[i].msg_hdr.msg_iov = &io->up_rx_iov[i];
+		io->up_rx[i].msg_hdr.msg_iovlen = 1;
+		io->up_rx[i].msg_hdr.msg_name = &io->up_from[i];
+		io->up_tx[i].msg_hdr.msg_iov = &io->up_tx_iov[i];
+		io->up_tx[i].msg_hdr.msg_iovlen = 1;
+		io->up_tx[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+
+		io->down_rx_iov[i].iov_base = io->down_buf[i];
+		io->down_rx_iov[i].iov_len = LS_RX_BUF;
+		io->down_rx[i].msg_hdr.msg_iov = &io->down_rx_iov[i];
+		io->down_rx[i].msg_hdr.msg_iovlen = 1;
+		io->down_rx[i].msg_hdr.msg_name = &io->down_from[i];
+		io->down_tx[i].msg_hdr.msg_iov = &io->down_tx_iov[i];
+		io->down_tx[i].msg_hdr.msg_iovlen = 1;
+		io->down_tx[i].msg_hdr.msg_name = &io->down_to[i];
+		io->down_tx[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+	}
+	c->io = io;
+	return 0;
+}
+
+/* One recvmmsg; MSG_TRUNC makes msg_len the datagram's real size. */
+static int recv_batch(int fd, struct mmsghdr *m)
+{
+	int n;
+
+	for (int i = 0; i < CL_BATCH; i++) {
+		m[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+		m[i].msg_hdr.msg_flags = 0;
+	}
+	do
+		n = recvmmsg(fd, m, CL_BATCH, MSG_TRUNC | MSG_DONTWAIT, NULL);
+	while (n < 0 && errno == EINTR);
+	return n;
+}
+
+/* sendmmsg until every message went or failed; a refused one is counted and skipped
+ * (a game datagram late is worse than lost). */
+static void send_batch(struct client *c, int fd, struct mmsghdr *m, unsigned n, uint64_t *pkts,
+		       uint64_t *bytes)
+{
+	unsigned i = 0;
+
+	while (i < n) {
+		int r = sendmmsg(fd, m + i, n - i, MSG_DONTWAIT);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			c->ctr.drops[CL_DROP_SEND_ERROR]++;
+			i++;
+			continue;
+		}
+		for (int k = 0; k < r; k++, i++) {
+			(*pkts)++;
+			*bytes += m[i].msg_hdr.msg_iov[0].iov_len;
+		}
+	}
+}
+
+bool client_send_control(struct client *c, const struct client_route *r, const uint8_t *buf,
+			 size_t len)
+{
+	ssize_t n = sendto(c->tunnel_fd, buf, len, MSG_DONTWAIT, (const struct sockaddr *)&r->proxy,
+			   sizeof(r->proxy));
+
+	if (n < 0) {
+		c->ctr.drops[CL_DROP_SEND_ERROR]++;
+		return false;
+	}
+	c->ctr.tunnel_tx_packets++;
+	c->ctr.tunnel_tx_bytes += (uint64_t)n;
+	return true;
+}
+
+/* ---- flow table: game sockets that sent to us --------------------------------- */
+
+static struct client_flow *flow_find(struct client *c, uint32_t ip, uint16_t port)
+{
+	for (unsigned i = 0; i < CL_MAX_FLOWS; i++)
+		if (c->flows[i].port == port && c->flows[i].ip == ip && port != 0)
+			return &c->flows[i];
+	return NULL;
+}
+
+/* Record a game socket. With the table full the least recently active one goes: a
+ * game that opens a new socket uses it, not the oldest. */
+static void flow_touch(struct client *c, uint32_t ip, uint16_t port, uint64_t now_us)
+{
+	struct client_flow *f = flow_find(c, ip, port), *lru = NULL;
+
+	if (!f) {
+		for (unsigned i = 0; i < CL_MAX_FLOWS; i++) {
+			if (c->flows[i].port == 0) {
+				f = &c->flows[i];
+				c->n_flows++;
+				break;
+			}
+			if (!lru || c->flows[i].last_us < lru->last_us)
+				lru = &c->flows[i];
+		}
+		if (!f)
+			f = lru;
+		f->ip = ip;
+		f->port = port;
+	}
+	f->last_us = now_us;
+}
+
+void client_flows_expire(struct client *c, uint64_t now_us)
+{
+	for (unsigned i = 0; i < CL_MAX_FLOWS; i++) {
+		struct client_flow *f = &c->flows[i];
+		if (f->port != 0 && now_us - f->last_us >= CL_FLOW_IDLE_US) {
+			memset(f, 0, sizeof(*f));
+			c->n_flows--;
+		}
+	}
+}
+
+/* ---- game -> tunnel ------------------------------------------------------------ */
+
+void client_fwd_up(struct client *c)
+{
+	struct client_io *io = c->io;
+
+	for (int round = 0; round < CL_BATCHES_PER_WAKE; round++) {
+		int n = recv_batch(c->local_fd, io->up_rx);
+		if (n <= 0)
+			return;
+		uint64_t now = ls_now_us();
+		/* Read once per batch: set_route runs between batches, never inside. */
+		struct client_route *r = c->cur;
+		unsigned out = 0;
+
+		for (int i = 0; i < n; i++) {
+			const struct msghdr *mh = &io->up_rx[i].msg_hdr;
+			size_t len = io->up_rx[i].msg_len;
+			const struct sockaddr_in *from = &io->up_from[i];
+
+			c->ctr.game_rx_packets++;
+			c->ctr.game_rx_bytes += len;
+			if (len > LS_MAX_PAYLOAD || (mh->msg_flags & MSG_TRUNC)) {
+				c->ctr.drops[CL_DROP_OVERSIZE]++;
+				continue;
+			}
+			uint32_t ip = ntohl(from->sin_addr.s_addr);
+			uint16_t port = ntohs(from->sin_port);
+			flow_touch(c, ip, port, now);
+
+			uint8_t *start;
+			size_t wire = client_route_wrap(r, io->up_buf[i], len, ip, port,
+							&c->game_server, now, &start);
+			io->up_tx_iov[out].iov_base = start;
+			io->up_tx_iov[out].iov_len = wire;
+			io->up_tx[out].msg_hdr.msg_name = &r->proxy;
+			out++;
+		}
+		send_batch(c, c->tunnel_fd, io->up_tx, out, &c->ctr.tunnel_tx_packets,
+			   &c->ctr.tunnel_tx_bytes);
+		if (n < CL_BATCH)
+			return;
+	}
+}
+
+/* ---- tunnel -> game ------------------------------------------------------------ */
+
+static bool same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
+{
+	return a->sin_addr.s_addr == b->sin_addr.s_addr && a->sin_port == b->sin_port;
+}
+
+/* When the old and the new route share a proxy address (another session on the same
+ * proxy), the session in the packet tells them apart. */
+static struct client_route *route_for(struct client *c, const struct sockaddr_in *from,
+				      const struct ls_pkt *p)
+{
+	struct client_route *cur = c->cur, *old = c->old;
+	bool on_cur = same_addr(&cur->proxy, from);
+	bool on_old = old && same_addr(&old->proxy, from);
+
+	if (on_cur && on_old) {
+		bool auth = p->h.flags & LS_F_AUTH;
+		uint32_t sid = p->h.session_id;
+		if (auth ? (old->keyed && old->session_id == sid &&
+			    !(cur->keyed && cur->session_id == sid))
+			 : (!old->keyed && cur->keyed))
+			return old;
+		return cur;
+	}
+	return on_cur ? cur : (on_old ? old : NULL);
+}
+
+static bool known_proxy(const struct client *c, const struct sockaddr_in *from)
+{
+	return same_addr(&c->cur->proxy, from) || (c->old && same_addr(&c->old->proxy, from));
+}
+
+void client_fwd_down(struct client *c)
+{
+	struct client_io *io = c->io;
+
+	for (int round = 0; round < CL_BATCHES_PER_WAKE; round++) {
+		int n = recv_batch(c->tunnel_fd, io->down_rx);
+		if (n <= 0)
+			return;
+		uint64_t now = ls_now_us();
+		unsigned out = 0;
+
+		for (int i = 0; i < n; i++) {
+			const struct msghdr *mh = &io->down_rx[i].msg_hdr;
+			size_t len = io->down_rx[i].msg_len;
+			const struct sockaddr_in *from = &io->down_from[i];
+			const uint8_t *buf = io->down_buf[i];
+			enum client_drop why = CL_DROP_MALFORMED;
+			struct client_route *r;
+			struct ls_pkt pkt;
+			int rc;
+
+			c->ctr.tunnel_rx_packets++;
+			c->ctr.tunnel_rx_bytes += len;
+			if (!known_proxy(c, from)) {
+				c->ctr.drops[CL_DROP_UNEXPECTED_SOURCE]++;
+				continue;
+			}
+			if (len > LS_MAX_DATAGRAM || (mh->msg_flags & MSG_TRUNC)) {
+				c->ctr.drops[CL_DROP_OVERSIZE]++;
+				continue;
+			}
+			rc = ls_pkt_decode(buf, len, &pkt);
+			if (rc != LS_PE_OK) {
+				c->ctr.drops[client_drop_from_decode(rc)]++;
+				continue;
+			}
+			r = route_for(c, from, &pkt);
+			switch (client_route_receive(r, buf, &pkt, now, &why)) {
+			case CL_RX_DROP:
+				c->ctr.drops[why]++;
+				continue;
+			case CL_RX_KA_REQUEST: {
+				/* The proxy validates our address this way (1.6): answer at once. */
+				uint8_t ans[LS_MAX_OVERHEAD];
+				client_send_control(c, r, ans, client_route_ka_reply(r, &pkt.h, ans));
+				continue;
+			}
+			case CL_RX_KA_REPLY:
+				c->ctr.keepalive_replies++;
+				continue;
+			case CL_RX_CONSUMED:
+				continue;
+			case CL_RX_DATA:
+				break;
+			}
+			if (!flow_find(c, pkt.h.dst_ip, pkt.h.dst_port)) {
+				c->ctr.drops[CL_DROP_UNKNOWN_FLOW]++;
+				continue;
+			}
+			struct sockaddr_in *to = &io->down_to[out];
+			memset(to, 0, sizeof(*to));
+			to->sin_family = AF_INET;
+			to->sin_addr.s_addr = htonl(pkt.h.dst_ip);
+			to->sin_port = htons(pkt.h.dst_port);
+			/* The payload stays where it arrived; only its place is computed. */
+			io->down_tx_iov[out].iov_base = io->down_buf[i] + (pkt.payload - buf);
+			io->down_tx_iov[out].iov_len = pkt.payload_len;
+			out++;
+		}
+		send_batch(c, c->local_fd, io->down_tx, out, &c->ctr.delivered_packets,
+			   &c->ctr.delivered_bytes);
+		client_ctl_route_events(c);
+		if (n < CL_BATCH)
+			return;
+	}
+}

@@ -1,0 +1,368 @@
+/* lightspeed-proxy session and flow tables (docs/protocol.md 1.3, 1.6). */
+#include "proxy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "util.h"
+
+/* splitmix64's finaliser over a seeded key: cheap, and without the seed a sender of
+ * spoofed addresses cannot pick keys that land in one chain. */
+static size_t mix(uint64_t x, uint64_t seed, size_t mask)
+{
+	x ^= seed;
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return (size_t)x & mask;
+}
+
+static size_t hash_id(const struct px_table *t, uint32_t id)
+{
+	return mix(id, t->seed, t->mask);
+}
+
+static size_t hash_addr(const struct px_table *t, uint32_t ip, uint16_t port)
+{
+	return mix((uint64_t)ip << 16 | port, t->seed, t->mask);
+}
+
+static size_t hash_of(const struct px_table *t, const struct px_session *s)
+{
+	if (s->auth)
+		return hash_id(t, s->id);
+	return hash_addr(t, s->client.sin_addr.s_addr, s->client.sin_port);
+}
+
+int px_table_init(struct px_table *t, size_t max_sessions, bool by_addr, uint64_t seed)
+{
+	size_t n = 16;
+
+	memset(t, 0, sizeof(*t));
+	/* One bucket per allowed session keeps chains short; calloc'd pages that are
+	 * never written stay out of the resident set. */
+	while (n < max_sessions)
+		n <<= 1;
+	t->mask = n - 1;
+	t->seed = seed;
+	t->by_id = calloc(n, sizeof(*t->by_id));
+	if (!t->by_id)
+		return -1;
+	if (by_addr) {
+		t->by_addr = calloc(n, sizeof(*t->by_addr));
+		if (!t->by_addr) {
+			free(t->by_id);
+			t->by_id = NULL;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct px_session *px_session_by_id(const struct px_table *t, uint32_t id)
+{
+	struct px_session *s = t->by_id[hash_id(t, id)];
+
+	while (s && s->id != id)
+		s = s->hnext;
+	return s;
+}
+
+struct px_session *px_session_by_addr(const struct px_table *t, const struct sockaddr_in *a)
+{
+	struct px_session *s;
+
+	if (!t->by_addr)
+		return NULL;
+	s = t->by_addr[hash_addr(t, a->sin_addr.s_addr, a->sin_port)];
+	while (s && (s->client.sin_addr.s_addr != a->sin_addr.s_addr ||
+		     s->client.sin_port != a->sin_port))
+		s = s->hnext;
+	return s;
+}
+
+static void link_session(struct px_table *t, struct px_session *s)
+{
+	struct px_session **bucket = s->auth ? &t->by_id[hash_of(t, s)] : &t->by_addr[hash_of(t, s)];
+
+	s->hnext = *bucket;
+	*bucket = s;
+	s->prev = NULL;
+	s->next = t->head;
+	if (t->head)
+		t->head->prev = s;
+	t->head = s;
+	t->n++;
+}
+
+static void unlink_session(struct px_table *t, struct px_session *s)
+{
+	struct px_session **pp = s->auth ? &t->by_id[hash_of(t, s)] : &t->by_addr[hash_of(t, s)];
+
+	while (*pp && *pp != s)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = s->hnext;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		t->head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->hnext = s->prev = s->next = NULL;
+	t->n--;
+}
+
+static void session_init_common(struct px_session *s, uint64_t pps, uint64_t bps, uint64_t now)
+{
+	s->version = LS_VER_PLAIN;
+	s->pps = pps;
+	s->bps = bps;
+	ls_bucket_init(&s->b_pps, pps, 0, now);
+	ls_bucket_init(&s->b_bps, bps, 0, now);
+	ls_replay_init(&s->replay);
+	s->last_us = now;
+}
+
+struct px_session *px_session_add_keyed(struct px *p, uint32_t id, const uint8_t *key,
+					const struct ls_dest *dests, size_t ndests,
+					uint64_t pps, uint64_t bps, bool is_static, uint64_t now)
+{
+	struct px_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	if (ndests) {
+		s->dests = malloc(ndests * sizeof(*dests));
+		if (!s->dests) {
+			free(s);
+			return NULL;
+		}
+		memcpy(s->dests, dests, ndests * sizeof(*dests));
+		s->ndests = (uint32_t)ndests;
+	}
+	s->id = id;
+	s->auth = true;
+	s->is_static = is_static;
+	ls_mac_init(&s->mac, key);
+	session_init_common(s, pps, bps, now);
+	link_session(&p->tab, s);
+	p->ctr.sessions_created++;
+	return s;
+}
+
+struct px_session *px_session_add_addr(struct px *p, const struct sockaddr_in *client,
+				       uint64_t now)
+{
+	struct px_session *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	session_init_common(s, p->conf.limits.pps, p->conf.limits.bps, now);
+	/* The address is the key: set it before linking so the hash finds it. */
+	s->client = *client;
+	s->has_client = true;
+	link_session(&p->tab, s);
+	p->ctr.sessions_created++;
+	return s;
+}
+
+void px_session_set_client(struct px *p, struct px_session *s, const struct sockaddr_in *a)
+{
+	(void)p;
+	s->client = *a;
+	s->has_client = true;
+	s->validated = false;
+	s->chal_pending = false;
+	s->unval_rx = 0;
+	s->unval_tx = 0;
+}
+
+static void close_flows(struct px *p, struct px_session *s)
+{
+	while (s->flows)
+		px_flow_close(p, s->flows);
+}
+
+void px_session_delete(struct px *p, struct px_session *s)
+{
+	struct px_table *t = &p->tab;
+
+	if (s->dead)
+		return;
+	close_flows(p, s);
+	unlink_session(t, s);
+	s->dead = true;
+	s->hnext = t->reap;
+	t->reap = s;
+}
+
+void px_session_reset(struct px *p, struct px_session *s)
+{
+	close_flows(p, s);
+	/* The replay window and the newest timestamp stay: they are what keeps packets
+	 * recorded before the reset from being accepted after it. */
+	s->has_client = false;
+	s->validated = false;
+	s->chal_pending = false;
+	s->unval_rx = s->unval_tx = 0;
+	memset(&s->client, 0, sizeof(s->client));
+}
+
+struct px_flow *px_flow_find(struct px_session *s, uint32_t ip, uint16_t port)
+{
+	struct px_flow *f;
+
+	for (f = s->flows; f; f = f->next)
+		if (f->src_ip == ip && f->src_port == port)
+			return f;
+	return NULL;
+}
+
+struct px_flow *px_flow_new(struct px *p, struct px_session *s, uint32_t ip, uint16_t port,
+			    uint64_t now)
+{
+	struct sockaddr_in any = { .sin_family = AF_INET };
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct px_flow *f;
+	int fd;
+
+	if (s->nflows >= (uint64_t)p->conf.proxy.max_flows)
+		return NULL;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ls_warn_rl(&p->rl_warn, "cannot open a flow socket: %s", strerror(errno));
+		return NULL;
+	}
+	/* Bound now rather than on the first send, so the port is fixed before any
+	 * reply can arrive and a bind failure is seen here. */
+	if (bind(fd, (struct sockaddr *)&any, sizeof(any)) < 0) {
+		ls_warn_rl(&p->rl_warn, "cannot bind a flow socket: %s", strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		close(fd);
+		return NULL;
+	}
+	f->ev.kind = PX_EV_FLOW;
+	f->ev.fd = fd;
+	f->s = s;
+	f->src_ip = ip;
+	f->src_port = port;
+	f->last_us = now;
+	ev.data.ptr = &f->ev;
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		ls_warn_rl(&p->rl_warn, "cannot watch a flow socket: %s", strerror(errno));
+		close(fd);
+		free(f);
+		return NULL;
+	}
+	f->next = s->flows;
+	s->flows = f;
+	s->nflows++;
+	p->tab.nflows++;
+	return f;
+}
+
+void px_flow_close(struct px *p, struct px_flow *f)
+{
+	struct px_session *s = f->s;
+	struct px_flow **pp = &s->flows;
+
+	/* Sends still queued may name this socket; its number could be reused at once. */
+	px_tx_flush(p);
+	while (*pp && *pp != f)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = f->next;
+	close(f->ev.fd); /* also leaves the epoll set */
+	f->ev.fd = -1;
+	s->nflows--;
+	p->tab.nflows--;
+	f->next = p->tab.reap_flows;
+	p->tab.reap_flows = f;
+}
+
+void px_table_reap(struct px_table *t)
+{
+	while (t->reap) {
+		struct px_session *s = t->reap;
+
+		t->reap = s->hnext;
+		free(s->dests);
+		free(s);
+	}
+	while (t->reap_flows) {
+		struct px_flow *f = t->reap_flows;
+
+		t->reap_flows = f->next;
+		free(f);
+	}
+}
+
+void px_table_free(struct px_table *t)
+{
+	px_table_reap(t);
+	free(t->by_id);
+	free(t->by_addr);
+	t->by_id = t->by_addr = NULL;
+}
+
+static const char *const end_names[] = {
+	[PX_END_FIN] = "fin",
+	[PX_END_IDLE] = "idle",
+	[PX_END_DELETED] = "deleted",
+};
+
+static const char *session_name(const struct px_session *s, char *buf, size_t len)
+{
+	char a[LS_ADDRSTRLEN];
+
+	if (s->auth)
+		snprintf(buf, len, "session %u", s->id);
+	else
+		snprintf(buf, len, "session from %s", ls_addr_fmt(&s->client, a));
+	return buf;
+}
+
+void px_session_up(struct px *p, struct px_session *s, bool by_packet)
+{
+	char name[64], a[LS_ADDRSTRLEN], client[LS_ADDRSTRLEN + 16] = "";
+
+	session_name(s, name, sizeof(name));
+	/* Without auth the name is the client address already. */
+	if (s->auth)
+		snprintf(client, sizeof(client), " (client %s)",
+			 s->has_client ? ls_addr_fmt(&s->client, a) : "none yet");
+	if (by_packet)
+		ls_log_rl(&p->rl_sess, LS_LOG_INFO, __func__, "%s up%s", name, client);
+	else
+		ls_info("%s up%s", name, client);
+	px_ctl_session_event(p, s, "session_up", NULL);
+}
+
+void px_session_end(struct px *p, struct px_session *s, enum px_end why)
+{
+	char name[64];
+
+	session_name(s, name, sizeof(name));
+	if (why == PX_END_DELETED)
+		ls_info("%s down (%s)", name, end_names[why]);
+	else
+		ls_log_rl(&p->rl_sess, LS_LOG_INFO, __func__, "%s down (%s)", name, end_names[why]);
+	px_ctl_session_event(p, s, "session_down", end_names[why]);
+	if (s->is_static && why != PX_END_DELETED)
+		px_session_reset(p, s);
+	else
+		px_session_delete(p, s);
+}

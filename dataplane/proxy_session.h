@@ -1,0 +1,159 @@
+/* lightspeed-proxy sessions and flows: a session is one client (by session id, or by
+ * its address without auth); a flow is one game socket of that client, with its own
+ * upstream UDP socket. Everything here is allocated when a session or flow is created
+ * and never on the packet path. */
+#ifndef LS_PROXY_SESSION_H
+#define LS_PROXY_SESSION_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "auth.h"
+#include "ratelimit.h"
+
+struct px;
+
+/* What an epoll event's data.ptr points at: every watched object starts with one. */
+struct px_ev {
+	int kind; /* enum px_ev_kind */
+	int fd;
+};
+
+/* Replies are accepted from the destinations a flow sent to; this many are
+ * remembered, least recently used replaced. */
+#define PX_FLOW_DSTS 8
+
+struct px_flow {
+	struct px_ev ev;          /* PX_EV_FLOW; fd -1 once closed */
+	struct px_flow *next;     /* in the session, or on the reap list */
+	struct px_session *s;
+	uint64_t last_us;
+	uint32_t src_ip;          /* the game socket, as the client names it */
+	uint16_t src_port;
+	uint8_t ndst;
+	struct {
+		uint32_t ip;
+		uint16_t port;
+	} dst[PX_FLOW_DSTS];      /* most recently used first */
+};
+
+struct px_session {
+	struct px_session *hnext;       /* hash chain (by id or by address), or reap list */
+	struct px_session *prev, *next; /* every session, for housekeeping and listing */
+	struct px_flow *flows;
+	struct ls_dest *dests;          /* allowed destinations; none without auth */
+	uint32_t ndests;
+	uint32_t nflows;
+
+	uint32_t id;                    /* 0 without auth */
+	bool auth;                      /* has a key: AUTH on everything it sends */
+	bool is_static;                 /* from the config: reset, never deleted, when idle */
+	bool dead;
+	bool has_client;
+	bool validated;
+	bool chal_pending;              /* a validation request awaits its echo */
+	bool ts_any;
+	bool rx_any;
+	uint8_t version;                /* version of what the proxy sends (1 until FEC) */
+	uint8_t client_version;         /* version of the client's last data packet */
+
+	struct sockaddr_in client;
+	uint16_t tx_seq;                /* last seq the proxy used towards the client */
+	uint16_t chal_seq;
+	uint32_t chal_ts;
+	uint64_t chal_us;               /* when the request left */
+	uint64_t unval_rx, unval_tx;    /* bytes from / to the client address while unvalidated */
+	uint64_t last_us;               /* last traffic either way */
+
+	uint32_t newest_ts;             /* newest ts_us accepted from the client */
+	uint32_t rx_count;              /* packets taking a seq received from the client */
+	uint64_t rx_top;                /* highest extended seq received from the client */
+
+	uint64_t pps, bps;              /* limits, 0 = unlimited */
+	struct ls_bucket b_pps, b_bps;
+
+	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, drops;
+
+	struct ls_replay replay;
+	struct ls_mac mac;
+};
+
+struct px_table {
+	struct px_session **by_id;
+	struct px_session **by_addr;    /* only without require_auth */
+	size_t mask;                    /* both tables have mask + 1 buckets */
+	uint64_t seed;                  /* hash key: spoofed sources cannot aim at a chain */
+	struct px_session *head;
+	size_t n, nflows;
+	struct px_session *reap;        /* deleted, freed after the current loop turn */
+	struct px_flow *reap_flows;
+};
+
+int px_table_init(struct px_table *t, size_t max_sessions, bool by_addr, uint64_t seed);
+void px_table_free(struct px_table *t);
+/* Free what was deleted during this loop turn (no epoll event can point at it now). */
+void px_table_reap(struct px_table *t);
+
+struct px_session *px_session_by_id(const struct px_table *t, uint32_t id);
+struct px_session *px_session_by_addr(const struct px_table *t, const struct sockaddr_in *a);
+
+/* A session with a key, known by id (steering or config). dests are copied. */
+struct px_session *px_session_add_keyed(struct px *p, uint32_t id, const uint8_t *key,
+					const struct ls_dest *dests, size_t ndests,
+					uint64_t pps, uint64_t bps, bool is_static, uint64_t now);
+/* A session without auth, known by the client's address. */
+struct px_session *px_session_add_addr(struct px *p, const struct sockaddr_in *client,
+				       uint64_t now);
+/* Why a session ends: the `reason` of the session_down event. */
+enum px_end { PX_END_FIN, PX_END_IDLE, PX_END_DELETED };
+/* A session came up (created, or a static one got a client): log and tell subscribers.
+ * by_packet: caused by outside input, so the log line is rate-limited. */
+void px_session_up(struct px *p, struct px_session *s, bool by_packet);
+/* A session ends: event session_down, then deleted — or, for a static session ending
+ * by FIN or idleness, reset to wait for its client again. */
+void px_session_end(struct px *p, struct px_session *s, enum px_end why);
+/* Remove it (flows closed); the memory goes when the loop turn ends. */
+void px_session_delete(struct px *p, struct px_session *s);
+/* A static session forgets its client and flows but keeps its key and replay state. */
+void px_session_reset(struct px *p, struct px_session *s);
+/* Make a the session's client address: unvalidated until it echoes a request. */
+void px_session_set_client(struct px *p, struct px_session *s, const struct sockaddr_in *a);
+
+struct px_flow *px_flow_find(struct px_session *s, uint32_t ip, uint16_t port);
+/* A new flow with its own nonblocking UDP socket in epoll, or NULL (limit, no fd). */
+struct px_flow *px_flow_new(struct px *p, struct px_session *s, uint32_t ip, uint16_t port,
+			    uint64_t now);
+void px_flow_close(struct px *p, struct px_flow *f);
+/* Remember a destination the flow sent to (most recent first). */
+static inline void px_flow_note_dst(struct px_flow *f, uint32_t ip, uint16_t port)
+{
+	unsigned i, n = f->ndst;
+
+	for (i = 0; i < n; i++)
+		if (f->dst[i].ip == ip && f->dst[i].port == port)
+			break;
+	if (i == 0 && n)
+		return; /* the usual case: the flow's one server, already first */
+	if (i == n) {
+		/* Not known: add it, dropping the least recently used when full. */
+		if (n < PX_FLOW_DSTS)
+			f->ndst = (uint8_t)++n;
+		i = n - 1;
+	}
+	for (; i > 0; i--)
+		f->dst[i] = f->dst[i - 1];
+	f->dst[0].ip = ip;
+	f->dst[0].port = port;
+}
+static inline bool px_flow_sent_to(const struct px_flow *f, uint32_t ip, uint16_t port)
+{
+	for (unsigned i = 0; i < f->ndst; i++)
+		if (f->dst[i].ip == ip && f->dst[i].port == port)
+			return true;
+	return false;
+}
+
+#endif

@@ -1,0 +1,95 @@
+/* The tunnel codec: base header, FEC extension, AUTH extension and trailer
+ * (docs/protocol.md section 1). Decoding never reads past the datagram and never
+ * allocates; encoding writes into a caller's buffer. */
+#ifndef LS_PROTO_H
+#define LS_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LS_HDR_LEN       20
+#define LS_FEC_EXT_LEN   4
+#define LS_AUTH_ID_LEN   4
+#define LS_TAG_LEN       8
+#define LS_MAX_OVERHEAD  (LS_HDR_LEN + LS_FEC_EXT_LEN + LS_AUTH_ID_LEN + LS_TAG_LEN)
+/* The largest game payload carried (a full 1500-byte IPv4 datagram's UDP payload). */
+#define LS_MAX_PAYLOAD   1472
+#define LS_MAX_DATAGRAM  (LS_MAX_PAYLOAD + LS_MAX_OVERHEAD)
+/* Receive buffers are larger than any valid datagram so an oversized one is seen whole
+ * enough to be counted, never silently cut. */
+#define LS_RX_BUF        2048
+
+#define LS_VER_PLAIN 1
+#define LS_VER_FEC   2
+
+#define LS_F_KEEPALIVE 0x1
+#define LS_F_HANDSHAKE 0x2
+#define LS_F_FIN       0x4
+#define LS_F_AUTH      0x8
+
+/* FEC block geometry limits (GF(2^8): k + m <= 255; we cap well below). */
+#define LS_FEC_MAX_K 32
+#define LS_FEC_MAX_M 16
+
+/* Decode results: 0 or one of these (negative); each has a drop-counter name. */
+enum ls_proto_err {
+	LS_PE_OK = 0,
+	LS_PE_SHORT = -1,      /* shorter than its headers */
+	LS_PE_VERSION = -2,    /* unknown version */
+	LS_PE_FEC_RANGE = -3,  /* FEC extension fields out of range */
+	LS_PE_FLAGS = -4,      /* reserved flag (HANDSHAKE) or contradictory flags */
+	LS_PE_OVERSIZE = -5,   /* larger than LS_MAX_DATAGRAM */
+};
+const char *ls_proto_strerror(int err);
+
+struct ls_hdr {
+	uint8_t version;   /* LS_VER_PLAIN or LS_VER_FEC */
+	uint8_t flags;     /* LS_F_* */
+	uint8_t token;     /* low 8 bits of the session id, 0 without auth */
+	uint16_t seq;
+	uint32_t ts_us;
+	uint32_t src_ip;   /* host byte order */
+	uint32_t dst_ip;
+	uint16_t src_port;
+	uint16_t dst_port;
+	/* FEC extension (version 2 only) */
+	uint16_t fec_block;
+	uint8_t fec_index;
+	uint8_t fec_k;
+	/* AUTH extension (flag AUTH only) */
+	uint32_t session_id;
+};
+
+/* A decoded datagram: pointers into the caller's buffer. */
+struct ls_pkt {
+	struct ls_hdr h;
+	const uint8_t *payload;
+	size_t payload_len;
+	size_t signed_len;   /* with AUTH: bytes covered by the tag (all before it) */
+	const uint8_t *tag;  /* with AUTH: the 8-byte tag, else NULL */
+};
+
+/* Bytes of headers before the payload for this version and flags. */
+size_t ls_hdr_len(uint8_t version, uint8_t flags);
+
+/* Decode a datagram. Returns LS_PE_OK or a negative enum ls_proto_err. */
+int ls_pkt_decode(const uint8_t *buf, size_t len, struct ls_pkt *out);
+
+/* Encode headers (base, FEC ext if version 2, session id if AUTH) into buf, which must
+ * hold ls_hdr_len() bytes. Returns the bytes written. The caller appends the payload
+ * and, with AUTH, the tag (see ls_mac_sign in auth.h). */
+size_t ls_hdr_encode(const struct ls_hdr *h, uint8_t *buf);
+
+/* KEEPALIVE: the address fields carry the measurement (docs/protocol.md 1.4). */
+#define LS_KA_REQUEST 0
+#define LS_KA_REPLY   1
+struct ls_keepalive {
+	uint32_t rx_count;   /* packets the sender has received from its peer (mod 2^32) */
+	uint32_t rx_highest; /* highest extended seq received from the peer (mod 2^32) */
+	uint16_t kind;       /* LS_KA_REQUEST or LS_KA_REPLY */
+	uint16_t reserved;
+};
+void ls_keepalive_to_hdr(const struct ls_keepalive *ka, struct ls_hdr *h);
+void ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka);
+
+#endif

@@ -1,0 +1,256 @@
+"""Garbage at every socket leaves every process running, answering and forwarding."""
+import json
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+
+from lstest import (LSTestCase, BIN, Steer, pack_header, numbered_payloads, udp_ports_of,
+                    wait_for, AUTH, KEEPALIVE, FIN)
+
+KEY = "0f0e0d0c0b0a09080706050403020100"
+FAST = "[limits]\npps = 200000\nbps = 400000000\n"
+
+
+def junk_datagrams(rnd, dst):
+    """Random bytes, every truncation of valid headers, bad versions and flags, oversize."""
+    out = [os.urandom(rnd.randint(0, 64)) for _ in range(300)]
+    full = [pack_header(seq=1, src=("127.0.0.1", 9), dst=dst) + b"payload",
+            pack_header(version=2, seq=2, src=("127.0.0.1", 9), dst=dst, fec=(1, 0, 4)) + b"p",
+            pack_header(flags=AUTH, token=3, seq=3, dst=dst, session_id=3) + b"p" + b"\0" * 8,
+            pack_header(version=2, flags=AUTH, token=3, dst=dst, fec=(1, 4, 4),
+                        session_id=3) + b"\0" * 8]
+    for f in full:
+        out += [f[:n] for n in range(len(f))]
+    out += [bytes([v << 4]) + os.urandom(30) for v in range(16)]
+    out += [bytes([0x10 | 0x2]) + bytes(30), bytes([0x10 | KEEPALIVE | FIN]) + bytes(30)]
+    out += [pack_header(version=2, fec=(0, 200, 3)) + b"x"]
+    out += [pack_header(dst=dst) + os.urandom(n) for n in (1473, 1600, 2047, 2048, 4000, 9000)]
+    out += [b"\xff" * 65000]
+    return out
+
+
+JSON_JUNK = [b"\n", b"not json\n", b"{\n", b"[1,2,3]\n", b'"cmd"\n', b"{}\n",
+             b'{"cmd":42}\n', b'{"cmd":"nope"}\n', b'{"cmd":"set_route"}\n',
+             b'{"cmd":"set_route","proxy":"999.1.1.1:1"}\n',
+             b'{"cmd":"session_add","session_id":-1}\n',
+             b'{"cmd":"session_add","session_id":1,"key":"zz","destinations":[1]}\n',
+             b'{"cmd":"session_del","session_id":"x"}\n', b'{"cmd":"stats","format":7}\n',
+             b'{"id":1,"id":2,"cmd":"status"}\n', b"\x00\xff\xfe binary \x80\n",
+             b'{"cmd":"status"' + b" " * 70000 + b"}\n", b"\r\n"]
+
+
+class RobustnessTest(LSTestCase):
+
+    def _chain(self, auth=False):
+        echo = self.echo()
+        if auth:
+            cfg = FAST + '[[session]]\nid = 3\nkey = "%s"\ndestinations = ["127.0.0.1:%d"]\n' % (
+                KEY, echo.addr[1])
+            proxy = self.proxy(config=cfg, auth=True)
+            client = self.client(proxy.port, echo.addr, session=(3, KEY))
+        else:
+            proxy = self.proxy(config=FAST)
+            client = self.client(proxy.port, echo.addr)
+        return echo, proxy, client, self.game(client.local_port)
+
+    def _still_fine(self, echo, proxy, client, game, seed):
+        self.assertTrue(proxy.alive(), proxy.output())
+        self.assertTrue(client.alive(), client.output())
+        self.assertIn("sessions", proxy.steer("status"))
+        self.assertIn("proxy", client.steer("status"))
+        self.assert_exchange(game, numbered_payloads(200, seed=seed))
+
+    def _throw_garbage(self, echo, proxy, client, rnd):
+        s = self.udp()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        # Every UDP socket the client has: its local game port and its tunnel socket.
+        targets = [proxy.addr] + [("127.0.0.1", p) for p in udp_ports_of(client.p.pid)]
+        self.assertGreaterEqual(len(targets), 3)
+        for t in targets:
+            for d in junk_datagrams(rnd, echo.addr):
+                try:
+                    s.sendto(d, t)
+                except OSError:
+                    pass  # larger than the socket allows: fine
+                time.sleep(0.0002)
+        for path in (proxy.sock_path, client.sock_path):
+            st = Steer(path)
+            for j in JSON_JUNK:
+                st.send_raw(j)
+            st.send_raw(b'{"id":99,"cmd":"status"}\n')
+            answers = []
+            while True:
+                msg = st.read_line()
+                answers.append(msg)
+                if msg.get("id") == 99:
+                    break
+            errors = [a["error"]["code"] for a in answers if not a.get("ok")]
+            self.assertIn("bad_json", errors)
+            self.assertIn("bad_request", errors)
+            self.assertIn("unknown_command", errors)
+            self.assertIn("too_long", errors)
+            self.assertIn("invalid", errors)
+            self.assertTrue(answers[-1]["ok"])
+            st.close()
+        return targets
+
+    def test_garbage_everywhere_unauthenticated(self):
+        echo, proxy, client, game = self._chain()
+        self.assert_exchange(game, [b"warm up"])
+        self._throw_garbage(echo, proxy, client, random.Random(1))
+        self._still_fine(echo, proxy, client, game, 11)
+        d = proxy.stats()["drops"]
+        for reason in ("malformed", "bad_version", "fec_range", "oversize"):
+            self.assertGreater(d[reason], 0, reason)
+        cd = client.stats()["drops"]
+        self.assertGreater(sum(cd.values()), 0)
+
+    def test_garbage_everywhere_authenticated(self):
+        echo, proxy, client, game = self._chain(auth=True)
+        self.assert_exchange(game, [b"warm up"])
+        # Junk sent straight to an auth-on proxy is never forwarded...
+        s = self.udp()
+        junk = junk_datagrams(random.Random(4), echo.addr)
+        before = proxy.stats()["rx_packets"]
+        for d in junk:
+            s.sendto(d[:65000], proxy.addr)
+            time.sleep(0.0002)
+        wait_for(lambda: proxy.stats()["rx_packets"] - before >= len(junk) * 0.9, 3,
+                 what="junk received")
+        self.assertEqual(proxy.stats()["forwarded_packets"], 1)
+        self.assertEqual(echo.count(), 1)
+        # ...while junk the "game" sends to the client's local port is game traffic.
+        self._throw_garbage(echo, proxy, client, random.Random(2))
+        self._still_fine(echo, proxy, client, game, 12)
+        d = proxy.stats()["drops"]
+        self.assertGreater(d["unauthenticated"], 0)
+        self.assertGreater(d["bad_tag"] + d["unknown_session"], 0)
+
+    def test_traffic_flows_while_steering_peers_come_and_go(self):
+        echo, proxy, client, game = self._chain()
+        stop = threading.Event()
+
+        def pester():
+            rnd = random.Random(3)
+            while not stop.is_set():
+                for path in (proxy.sock_path, client.sock_path):
+                    try:
+                        st = Steer(path, timeout=1)
+                        st.send_raw(rnd.choice(JSON_JUNK))
+                        if rnd.random() < 0.5:
+                            st.send_raw(b'{"cmd":"subscribe"}\n')
+                        st.close()  # vanish, possibly mid-answer
+                    except OSError:
+                        pass
+
+        t = threading.Thread(target=pester, daemon=True)
+        t.start()
+        try:
+            self.assert_exchange(game, numbered_payloads(3000, seed=13))
+        finally:
+            stop.set()
+            t.join(2)
+        self._still_fine(echo, proxy, client, game, 14)
+
+    def test_slow_subscriber_does_not_stall_forwarding(self):
+        echo, proxy, client, game = self._chain()
+        subs = []
+        for path in (proxy.sock_path, client.sock_path):
+            st = Steer(path)
+            st.ok("subscribe")
+            subs.append(st)  # never read again
+        self.assert_exchange(game, numbered_payloads(2000, seed=15))
+        for st in subs:
+            st.close()
+
+    def test_too_many_steering_connections(self):
+        echo, proxy, client, game = self._chain()
+        conns = []
+        for _ in range(40):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(proxy.sock_path)
+            conns.append(s)
+        time.sleep(0.2)
+        for s in conns:
+            s.close()
+        self._still_fine(echo, proxy, client, game, 16)
+
+
+class ConfigTest(LSTestCase):
+
+    def run_bin(self, name, *args):
+        return subprocess.run([os.path.join(BIN, name)] + list(args), capture_output=True,
+                              text=True, timeout=10)
+
+    def write(self, name, text):
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def test_proxy_config_errors_name_file_line_column(self):
+        cases = [
+            ("[proxy]\nbind = \"0.0.0.0:4434\"\nbogus = 1\n", ":3:1: unknown key 'bogus'"),
+            ("[proxy]\nidle_timeout = \"soon\"\n", ":2:16: "),
+            ("[nope]\n", ":1:1: unknown section"),
+            ("[proxy]\nbind = \"0.0.0.0:99999\"\n", ":2:8: "),
+            ("[[session]]\nid = 1\nkey = \"xyz\"\ndestinations = [\"1.2.3.4\"]\n", ":3:7: "),
+            ("[proxy]\nallow = [\"10.0.0.0/33\"]\n", ":2:"),
+        ]
+        for text, want in cases:
+            cfg = self.write("bad.toml", text)
+            r = self.run_bin("lightspeed-proxy", "-c", cfg, "--check")
+            self.assertEqual(r.returncode, 1, (text, r.stdout, r.stderr))
+            self.assertIn(cfg + want, r.stderr, text)
+
+    def test_client_config_errors_and_check(self):
+        cfg = self.write("c.toml", "[client]\nproxy = \"127.0.0.1:4434\"\n"
+                         "game_server = \"127.0.0.1:7777\"\nlocal_port = 0\n")
+        r = self.run_bin("lightspeed-client", "-c", cfg, "--check")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(cfg + ":4:14: ", r.stderr)
+        good = self.write("g.toml", "[client]\nproxy = \"127.0.0.1:4434\"\n"
+                          "game_server = \"127.0.0.1:7777\"\nlocal_port = 7000\n"
+                          "keepalive_ms = 250\n")
+        r = self.run_bin("lightspeed-client", "-c", good, "--check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("keepalive_ms = 250", r.stdout)
+        self.assertIn("local_port = 7000", r.stdout)
+
+    def test_proxy_check_prints_effective_config(self):
+        cfg = self.write("p.toml", "[proxy]\nidle_timeout = 30\n[limits]\npps = 77\n")
+        r = self.run_bin("lightspeed-proxy", "-c", cfg, "--check", "--bind", "127.0.0.1:5555")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("idle_timeout = 30", r.stdout)
+        self.assertIn("pps = 77", r.stdout)
+        self.assertIn('bind = "127.0.0.1:5555"', r.stdout)
+
+    def test_command_line_errors(self):
+        for name, args in [("lightspeed-proxy", ["--bind", "nonsense"]),
+                           ("lightspeed-proxy", ["--allow", "1.2.3.4/40"]),
+                           ("lightspeed-proxy", ["--no-such-flag"]),
+                           ("lightspeed-client", ["--proxy", "127.0.0.1:1"]),
+                           ("lightspeed-client", ["--proxy", "127.0.0.1:1", "--game-server",
+                                                  "127.0.0.1:2", "--local-port", "3",
+                                                  "--session-id", "1"]),
+                           ("lightspeed-client", ["--proxy", "127.0.0.1:1", "--game-server",
+                                                  "127.0.0.1:2", "--local-port", "3",
+                                                  "--keepalive-ms", "5"])]:
+            r = self.run_bin(name, *args)
+            self.assertEqual(r.returncode, 2, (name, args, r.stderr))
+            self.assertTrue(r.stderr.strip(), (name, args))
+        for name in ("lightspeed-proxy", "lightspeed-client"):
+            r = self.run_bin(name, "--help")
+            self.assertEqual(r.returncode, 0)
+            self.assertIn("Usage", r.stdout + r.stderr)
+
+    def test_second_instance_on_same_socket_is_refused(self):
+        proxy = self.proxy()
+        r = self.run_bin("lightspeed-proxy", "--insecure-no-auth", "--bind", "127.0.0.1:0",
+                         "--socket", proxy.sock_path)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("another process", r.stderr)
+        self.assertIn("sessions", proxy.steer("status"))

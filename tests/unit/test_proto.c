@@ -1,0 +1,211 @@
+/* Tunnel codec: round trips of every header shape and every malformed length. */
+#include <CUnit/Basic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static struct ls_hdr sample(uint8_t version, uint8_t flags)
+{
+	struct ls_hdr h = {
+		.version = version, .flags = flags, .token = 0xab, .seq = 0xfffe,
+		.ts_us = 0x89abcdef, .src_ip = 0x7f000001, .dst_ip = 0xcb007105,
+		.src_port = 50000, .dst_port = 7777,
+	};
+	if (version == LS_VER_FEC) {
+		h.fec_block = 0xbeef;
+		h.fec_index = 5;
+		h.fec_k = 4; /* parity row 1 */
+	}
+	if (flags & LS_F_AUTH)
+		h.session_id = 0xdeadbeab;
+	return h;
+}
+
+static void roundtrip(uint8_t version, uint8_t flags, size_t payload_len)
+{
+	uint8_t buf[LS_RX_BUF];
+	struct ls_hdr h = sample(version, flags);
+	size_t n = ls_hdr_encode(&h, buf);
+	CU_ASSERT_EQUAL(n, ls_hdr_len(version, flags));
+	for (size_t i = 0; i < payload_len; i++)
+		buf[n + i] = (uint8_t)(i * 7);
+	size_t total = n + payload_len + ((flags & LS_F_AUTH) ? LS_TAG_LEN : 0);
+	memset(buf + n + payload_len, 0x5a, total - n - payload_len);
+
+	struct ls_pkt p;
+	CU_ASSERT_EQUAL_FATAL(ls_pkt_decode(buf, total, &p), LS_PE_OK);
+	CU_ASSERT_EQUAL(p.h.version, version);
+	CU_ASSERT_EQUAL(p.h.flags, flags);
+	CU_ASSERT_EQUAL(p.h.token, 0xab);
+	CU_ASSERT_EQUAL(p.h.seq, 0xfffe);
+	CU_ASSERT_EQUAL(p.h.ts_us, 0x89abcdef);
+	CU_ASSERT_EQUAL(p.h.src_ip, 0x7f000001);
+	CU_ASSERT_EQUAL(p.h.dst_ip, 0xcb007105);
+	CU_ASSERT_EQUAL(p.h.src_port, 50000);
+	CU_ASSERT_EQUAL(p.h.dst_port, 7777);
+	CU_ASSERT_EQUAL(p.h.fec_block, h.fec_block);
+	CU_ASSERT_EQUAL(p.h.fec_index, h.fec_index);
+	CU_ASSERT_EQUAL(p.h.fec_k, h.fec_k);
+	CU_ASSERT_EQUAL(p.h.session_id, h.session_id);
+	CU_ASSERT_EQUAL(p.payload_len, payload_len);
+	CU_ASSERT_PTR_EQUAL(p.payload, buf + n);
+	if (flags & LS_F_AUTH) {
+		CU_ASSERT_PTR_EQUAL(p.tag, buf + total - LS_TAG_LEN);
+		CU_ASSERT_EQUAL(p.signed_len, total - LS_TAG_LEN);
+	} else {
+		CU_ASSERT_PTR_NULL(p.tag);
+	}
+}
+
+static void test_roundtrips(void)
+{
+	static const size_t sizes[] = { 0, 1, 64, 1400, LS_MAX_PAYLOAD };
+	for (int v = LS_VER_PLAIN; v <= LS_VER_FEC; v++)
+		for (int auth = 0; auth < 2; auth++)
+			for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+				roundtrip((uint8_t)v, auth ? LS_F_AUTH : 0, sizes[i]);
+}
+
+static void test_wire_layout(void)
+{
+	uint8_t buf[64];
+	struct ls_hdr h = sample(LS_VER_FEC, LS_F_AUTH | LS_F_KEEPALIVE);
+	size_t n = ls_hdr_encode(&h, buf);
+	static const uint8_t want[] = {
+		0x29, 0xab, 0xff, 0xfe, 0x89, 0xab, 0xcd, 0xef, 0x7f, 0x00, 0x00, 0x01,
+		0xcb, 0x00, 0x71, 0x05, 0xc3, 0x50, 0x1e, 0x61, /* base */
+		0xbe, 0xef, 0x05, 0x04, /* FEC */
+		0xde, 0xad, 0xbe, 0xab, /* session id */
+	};
+	CU_ASSERT_EQUAL_FATAL(n, sizeof(want));
+	CU_ASSERT(memcmp(buf, want, n) == 0);
+}
+
+/* Every length shorter than the headers a packet claims is refused, never read past. */
+static void test_every_short_length(void)
+{
+	static const uint8_t shapes[][2] = {
+		{ LS_VER_PLAIN, 0 }, { LS_VER_FEC, 0 }, { LS_VER_PLAIN, LS_F_AUTH },
+		{ LS_VER_FEC, LS_F_AUTH },
+	};
+	for (size_t s = 0; s < 4; s++) {
+		uint8_t buf[64];
+		struct ls_hdr h = sample(shapes[s][0], shapes[s][1]);
+		size_t need = ls_hdr_len(h.version, h.flags) +
+			      ((h.flags & LS_F_AUTH) ? LS_TAG_LEN : 0);
+		ls_hdr_encode(&h, buf);
+		memset(buf + ls_hdr_len(h.version, h.flags), 0, 16);
+		for (size_t len = 0; len < need; len++) {
+			struct ls_pkt p;
+			CU_ASSERT_EQUAL(ls_pkt_decode(buf, len, &p), LS_PE_SHORT);
+		}
+		struct ls_pkt p;
+		CU_ASSERT_EQUAL(ls_pkt_decode(buf, need, &p), LS_PE_OK);
+		CU_ASSERT_EQUAL(p.payload_len, 0);
+	}
+}
+
+static void test_bad_fields(void)
+{
+	uint8_t buf[LS_RX_BUF] = { 0 };
+	struct ls_pkt p;
+	struct ls_hdr h = sample(LS_VER_PLAIN, 0);
+
+	for (int v = 0; v < 16; v++) {
+		h.version = (uint8_t)v;
+		ls_hdr_encode(&h, buf);
+		buf[0] = (uint8_t)(v << 4);
+		int rc = ls_pkt_decode(buf, 40, &p);
+		CU_ASSERT_EQUAL(rc, (v == 1 || v == 2) ? LS_PE_OK : LS_PE_VERSION);
+	}
+	buf[0] = 0x10 | LS_F_HANDSHAKE;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, 40, &p), LS_PE_FLAGS);
+	buf[0] = 0x10 | LS_F_KEEPALIVE | LS_F_FIN;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, 40, &p), LS_PE_FLAGS);
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_MAX_DATAGRAM + 1, &p), LS_PE_OVERSIZE);
+	buf[0] = 0x10;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_MAX_DATAGRAM, &p), LS_PE_OK);
+}
+
+static int fec_check(uint8_t index, uint8_t k, uint8_t flags)
+{
+	uint8_t buf[64] = { 0 };
+	struct ls_hdr h = sample(LS_VER_FEC, flags);
+	struct ls_pkt p;
+	h.fec_index = index;
+	h.fec_k = k;
+	ls_hdr_encode(&h, buf);
+	return ls_pkt_decode(buf, 40, &p);
+}
+
+static void test_fec_ranges(void)
+{
+	CU_ASSERT_EQUAL(fec_check(0, 0, 0), LS_PE_OK);   /* data, block open */
+	CU_ASSERT_EQUAL(fec_check(31, 0, 0), LS_PE_OK);
+	CU_ASSERT_EQUAL(fec_check(32, 0, 0), LS_PE_FEC_RANGE);
+	CU_ASSERT_EQUAL(fec_check(3, 4, 0), LS_PE_OK);   /* data, block closed */
+	CU_ASSERT_EQUAL(fec_check(4, 4, 0), LS_PE_OK);   /* parity row 0 */
+	CU_ASSERT_EQUAL(fec_check(19, 4, 0), LS_PE_OK);  /* parity row 15 */
+	CU_ASSERT_EQUAL(fec_check(20, 4, 0), LS_PE_FEC_RANGE);
+	CU_ASSERT_EQUAL(fec_check(47, 32, 0), LS_PE_OK);
+	CU_ASSERT_EQUAL(fec_check(0, 33, 0), LS_PE_FEC_RANGE);
+	CU_ASSERT_EQUAL(fec_check(255, 255, 0), LS_PE_FEC_RANGE);
+	/* A keepalive's extension is ignored. */
+	CU_ASSERT_EQUAL(fec_check(255, 255, LS_F_KEEPALIVE), LS_PE_OK);
+}
+
+static void test_keepalive_fields(void)
+{
+	struct ls_keepalive ka = { .rx_count = 123456, .rx_highest = 0x10002, .kind = LS_KA_REPLY };
+	struct ls_hdr h = sample(LS_VER_PLAIN, LS_F_KEEPALIVE), back;
+	uint8_t buf[64];
+	struct ls_pkt p;
+	struct ls_keepalive out;
+
+	ls_keepalive_to_hdr(&ka, &h);
+	ls_hdr_encode(&h, buf);
+	CU_ASSERT_EQUAL_FATAL(ls_pkt_decode(buf, LS_HDR_LEN, &p), LS_PE_OK);
+	back = p.h;
+	ls_keepalive_from_hdr(&back, &out);
+	CU_ASSERT_EQUAL(out.rx_count, 123456);
+	CU_ASSERT_EQUAL(out.rx_highest, 0x10002);
+	CU_ASSERT_EQUAL(out.kind, LS_KA_REPLY);
+	CU_ASSERT_EQUAL(out.reserved, 0);
+}
+
+/* Random bytes never crash the decoder and a success always stays inside the buffer. */
+static void test_random(void)
+{
+	uint8_t buf[LS_MAX_DATAGRAM + 8];
+	unsigned seed = 12345;
+	for (int iter = 0; iter < 200000; iter++) {
+		size_t len = (size_t)rand_r(&seed) % sizeof(buf);
+		for (size_t i = 0; i < len && i < 40; i++)
+			buf[i] = (uint8_t)rand_r(&seed);
+		struct ls_pkt p;
+		if (ls_pkt_decode(buf, len, &p) == LS_PE_OK) {
+			CU_ASSERT_FATAL(p.payload >= buf && p.payload + p.payload_len <= buf + len);
+			CU_ASSERT_FATAL(!p.tag || p.tag + LS_TAG_LEN == buf + len);
+		}
+	}
+}
+
+int main(void)
+{
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	CU_pSuite s = CU_add_suite("proto", NULL, NULL);
+	CU_add_test(s, "round trips", test_roundtrips);
+	CU_add_test(s, "wire layout", test_wire_layout);
+	CU_add_test(s, "every short length", test_every_short_length);
+	CU_add_test(s, "bad version and flags", test_bad_fields);
+	CU_add_test(s, "FEC extension ranges", test_fec_ranges);
+	CU_add_test(s, "keepalive fields", test_keepalive_fields);
+	CU_add_test(s, "random input", test_random);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return fails ? 1 : 0;
+}
