@@ -1,12 +1,13 @@
 /* Unit tests for shared/addr.c: CIDRs, denied ranges, the allowlist, host:port and
  * destination parsing and formatting. */
-#include <CUnit/Basic.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "addr.h"
 #include "util.h"
+
+#include "unit.h"
 
 static uint32_t ip4(unsigned a, unsigned b, unsigned c, unsigned d)
 {
@@ -448,32 +449,16 @@ static void test_dest_roundtrip(void)
 	}
 }
 
-int main(void)
-{
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("addr", NULL, NULL);
-	if (!s || !CU_add_test(s, "cidr parse ok", test_cidr_parse_ok) ||
-	    !CU_add_test(s, "cidr parse bad", test_cidr_parse_bad) ||
-	    !CU_add_test(s, "cidr vs inet_pton", test_cidr_vs_inet_pton) ||
-	    !CU_add_test(s, "cidr match", test_cidr_match) ||
-	    !CU_add_test(s, "denied ranges", test_denied_ranges) ||
-	    !CU_add_test(s, "permitted", test_permitted) ||
-	    !CU_add_test(s, "hostport", test_hostport) ||
-	    !CU_add_test(s, "ipport fmt", test_ipport_fmt) ||
-	    !CU_add_test(s, "dest parse", test_dest_parse) ||
-	    !CU_add_test(s, "dest parse bad", test_dest_parse_bad) ||
-	    !CU_add_test(s, "dest match", test_dest_match) ||
-	    !CU_add_test(s, "dest roundtrip", test_dest_roundtrip)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("addr",
+	  { "cidr parse ok", test_cidr_parse_ok },
+	  { "cidr parse bad", test_cidr_parse_bad },
+	  { "cidr vs inet_pton", test_cidr_vs_inet_pton },
+	  { "cidr match", test_cidr_match },
+	  { "denied ranges", test_denied_ranges },
+	  { "permitted", test_permitted },
+	  { "hostport", test_hostport },
+	  { "ipport fmt", test_ipport_fmt },
+	  { "dest parse", test_dest_parse },
+	  { "dest parse bad", test_dest_parse_bad },
+	  { "dest match", test_dest_match },
+	  { "dest roundtrip", test_dest_roundtrip })

@@ -1,9 +1,10 @@
 /* CMAC tags against RFC 4493's vectors, and the replay window across seq wrap. */
-#include <CUnit/Basic.h>
 #include <string.h>
 
 #include "auth.h"
 #include "util.h"
+
+#include "unit.h"
 
 static const char *KEY = "2b7e151628aed2a6abf7158809cf4f3c";
 
@@ -89,17 +90,7 @@ static void test_replay(void)
 	CU_ASSERT(!ls_replay_check(&r, (uint16_t)(top + 20000), &ext));
 }
 
-int main(void)
-{
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	CU_pSuite s = CU_add_suite("auth", NULL, NULL);
-	CU_add_test(s, "AES-CMAC RFC 4493 vectors", test_rfc4493);
-	CU_add_test(s, "seq extension", test_extend);
-	CU_add_test(s, "replay window", test_replay);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("auth",
+	  { "AES-CMAC RFC 4493 vectors", test_rfc4493 },
+	  { "seq extension", test_extend },
+	  { "replay window", test_replay })

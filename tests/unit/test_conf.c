@@ -1,6 +1,5 @@
 /* Unit tests for the configuration loader (shared/conf.c): every value type, the
  * schema binding, exact error messages with positions, and a seeded fuzz loop. */
-#include <CUnit/Basic.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -10,6 +9,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+
+#include "unit.h"
 
 /* ---- the test schema ------------------------------------------------------------ */
 
@@ -730,41 +731,18 @@ static void test_fuzz(void)
 	CU_ASSERT(failed > 50);
 }
 
-int main(void)
-{
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	CU_pSuite s = CU_add_suite("conf", NULL, NULL);
-	if (!s)
-		goto fail;
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} tests[] = {
-		{ "strings and escapes", test_strings },
-		{ "integers", test_integers },
-		{ "floats, booleans, arrays", test_floats_bools_any },
-		{ "comments and blank lines", test_comments_blank_lines },
-		{ "multi-line arrays", test_multiline_arrays },
-		{ "defaults untouched", test_defaults_untouched },
-		{ "array of tables", test_array_of_tables },
-		{ "errors: keys and sections", test_err_keys_sections },
-		{ "errors: values", test_err_values },
-		{ "errors: strings", test_err_strings },
-		{ "errors: numbers and arrays", test_err_numbers_arrays },
-		{ "files", test_files },
-		{ "edge inputs", test_edge_inputs },
-		{ "fuzz", test_fuzz },
-	};
-	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++)
-		if (!CU_add_test(s, tests[i].name, tests[i].fn))
-			goto fail;
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned failures = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return failures ? 1 : 0;
-fail:
-	CU_cleanup_registry();
-	return 2;
-}
+UNIT_MAIN("conf",
+	  { "strings and escapes", test_strings },
+	  { "integers", test_integers },
+	  { "floats, booleans, arrays", test_floats_bools_any },
+	  { "comments and blank lines", test_comments_blank_lines },
+	  { "multi-line arrays", test_multiline_arrays },
+	  { "defaults untouched", test_defaults_untouched },
+	  { "array of tables", test_array_of_tables },
+	  { "errors: keys and sections", test_err_keys_sections },
+	  { "errors: values", test_err_values },
+	  { "errors: strings", test_err_strings },
+	  { "errors: numbers and arrays", test_err_numbers_arrays },
+	  { "files", test_files },
+	  { "edge inputs", test_edge_inputs },
+	  { "fuzz", test_fuzz })

@@ -3,12 +3,13 @@
  * block-number wrap, parity before data, duplicates, time-outs without leaks, short
  * blocks, plain XOR for m = 1, hostile input, parameter parsing, and 10,000 random
  * blocks checked against an exact model of what is solvable. */
-#include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fec.h"
+
+#include "unit.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -1267,41 +1268,25 @@ static void test_reordered_stream(void)
 	ls_fec_enc_free(&e);
 }
 
-int main(void)
-{
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("fec", NULL, NULL);
-	if (!s || !CU_add_test(s, "coefficients match a reference", test_coef_matches_reference) ||
-	    !CU_add_test(s, "MDS: every k x k of [I;P], k<=8 m<=4", test_mds_exhaustive) ||
-	    !CU_add_test(s, "MDS: larger geometries", test_mds_large) ||
-	    !CU_add_test(s, "parity is the matrix product", test_parity_is_matrix_product) ||
-	    !CU_add_test(s, "m = 1 is XOR", test_m1_is_xor) ||
-	    !CU_add_test(s, "every loss pattern k<=8 m<=4", test_all_loss_patterns) ||
-	    !CU_add_test(s, "mixed sizes 1..1400", test_mixed_sizes) ||
-	    !CU_add_test(s, "block number wrap", test_block_wrap) ||
-	    !CU_add_test(s, "parity before data", test_parity_before_data) ||
-	    !CU_add_test(s, "duplicates", test_duplicates) ||
-	    !CU_add_test(s, "timeout", test_timeout) ||
-	    !CU_add_test(s, "window, late, restart", test_window) ||
-	    !CU_add_test(s, "complete block releases buffers", test_complete_releases) ||
-	    !CU_add_test(s, "short block closed by time", test_short_block) ||
-	    !CU_add_test(s, "parity_for", test_parity_for) ||
-	    !CU_add_test(s, "params parse and fmt", test_params) ||
-	    !CU_add_test(s, "encoder rules", test_encoder_rules) ||
-	    !CU_add_test(s, "hostile input", test_hostile) ||
-	    !CU_add_test(s, "pool pressure", test_pool_pressure) ||
-	    !CU_add_test(s, "10,000 random blocks", test_random_blocks) ||
-	    !CU_add_test(s, "reordered stream", test_reordered_stream)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("fec",
+	  { "coefficients match a reference", test_coef_matches_reference },
+	  { "MDS: every k x k of [I;P], k<=8 m<=4", test_mds_exhaustive },
+	  { "MDS: larger geometries", test_mds_large },
+	  { "parity is the matrix product", test_parity_is_matrix_product },
+	  { "m = 1 is XOR", test_m1_is_xor },
+	  { "every loss pattern k<=8 m<=4", test_all_loss_patterns },
+	  { "mixed sizes 1..1400", test_mixed_sizes },
+	  { "block number wrap", test_block_wrap },
+	  { "parity before data", test_parity_before_data },
+	  { "duplicates", test_duplicates },
+	  { "timeout", test_timeout },
+	  { "window, late, restart", test_window },
+	  { "complete block releases buffers", test_complete_releases },
+	  { "short block closed by time", test_short_block },
+	  { "parity_for", test_parity_for },
+	  { "params parse and fmt", test_params },
+	  { "encoder rules", test_encoder_rules },
+	  { "hostile input", test_hostile },
+	  { "pool pressure", test_pool_pressure },
+	  { "10,000 random blocks", test_random_blocks },
+	  { "reordered stream", test_reordered_stream })

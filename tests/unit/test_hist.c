@@ -1,12 +1,13 @@
 /* Unit tests for shared/hist.c: bucket error bound, quantiles on known distributions,
  * clamping, mean and merge. */
-#include <CUnit/Basic.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hist.h"
 #include "util.h"
+
+#include "unit.h"
 
 /* A small deterministic generator so failures reproduce. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
@@ -275,29 +276,14 @@ static void test_zeroed_struct(void)
 	CU_ASSERT_EQUAL(h.max, 40);
 }
 
-int main(void)
-{
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("hist", NULL, NULL);
-	if (!s || !CU_add_test(s, "empty", test_empty) || !CU_add_test(s, "single", test_single) ||
-	    !CU_add_test(s, "exact below 32", test_exact_small) ||
-	    !CU_add_test(s, "bucket bound", test_bucket_bound) ||
-	    !CU_add_test(s, "uniform", test_uniform) ||
-	    !CU_add_test(s, "random log-spread", test_random_logspread) ||
-	    !CU_add_test(s, "edges", test_edges) ||
-	    !CU_add_test(s, "clamp huge", test_clamp_huge) ||
-	    !CU_add_test(s, "merge", test_merge) ||
-	    !CU_add_test(s, "zeroed struct", test_zeroed_struct)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("hist",
+	  { "empty", test_empty },
+	  { "single", test_single },
+	  { "exact below 32", test_exact_small },
+	  { "bucket bound", test_bucket_bound },
+	  { "uniform", test_uniform },
+	  { "random log-spread", test_random_logspread },
+	  { "edges", test_edges },
+	  { "clamp huge", test_clamp_huge },
+	  { "merge", test_merge },
+	  { "zeroed struct", test_zeroed_struct })

@@ -1,6 +1,5 @@
 /* Unit tests for shared/log.c: line format, levels, the journald prefix, truncation
  * and the rate limiter, with stderr captured through a pipe. */
-#include <CUnit/Basic.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,8 @@
 
 #include "log.h"
 #include "util.h"
+
+#include "unit.h"
 
 static int saved_stderr = -1;
 static int cap_read = -1;
@@ -264,30 +265,11 @@ static void test_ratelimit(void)
 	CU_ASSERT_STRING_EQUAL(out, "rl: error: loud (1 similar messages suppressed)\n");
 }
 
-int main(void)
-{
-	CU_pSuite s;
-	unsigned fails;
-
-	/* When the suite itself runs under systemd, the expected lines have no prefix
-	 * except where test_journald asks for one. */
-	unsetenv("JOURNAL_STREAM");
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("log", NULL, NULL);
-	if (!s || !CU_add_test(s, "format", test_format) ||
-	    !CU_add_test(s, "levels", test_levels) ||
-	    !CU_add_test(s, "level names", test_level_names) ||
-	    !CU_add_test(s, "journald", test_journald) ||
-	    !CU_add_test(s, "truncate and newlines", test_truncate_and_newlines) ||
-	    !CU_add_test(s, "errno kept", test_errno_kept) ||
-	    !CU_add_test(s, "ratelimit", test_ratelimit)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("log",
+	  { "format", test_format },
+	  { "levels", test_levels },
+	  { "level names", test_level_names },
+	  { "journald", test_journald },
+	  { "truncate and newlines", test_truncate_and_newlines },
+	  { "errno kept", test_errno_kept },
+	  { "ratelimit", test_ratelimit })

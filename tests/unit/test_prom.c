@@ -1,10 +1,11 @@
 /* Unit tests for shared/prom.c: exact exposition text, number formatting, label
  * escaping and summaries from a histogram. */
-#include <CUnit/Basic.h>
 #include <math.h>
 #include <string.h>
 
 #include "prom.h"
+
+#include "unit.h"
 
 /* Run one writer on a fresh buffer and compare the text exactly. */
 #define EXPECT(want, ...)                                   \
@@ -130,23 +131,10 @@ static void test_appends(void)
 	ls_buf_free(&b);
 }
 
-int main(void)
-{
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("prom", NULL, NULL);
-	if (!s || !CU_add_test(s, "header", test_header) || !CU_add_test(s, "u64", test_u64) ||
-	    !CU_add_test(s, "f64", test_f64) || !CU_add_test(s, "label", test_label) ||
-	    !CU_add_test(s, "hist", test_hist) || !CU_add_test(s, "appends", test_appends)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("prom",
+	  { "header", test_header },
+	  { "u64", test_u64 },
+	  { "f64", test_f64 },
+	  { "label", test_label },
+	  { "hist", test_hist },
+	  { "appends", test_appends })

@@ -1,9 +1,10 @@
 /* Tunnel codec: round trips of every header shape and every malformed length. */
-#include <CUnit/Basic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
+
+#include "unit.h"
 
 static struct ls_hdr sample(uint8_t version, uint8_t flags)
 {
@@ -191,21 +192,11 @@ static void test_random(void)
 	}
 }
 
-int main(void)
-{
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	CU_pSuite s = CU_add_suite("proto", NULL, NULL);
-	CU_add_test(s, "round trips", test_roundtrips);
-	CU_add_test(s, "wire layout", test_wire_layout);
-	CU_add_test(s, "every short length", test_every_short_length);
-	CU_add_test(s, "bad version and flags", test_bad_fields);
-	CU_add_test(s, "FEC extension ranges", test_fec_ranges);
-	CU_add_test(s, "keepalive fields", test_keepalive_fields);
-	CU_add_test(s, "random input", test_random);
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	unsigned fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("proto",
+	  { "round trips", test_roundtrips },
+	  { "wire layout", test_wire_layout },
+	  { "every short length", test_every_short_length },
+	  { "bad version and flags", test_bad_fields },
+	  { "FEC extension ranges", test_fec_ranges },
+	  { "keepalive fields", test_keepalive_fields },
+	  { "random input", test_random })

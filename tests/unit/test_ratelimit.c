@@ -1,8 +1,9 @@
 /* Unit tests for shared/ratelimit.c with a fake clock: rate and burst, unlimited,
  * time going backwards, huge gaps and exact integer refill. */
-#include <CUnit/Basic.h>
 
 #include "ratelimit.h"
+
+#include "unit.h"
 
 /* Take single tokens until refused; return how many were taken. */
 static unsigned drain(struct ls_bucket *b, uint64_t now)
@@ -138,27 +139,11 @@ static void test_exact_refill(void)
 	CU_ASSERT_EQUAL(drain(&b, 1000000), 3);
 }
 
-int main(void)
-{
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("ratelimit", NULL, NULL);
-	if (!s || !CU_add_test(s, "rate and burst", test_rate_burst) ||
-	    !CU_add_test(s, "burst default", test_burst_default) ||
-	    !CU_add_test(s, "take n", test_take_n) ||
-	    !CU_add_test(s, "unlimited", test_unlimited) ||
-	    !CU_add_test(s, "backwards", test_backwards) ||
-	    !CU_add_test(s, "huge gap", test_huge_gap) ||
-	    !CU_add_test(s, "exact refill", test_exact_refill)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("ratelimit",
+	  { "rate and burst", test_rate_burst },
+	  { "burst default", test_burst_default },
+	  { "take n", test_take_n },
+	  { "unlimited", test_unlimited },
+	  { "backwards", test_backwards },
+	  { "huge gap", test_huge_gap },
+	  { "exact refill", test_exact_refill })

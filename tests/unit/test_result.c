@@ -1,8 +1,9 @@
 /* Unit tests for shared/result.c: every code's string and HTTP status. */
-#include <CUnit/Basic.h>
 #include <string.h>
 
 #include "result.h"
+
+#include "unit.h"
 
 static const struct {
 	enum ls_rc rc;
@@ -56,23 +57,7 @@ static void test_out_of_range(void)
 	CU_ASSERT_STRING_EQUAL(ls_rc_code((enum ls_rc)1000), "internal");
 }
 
-int main(void)
-{
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("result", NULL, NULL);
-	if (!s || !CU_add_test(s, "table", test_table) ||
-	    !CU_add_test(s, "distinct", test_distinct) ||
-	    !CU_add_test(s, "out of range", test_out_of_range)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("result",
+	  { "table", test_table },
+	  { "distinct", test_distinct },
+	  { "out of range", test_out_of_range })

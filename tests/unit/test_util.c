@@ -1,5 +1,4 @@
 /* Unit tests for shared/util.c: clock, strict number parsing, hex, ls_buf, nofile. */
-#include <CUnit/Basic.h>
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -7,6 +6,8 @@
 #include <time.h>
 
 #include "util.h"
+
+#include "unit.h"
 
 static void test_now_us(void)
 {
@@ -256,28 +257,13 @@ static void test_raise_nofile(void)
 	CU_ASSERT_EQUAL(before.rlim_cur, after.rlim_cur);
 }
 
-int main(void)
-{
-	CU_pSuite s;
-	unsigned fails;
-
-	if (CU_initialize_registry() != CUE_SUCCESS)
-		return 2;
-	s = CU_add_suite("util", NULL, NULL);
-	if (!s || !CU_add_test(s, "now_us", test_now_us) ||
-	    !CU_add_test(s, "parse_i64 ok", test_parse_i64_ok) ||
-	    !CU_add_test(s, "parse_i64 bad", test_parse_i64_bad) ||
-	    !CU_add_test(s, "parse_u64", test_parse_u64) || !CU_add_test(s, "hex", test_hex) ||
-	    !CU_add_test(s, "buf basic", test_buf_basic) ||
-	    !CU_add_test(s, "buf grow", test_buf_grow) ||
-	    !CU_add_test(s, "buf oom", test_buf_oom) ||
-	    !CU_add_test(s, "raise_nofile", test_raise_nofile)) {
-		CU_cleanup_registry();
-		return 2;
-	}
-	CU_basic_set_mode(CU_BRM_VERBOSE);
-	CU_basic_run_tests();
-	fails = CU_get_number_of_failures();
-	CU_cleanup_registry();
-	return fails ? 1 : 0;
-}
+UNIT_MAIN("util",
+	  { "now_us", test_now_us },
+	  { "parse_i64 ok", test_parse_i64_ok },
+	  { "parse_i64 bad", test_parse_i64_bad },
+	  { "parse_u64", test_parse_u64 },
+	  { "hex", test_hex },
+	  { "buf basic", test_buf_basic },
+	  { "buf grow", test_buf_grow },
+	  { "buf oom", test_buf_oom },
+	  { "raise_nofile", test_raise_nofile })
