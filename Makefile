@@ -118,7 +118,11 @@ check-deps:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/lightspeed $(DESTDIR)/lib/systemd/system
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 0644 deploy/config/*.toml $(DESTDIR)/etc/lightspeed/
+	@# An existing configuration is the operator's: never overwrite it.
+	@for f in deploy/config/*.toml; do \
+	  t=$(DESTDIR)/etc/lightspeed/$$(basename $$f); \
+	  if [ -e $$t ]; then echo "keeping $$t"; else install -m 0644 $$f $$t; fi; \
+	done
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-proxy.service.in \
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-proxy.service
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-client.service.in \
