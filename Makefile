@@ -3,6 +3,7 @@
 #   make test       build and run every test (installs missing Debian packages first)
 #   make demo       run the product here: echo game server, proxy, client
 #   make bench      run the benchmarks and print the table
+#   make fuzz       run the fuzz harnesses (FUZZ_SECONDS each, default 30)
 #   make deps       install the Debian packages the project needs
 #   make install    install programs, units and example configs (PREFIX, DESTDIR)
 
@@ -49,7 +50,7 @@ BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 ALL_OBJ := $(LIB_OBJ) $(PROXY_SRC:%.c=$(B)/obj/%.o) $(CLIENT_SRC:%.c=$(B)/obj/%.o) \
            $(UNIT_SRC:%.c=$(B)/obj/%.o) $(TOOL_SRC:%.c=$(B)/obj/%.o) $(NETSIM_SRC:%.c=$(B)/obj/%.o) $(BENCH_SRC:%.c=$(B)/obj/%.o)
 
-.PHONY: all test demo bench deps install clean check-deps tools
+.PHONY: all test demo bench fuzz deps install clean check-deps tools
 all: $(PROGS)
 
 $(B)/obj/%.o: %.c
@@ -108,6 +109,11 @@ demo: check-deps
 bench: check-deps
 	$(Q)$(MAKE) --no-print-directory all tools $(BENCH_BINS)
 	$(Q)tests/bench/run $(B)
+
+# Every parser of outside input under libFuzzer with ASan and UBSan (FUZZ_SECONDS each).
+fuzz:
+	$(Q)deploy/install-deps --if-missing fuzz
+	$(Q)tests/fuzz/run $(B)
 
 deps:
 	$(Q)deploy/install-deps
