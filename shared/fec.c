@@ -62,16 +62,16 @@ static const char *parse_num(const char *s, unsigned long *out)
 
 int ls_fec_params_parse(const char *s, struct ls_fec_params *p, char *err, size_t errlen)
 {
-	unsigned long k = 0, m = 0, ms = DEFAULT_BLOCK_US / 1000;
+	unsigned long k = 0, m = 0, ms = DEFAULT_BLOCK_US / 1000, spread = 0;
 	const char *q;
 
 	if (!s || !*s) {
-		snprintf(err, errlen, "empty FEC setting: expected \"off\", \"K:M\" or \"K:M:MS\"");
+		snprintf(err, errlen,
+			 "empty FEC setting: expected \"off\", \"K:M\", \"K:M:MS\" or \"K:M:MS:S\"");
 		return -1;
 	}
 	if (strcmp(s, "off") == 0) {
-		p->k = 0;
-		p->m = 0;
+		memset(p, 0, sizeof(*p));
 		p->block_us = DEFAULT_BLOCK_US;
 		return 0;
 	}
@@ -82,8 +82,11 @@ int ls_fec_params_parse(const char *s, struct ls_fec_params *p, char *err, size_
 		q = NULL;
 	if (q && *q == ':')
 		q = parse_num(q + 1, &ms);
+	if (q && *q == ':')
+		q = parse_num(q + 1, &spread);
 	if (!q || *q) {
-		snprintf(err, errlen, "'%.32s': expected \"off\", \"K:M\" or \"K:M:MS\" (e.g. \"8:2\")",
+		snprintf(err, errlen,
+			 "'%.32s': expected \"off\", \"K:M\", \"K:M:MS\" or \"K:M:MS:S\" (e.g. \"8:2\")",
 			 s);
 		return -1;
 	}
@@ -101,9 +104,14 @@ int ls_fec_params_parse(const char *s, struct ls_fec_params *p, char *err, size_
 		snprintf(err, errlen, "'%.32s': MS (block time in milliseconds) must be 1..1000", s);
 		return -1;
 	}
+	if (spread && spread >= m) {
+		snprintf(err, errlen, "'%.32s': S (parity held back) must be below M", s);
+		return -1;
+	}
 	p->k = (uint8_t)k;
 	p->m = (uint8_t)m;
 	p->block_us = (uint32_t)ms * 1000u;
+	p->spread = (uint8_t)spread;
 	return 0;
 }
 
@@ -111,6 +119,9 @@ void ls_fec_params_fmt(const struct ls_fec_params *p, char *buf, size_t len)
 {
 	if (p->k == 0)
 		snprintf(buf, len, "off");
+	else if (p->spread)
+		snprintf(buf, len, "%u:%u:%u:%u", p->k, p->m,
+			 (unsigned)((p->block_us + 999u) / 1000u), p->spread);
 	else if (p->block_us == DEFAULT_BLOCK_US)
 		snprintf(buf, len, "%u:%u", p->k, p->m);
 	else /* a block time set in microseconds shows rounded up to whole ms */
@@ -128,6 +139,16 @@ uint8_t ls_fec_parity_for(const struct ls_fec_params *p, uint8_t n)
 		return p->m;
 	m = ((unsigned)p->m * n + p->k - 1) / p->k;
 	return (uint8_t)(m ? m : 1);
+}
+
+uint8_t ls_fec_spread_for(const struct ls_fec_params *p, uint8_t n)
+{
+	unsigned m = ls_fec_parity_for(p, n), s;
+
+	if (m == 0 || p->spread == 0)
+		return 0;
+	s = n >= p->k ? p->spread : (unsigned)p->spread * m / p->m;
+	return (uint8_t)(s < m ? s : m - 1);
 }
 
 /* ---- the matrix ---- */
@@ -148,12 +169,14 @@ static void params_clamp(struct ls_fec_params *p)
 		p->k = LS_FEC_MAX_K;
 	if (p->m > LS_FEC_MAX_M)
 		p->m = LS_FEC_MAX_M;
+	if (p->spread && p->spread >= p->m)
+		p->spread = p->m ? (uint8_t)(p->m - 1) : 0;
 }
 
 int ls_fec_enc_init(struct ls_fec_enc *e, const struct ls_fec_params *p)
 {
 	memset(e, 0, sizeof(*e));
-	if (p->k > LS_FEC_MAX_K || p->m > LS_FEC_MAX_M) {
+	if (p->k > LS_FEC_MAX_K || p->m > LS_FEC_MAX_M || (p->spread && p->spread >= p->m)) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -200,6 +223,9 @@ bool ls_fec_enc_add(struct ls_fec_enc *e, const uint8_t *payload, size_t len, ui
 {
 	uint8_t *shard;
 
+	/* This packet is "the next data packet" that releases parity held back. */
+	if (e->held_n)
+		e->held_go = true;
 	/* A full block the caller did not close loses its parity rather than overflow. */
 	if (e->p.k && e->n >= e->p.k)
 		enc_next_block(e);
@@ -214,6 +240,7 @@ bool ls_fec_enc_add(struct ls_fec_enc *e, const uint8_t *payload, size_t len, ui
 	}
 	if (e->n == 0)
 		e->opened_us = now_us;
+	e->last_us = now_us;
 	shard = e->data + (size_t)e->n * LS_FEC_SHARD_MAX;
 	put16(shard, (uint16_t)len);
 	if (len)
@@ -235,12 +262,19 @@ bool ls_fec_enc_due(const struct ls_fec_enc *e, uint64_t now_us)
 
 uint64_t ls_fec_enc_deadline(const struct ls_fec_enc *e)
 {
-	uint64_t t;
+	uint64_t t = 0, h;
 
-	if (e->n == 0)
-		return 0;
-	t = e->opened_us + e->p.block_us;
-	return t ? t : 1; /* 0 means "empty" */
+	if (e->n) {
+		t = e->opened_us + e->p.block_us;
+		if (t == 0)
+			t = 1; /* 0 means "nothing pending" */
+	}
+	if (e->held_n) {
+		h = e->held_go ? 1 : e->held_due_us;
+		if (t == 0 || h < t)
+			t = h;
+	}
+	return t;
 }
 
 /* ISA-L tables for the parity rows of a block of n: kept for the last (n, m) used, so
@@ -264,9 +298,10 @@ int ls_fec_enc_close(struct ls_fec_enc *e, const uint8_t **shards, size_t *len,
 		     uint16_t *block, uint8_t *k)
 {
 	unsigned char *src[LS_FEC_MAX_K], *dst[LS_FEC_MAX_M];
-	uint8_t n = e->n, m;
+	uint8_t n = e->n, m, held;
 	unsigned i;
 	size_t L = e->maxlen;
+	uint64_t t;
 
 	*shards = e->parity;
 	*len = 0;
@@ -274,6 +309,10 @@ int ls_fec_enc_close(struct ls_fec_enc *e, const uint8_t **shards, size_t *len,
 	*k = n;
 	if (n == 0)
 		return 0;
+	if (e->held_n) { /* the caller closed before taking them: they are overwritten */
+		e->held_dropped += e->held_n;
+		e->held_n = 0;
+	}
 	m = ls_fec_parity_for(&e->p, n);
 	if (m) {
 		for (i = 0; i < n; i++) {
@@ -291,8 +330,40 @@ int ls_fec_enc_close(struct ls_fec_enc *e, const uint8_t **shards, size_t *len,
 	}
 	e->parity_sent += m;
 	e->blocks++;
+	held = ls_fec_spread_for(&e->p, n);
+	if (held) {
+		e->held_n = held;
+		e->held_row = (uint8_t)(m - held);
+		e->held_k = n;
+		e->held_block = e->block;
+		e->held_len = (uint16_t)L;
+		e->held_go = false;
+		/* block_us after the close: the last packet's time for a full block, the
+		 * block's deadline for one closed by time. */
+		t = n >= e->p.k ? e->last_us : e->opened_us + e->p.block_us;
+		e->held_due_us = t + e->p.block_us;
+		if (e->held_due_us < t || e->held_due_us == 0)
+			e->held_due_us = UINT64_MAX;
+	}
 	enc_next_block(e);
-	return m;
+	return m - held;
+}
+
+int ls_fec_enc_take_held(struct ls_fec_enc *e, uint64_t now_us, const uint8_t **shards,
+			 size_t *len, uint16_t *block, uint8_t *k, uint8_t *row)
+{
+	int n = e->held_n;
+
+	*shards = e->parity + (size_t)e->held_row * LS_FEC_SHARD_MAX;
+	*len = e->held_len;
+	*block = e->held_block;
+	*k = e->held_k;
+	*row = e->held_row;
+	if (n == 0 || (!e->held_go && now_us < e->held_due_us))
+		return 0;
+	e->held_n = 0;
+	e->held_go = false;
+	return n;
 }
 
 /* ---- receiver ---- */

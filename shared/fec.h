@@ -25,15 +25,24 @@ struct ls_fec_params {
 	uint8_t k;         /* data packets per block, 1..LS_FEC_MAX_K; 0 = FEC off */
 	uint8_t m;         /* parity packets per full block, 0..LS_FEC_MAX_M */
 	uint32_t block_us; /* a block closes this long after its first packet */
+	/* Parity packets of each full block held back to leave right after the flow's
+	 * next data packet (or block_us after the block closed, if none comes), 0..m-1:
+	 * a loss burst that takes a block's last packets then rarely takes all of its
+	 * parity too. A recovery that needs them comes one packet interval later. */
+	uint8_t spread;
 };
 
-/* "off", "K:M" or "K:M:MS" (block time in ms). Return 0 or -1 with a message. */
+/* "off", "K:M", "K:M:MS" (block time in ms) or "K:M:MS:S" (S = spread). Return 0 or
+ * -1 with a message. */
 int ls_fec_params_parse(const char *s, struct ls_fec_params *p, char *err, size_t errlen);
 void ls_fec_params_fmt(const struct ls_fec_params *p, char *buf, size_t len);
 
 /* Parity count for a block closed with n < k data packets: ceil(m * n / k), at least 1
  * when m > 0, so short blocks keep the protection ratio. */
 uint8_t ls_fec_parity_for(const struct ls_fec_params *p, uint8_t n);
+/* How many of those are held back (spread): spread scaled like the parity count, and
+ * always fewer than it, so every block sends some parity at once. */
+uint8_t ls_fec_spread_for(const struct ls_fec_params *p, uint8_t n);
 
 /* Element (row j, column i) of the parity matrix of a block of k data packets:
  * (k ^ i) / ((k + j) ^ i). For tests and tools; 0 when out of range. */
@@ -46,12 +55,21 @@ struct ls_fec_enc {
 	uint8_t n;            /* data packets in it so far */
 	uint16_t maxlen;      /* longest shard so far */
 	uint64_t opened_us;   /* when its first packet left */
+	uint64_t last_us;     /* when its latest packet left */
 	uint8_t *data;        /* LS_FEC_MAX_K shards of LS_FEC_SHARD_MAX */
 	uint8_t *parity;      /* LS_FEC_MAX_M shards */
 	unsigned char *gftbls; /* ISA-L tables for the current (n, m') */
 	uint8_t tbl_n, tbl_m; /* the (n, m') gftbls holds; 0 = none */
 	struct ls_fec_params next; /* parameters for the next block (ls_fec_enc_set) */
-	uint64_t parity_sent, blocks;
+	/* Parity held back (spread) from the last closed block: rows held_row and on,
+	 * still in the parity buffer; held_go once a data packet has left since. */
+	uint8_t held_n, held_row, held_k;
+	uint16_t held_block, held_len;
+	bool held_go;
+	uint64_t held_due_us;
+	/* parity_sent counts every parity packet computed (held ones included);
+	 * held_dropped those lost because a block closed before the caller took them. */
+	uint64_t parity_sent, blocks, held_dropped;
 };
 int ls_fec_enc_init(struct ls_fec_enc *e, const struct ls_fec_params *p);
 void ls_fec_enc_free(struct ls_fec_enc *e);
@@ -67,14 +85,29 @@ bool ls_fec_enc_add(struct ls_fec_enc *e, const uint8_t *payload, size_t len, ui
 		    struct ls_hdr *h);
 /* True when the open block holds data and its time is up. */
 bool ls_fec_enc_due(const struct ls_fec_enc *e, uint64_t now_us);
-/* Deadline of the open block, or 0 when it is empty. */
+/* The earliest of the open block's deadline and that of parity held back (spread),
+ * or 0 when neither is pending: the time to call ls_fec_enc_due/_take_held again. */
 uint64_t ls_fec_enc_deadline(const struct ls_fec_enc *e);
-/* Close the open block: compute its parity. Returns the parity count (0 if the block
- * was empty); parity shard j is at *shards + j * LS_FEC_SHARD_MAX, *len bytes long; the
- * header fields for parity j are block = *block, index = k + j, k = *k. The shards stay
- * valid until the next ls_fec_enc_close. */
+/* Close the open block: compute its parity. Returns the number of parity packets to
+ * send now (0 if the block was empty); parity shard j is at *shards + j *
+ * LS_FEC_SHARD_MAX, *len bytes long; the header fields for parity j are block = *block,
+ * index = k + j, k = *k. The shards stay valid until the next ls_fec_enc_close. With
+ * spread, the block's last parity rows are held for ls_fec_enc_take_held. */
 int ls_fec_enc_close(struct ls_fec_enc *e, const uint8_t **shards, size_t *len,
 		     uint16_t *block, uint8_t *k);
+/* Parity held back from the last closed block that is due now: a data packet has been
+ * added since it closed, or its time (block_us after the close) has come. Returns the
+ * count, 0 when none is due; shard j is at *shards + j * LS_FEC_SHARD_MAX, *len bytes,
+ * with header fields block = *block, index = *k + *row + j, k = *k. Valid until the
+ * next ls_fec_enc_close.
+ *
+ * The order that puts held parity where it helps: after each data packet is sent,
+ * take the held parity and send it, then, if ls_fec_enc_add returned true, close the
+ * block and send its parity; on the timer at ls_fec_enc_deadline, close the block if
+ * it is due and take held parity. (A block closed while parity is still held drops
+ * that parity, counted in held_dropped.) */
+int ls_fec_enc_take_held(struct ls_fec_enc *e, uint64_t now_us, const uint8_t **shards,
+			 size_t *len, uint16_t *block, uint8_t *k, uint8_t *row);
 
 /* ---- receiver ---- */
 #define LS_FEC_DEC_BLOCKS 8   /* blocks tracked at once per flow (a power of two) */

@@ -129,6 +129,15 @@ static inline void bench_announce_port(int fd)
 	fflush(stdout);
 }
 
+/* What ping sends: its number and send time, at the start of every probe's payload
+ * (host byte order: sender and readers run on one machine). */
+#define BENCH_PROBE_MAGIC 0x4c53504eu /* "LSPN" */
+struct bench_probe {
+	uint32_t magic;
+	uint32_t seq;
+	uint64_t sent_ns;
+};
+
 /* Encode a plain (version 1, no auth) data header for payload from src to dst. */
 static inline size_t bench_data_hdr(uint8_t *buf, uint16_t seq, const struct sockaddr_in *src,
 				    const struct sockaddr_in *dst)

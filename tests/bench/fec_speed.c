@@ -173,7 +173,7 @@ static double bench_decode(const struct ls_fec_params *p, unsigned lose, unsigne
 
 int main(int argc, char **argv)
 {
-	static const struct ls_fec_params geo[] = { { 4, 2, 16000 }, { 8, 2, 16000 } };
+	static const struct ls_fec_params geo[] = { { 4, 2, 16000, 0 }, { 8, 2, 16000, 0 } };
 	static struct pkt pk[VARIANTS][LS_FEC_MAX_K + LS_FEC_MAX_M];
 	unsigned batches = argc > 1 ? (unsigned)strtoul(argv[1], NULL, 10) : 2001, g;
 	double *v;

@@ -1,25 +1,24 @@
 /* The latency probe: sends RATE datagrams per second of SIZE bytes to TARGET for
  * SECONDS (after WARMUP seconds whose answers are discarded: the tunnel creates and
  * validates its session on the first packets), and measures every round trip on
- * CLOCK_MONOTONIC. Each datagram carries its own send time, so a late answer is still
- * measured against the right packet and a duplicate is counted once.
- *   ping --to IP:PORT [--seconds S] [--warmup S] [--rate PPS] [--size BYTES]
- *        [--samples FILE]
+ * CLOCK_MONOTONIC. Each datagram carries its own number and send time (struct
+ * bench_probe), so a late answer is still measured against the right packet and a
+ * duplicate is counted once.
+ *   ping --to IP:PORT [--seconds S | --count N] [--warmup S] [--cooldown S]
+ *        [--rate PPS] [--size BYTES] [--samples FILE] [--trace FILE]
  * SECONDS defaults to $LS_BENCH_SECONDS, else 10. Prints one line of key=value:
  *   sent= received= lost= min_us= median_us= p99_us= max_us=
  * --samples also writes every round trip (nanoseconds, one per line) to FILE, so that
- * a runner can merge interleaved runs into one distribution. */
+ * a runner can merge interleaved runs into one distribution. --trace writes one line
+ * per measured probe in the order sent, its round trip in nanoseconds or -1 if no
+ * answer came; the measured probes are numbered from WARMUP * RATE. --count sets the
+ * measured probes instead of SECONDS. --cooldown goes on sending for S seconds after
+ * the measured probes, unmeasured, so that whatever groups packets (FEC blocks) treats
+ * the last measured ones as it treats the others. Answers are awaited up to 1 s after
+ * the last send (0.2 s without --trace). */
 #include <poll.h>
 
 #include "bench.h"
-
-#define MAGIC 0x4c53504eu /* "LSPN" */
-
-struct probe {
-	uint32_t magic;
-	uint32_t seq;
-	uint64_t sent_ns;
-};
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -46,8 +45,8 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in to;
 	int have_to = 0;
-	double seconds = 10, warmup = 1, rate = 64, size = 100;
-	const char *samples = NULL;
+	double seconds = 10, warmup = 1, rate = 64, size = 100, count = 0, cooldown = 0;
+	const char *samples = NULL, *trace = NULL;
 	const char *env = getenv("LS_BENCH_SECONDS");
 
 	if (env && *env)
@@ -66,13 +65,19 @@ int main(int argc, char **argv)
 			warmup = bench_parse_num(o, v, 0, 60);
 		} else if (!strcmp(o, "--rate")) {
 			rate = bench_parse_num(o, v, 1, 100000);
+		} else if (!strcmp(o, "--cooldown")) {
+			cooldown = bench_parse_num(o, v, 0, 60);
+		} else if (!strcmp(o, "--count")) {
+			count = bench_parse_num(o, v, 1, 1e8);
 		} else if (!strcmp(o, "--samples")) {
 			samples = v;
+		} else if (!strcmp(o, "--trace")) {
+			trace = v;
 		} else if (!strcmp(o, "--size")) {
-			size = bench_parse_num(o, v, (double)sizeof(struct probe), LS_MAX_PAYLOAD);
+			size = bench_parse_num(o, v, (double)sizeof(struct bench_probe), LS_MAX_PAYLOAD);
 		} else {
-			bench_die("usage: ping --to IP:PORT [--seconds S] [--warmup S] [--rate PPS] "
-				  "[--size B] [--samples FILE]");
+			bench_die("usage: ping --to IP:PORT [--seconds S | --count N] [--warmup S] "
+				  "[--cooldown S] [--rate PPS] [--size B] [--samples FILE] [--trace FILE]");
 		}
 	}
 	if (!have_to)
@@ -80,14 +85,16 @@ int main(int argc, char **argv)
 
 	uint64_t period_ns = (uint64_t)(1e9 / rate);
 	uint32_t n_warm = (uint32_t)(warmup * rate);
-	uint32_t n_meas = (uint32_t)(seconds * rate);
-	uint32_t n_total = n_warm + n_meas;
+	uint32_t n_meas = count ? (uint32_t)count : (uint32_t)(seconds * rate);
+	uint32_t n_total = n_warm + n_meas + (uint32_t)(cooldown * rate);
 	uint64_t *rtt = calloc(n_meas ? n_meas : 1, sizeof(*rtt));
+	uint32_t n_end = n_warm + n_meas;
+	uint64_t *by_seq = calloc(n_meas ? n_meas : 1, sizeof(*by_seq)); /* 0: no answer */
 	uint8_t *seen = calloc(n_total ? n_total : 1, 1);
 	size_t n_rtt = 0;
 	uint8_t buf[LS_RX_BUF];
 
-	if (!rtt || !seen)
+	if (!rtt || !by_seq || !seen)
 		bench_die("out of memory");
 	int fd = bench_udp_socket(0);
 	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0)
@@ -95,15 +102,16 @@ int main(int argc, char **argv)
 	memset(buf, 0xa5, sizeof(buf));
 
 	uint64_t start = bench_now_ns();
-	/* Answers may trail the last send by a round trip; wait a little for them. */
-	uint64_t end = start + (uint64_t)n_total * period_ns + 200000000u;
+	/* Answers may trail the last send by a round trip (and a recovery); wait a little
+	 * for them. */
+	uint64_t end = start + (uint64_t)n_total * period_ns + (trace ? 1000000000u : 200000000u);
 	uint32_t next = 0;
 
 	for (;;) {
 		uint64_t now = bench_now_ns();
 
 		if (next < n_total && now >= start + (uint64_t)next * period_ns) {
-			struct probe p = { MAGIC, next, bench_now_ns() };
+			struct bench_probe p = { BENCH_PROBE_MAGIC, next, bench_now_ns() };
 
 			memcpy(buf, &p, sizeof(p));
 			/* ECONNREFUSED from an earlier ICMP error is reported here; the
@@ -123,16 +131,28 @@ int main(int argc, char **argv)
 			continue;
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		uint64_t got = bench_now_ns();
-		struct probe p;
+		struct bench_probe p;
 
 		if (n < (ssize_t)sizeof(p))
 			continue;
 		memcpy(&p, buf, sizeof(p));
-		if (p.magic != MAGIC || p.seq >= n_total || seen[p.seq])
+		if (p.magic != BENCH_PROBE_MAGIC || p.seq >= n_total || seen[p.seq])
 			continue;
 		seen[p.seq] = 1;
-		if (p.seq >= n_warm)
+		if (p.seq >= n_warm && p.seq < n_end) {
 			rtt[n_rtt++] = got - p.sent_ns;
+			by_seq[p.seq - n_warm] = got - p.sent_ns ? got - p.sent_ns : 1;
+		}
+	}
+	if (trace) {
+		FILE *f = fopen(trace, "w");
+
+		if (!f)
+			bench_die("%s: %s", trace, strerror(errno));
+		for (uint32_t i = 0; i < n_meas; i++)
+			fprintf(f, "%lld\n", by_seq[i] ? (long long)by_seq[i] : -1LL);
+		if (fclose(f) != 0)
+			bench_die("%s: %s", trace, strerror(errno));
 	}
 	qsort(rtt, n_rtt, sizeof(*rtt), cmp_u64);
 	if (samples) {
@@ -150,6 +170,7 @@ int main(int argc, char **argv)
 	       quantile_us(rtt, n_rtt, 0.5), quantile_us(rtt, n_rtt, 0.99),
 	       quantile_us(rtt, n_rtt, 1));
 	free(rtt);
+	free(by_seq);
 	free(seen);
 	return n_rtt ? 0 : 1;
 }

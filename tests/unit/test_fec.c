@@ -340,7 +340,7 @@ static void test_mds_large(void)
 static void test_parity_is_matrix_product(void)
 {
 	struct ls_fec_enc e;
-	struct ls_fec_params p = { 0, 0, 16000 };
+	struct ls_fec_params p = { 0, 0, 16000, 0 };
 	unsigned t, k, m, j, i, b, np, bad = 0;
 
 	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
@@ -382,7 +382,7 @@ static void test_parity_is_matrix_product(void)
 static void test_m1_is_xor(void)
 {
 	struct ls_fec_enc e;
-	struct ls_fec_params p = { 5, 1, 16000 };
+	struct ls_fec_params p = { 5, 1, 16000, 0 };
 	uint8_t x[LS_FEC_SHARD_MAX];
 	unsigned i, b;
 
@@ -417,7 +417,7 @@ static void test_all_loss_patterns(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 1, 1, 16000 };
+	struct ls_fec_params p = { 1, 1, 16000, 0 };
 	unsigned k, m, lost, order, np, i, bad = 0, patterns = 0;
 	uint64_t t = 1000;
 	struct model md = { 0, 0 };
@@ -473,7 +473,7 @@ static void test_mixed_sizes(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 8, 2, 16000 };
+	struct ls_fec_params p = { 8, 2, 16000, 0 };
 	unsigned s, i, np, bad = 0, longest, other, sizes = 0;
 	uint64_t t = 0;
 
@@ -510,7 +510,7 @@ static void test_block_wrap(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 4, 1, 16000 };
+	struct ls_fec_params p = { 4, 1, 16000, 0 };
 	static struct pkt held[5];
 	unsigned b, i, np;
 	uint64_t t = 0;
@@ -560,7 +560,7 @@ static void test_parity_before_data(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 4, 2, 16000 };
+	struct ls_fec_params p = { 4, 2, 16000, 0 };
 
 	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
 	CU_ASSERT_EQUAL_FATAL(ls_fec_dec_init(&d, 0), 0);
@@ -586,7 +586,7 @@ static void test_duplicates(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 6, 3, 16000 };
+	struct ls_fec_params p = { 6, 3, 16000, 0 };
 	unsigned i, np;
 
 	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
@@ -617,7 +617,7 @@ static void test_timeout(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 4, 1, 16000 };
+	struct ls_fec_params p = { 4, 1, 16000, 0 };
 	uint64_t t = 5000000;
 
 	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
@@ -678,7 +678,7 @@ static void test_window(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 2, 1, 16000 };
+	struct ls_fec_params p = { 2, 1, 16000, 0 };
 	static struct pkt first[3];
 	unsigned b;
 	uint64_t t = 0;
@@ -743,7 +743,7 @@ static void test_complete_releases(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 4, 2, 16000 };
+	struct ls_fec_params p = { 4, 2, 16000, 0 };
 	unsigned i;
 
 	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
@@ -769,7 +769,7 @@ static void test_short_block(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 8, 4, 16000 };
+	struct ls_fec_params p = { 8, 4, 16000, 0 };
 	uint64_t t = 777;
 	unsigned i;
 
@@ -804,7 +804,7 @@ static void test_short_block(void)
 
 static void test_parity_for(void)
 {
-	struct ls_fec_params p = { 8, 4, 16000 };
+	struct ls_fec_params p = { 8, 4, 16000, 0 };
 
 	CU_ASSERT_EQUAL(ls_fec_parity_for(&p, 8), 4);
 	CU_ASSERT_EQUAL(ls_fec_parity_for(&p, 9), 4);
@@ -827,10 +827,134 @@ static void test_parity_for(void)
 	CU_ASSERT_EQUAL(ls_fec_parity_for(&p, 3), 0);
 }
 
+static void test_spread_for(void)
+{
+	struct ls_fec_params p = { 2, 4, 20000, 2 };
+
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 2), 2);
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 1), 1); /* 2 parity, 1 held */
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 0), 0);
+	p.spread = 3;
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 2), 3);
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 1), 1); /* never all of them */
+	p = (struct ls_fec_params){ 1, 2, 20000, 1 };
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 1), 1);
+	p = (struct ls_fec_params){ 8, 2, 20000, 1 };
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 8), 1);
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 3), 0); /* 1 parity: it goes at once */
+	p.spread = 0;
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 8), 0);
+	p = (struct ls_fec_params){ 4, 0, 20000, 1 };
+	CU_ASSERT_EQUAL(ls_fec_spread_for(&p, 4), 0);
+}
+
+/* Close and collect a block's parity into pk[from..]: the rows sent at once, then the
+ * held ones once a data packet of the next block has been added (data[0] of next). */
+static unsigned take_all_held(struct ls_fec_enc *e, uint64_t t, unsigned at)
+{
+	const uint8_t *sh;
+	size_t plen;
+	uint16_t bn;
+	uint8_t kk, row;
+	int n = ls_fec_enc_take_held(e, t, &sh, &plen, &bn, &kk, &row), i;
+
+	for (i = 0; i < n; i++, at++) {
+		memset(&pk[at].h, 0, sizeof(pk[at].h));
+		pk[at].h.version = LS_VER_FEC;
+		pk[at].h.fec_block = bn;
+		pk[at].h.fec_index = (uint8_t)(kk + row + i);
+		pk[at].h.fec_k = kk;
+		pk[at].len = plen;
+		memcpy(pk[at].buf, sh + (size_t)i * LS_FEC_SHARD_MAX, plen);
+	}
+	return (unsigned)n;
+}
+
+/* Spread: the last rows wait for the next data packet (or block_us after the close),
+ * are the same rows an encoder without spread computes, and recover on their own. */
+static void test_spread(void)
+{
+	struct ls_fec_params sp = { 2, 4, 20000, 2 }, plain = { 2, 4, 20000, 0 };
+	struct ls_fec_enc e, ref;
+	struct ls_fec_dec d;
+	struct pkt refp[MAXP], next;
+	const uint8_t *sh;
+	size_t plen;
+	uint16_t bn;
+	uint8_t kk;
+	unsigned np, i;
+
+	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &sp), 0);
+	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&ref, &plain), 0);
+	CU_ASSERT_EQUAL_FATAL(ls_fec_dec_init(&d, 0), 0);
+	random_data(2, 200);
+	CU_ASSERT_EQUAL(encode_block(&ref, 2, 1000), 6);
+	memcpy(refp, pk, sizeof(refp));
+
+	/* Data at 1000 and 16625 us: full, so close sends rows 0 and 1 only. */
+	memset(&pk[0].h, 0, sizeof(pk[0].h));
+	CU_ASSERT_FALSE(ls_fec_enc_add(&e, dat[0], dlen[0], 1000, &pk[0].h));
+	CU_ASSERT_TRUE(ls_fec_enc_add(&e, dat[1], dlen[1], 16625, &pk[1].h));
+	CU_ASSERT_EQUAL(ls_fec_enc_close(&e, &sh, &plen, &bn, &kk), 2);
+	CU_ASSERT(plen == refp[2].len && !memcmp(sh, refp[2].buf, plen));
+	CU_ASSERT(!memcmp(sh + LS_FEC_SHARD_MAX, refp[3].buf, plen));
+	CU_ASSERT_EQUAL(e.held_n, 2);
+	/* Held until the next data packet or 20 ms after the close. */
+	CU_ASSERT_EQUAL(ls_fec_enc_deadline(&e), 36625);
+	CU_ASSERT_EQUAL(take_all_held(&e, 36624, 2), 0);
+	memset(&next.h, 0, sizeof(next.h));
+	CU_ASSERT_FALSE(ls_fec_enc_add(&e, dat[0], 10, 32250, &next.h));
+	CU_ASSERT_EQUAL(ls_fec_enc_deadline(&e), 1); /* due now */
+	CU_ASSERT_EQUAL(take_all_held(&e, 32250, 2), 2);
+	for (i = 2; i < 4; i++) {
+		CU_ASSERT(pk[i].h.fec_block == 0 && pk[i].h.fec_k == 2);
+		CU_ASSERT_EQUAL(pk[i].h.fec_index, 2 + i);
+		CU_ASSERT(pk[i].len == refp[2 + i].len &&
+			  !memcmp(pk[i].buf, refp[2 + i].buf, pk[i].len));
+	}
+	CU_ASSERT_EQUAL(take_all_held(&e, 32250, 2), 0); /* taken once */
+	CU_ASSERT_EQUAL(ls_fec_enc_deadline(&e), 32250 + 20000);
+	/* The held rows alone rebuild both data packets. */
+	cap.n = 0;
+	CU_ASSERT_EQUAL(feed(&d, &pk[2], 40000), 0);
+	CU_ASSERT_EQUAL(feed(&d, &pk[3], 40001), 2);
+	CU_ASSERT(cap_matches(2, 0x3));
+	CU_ASSERT_EQUAL(e.parity_sent, 4);
+
+	/* A short block (closed by time, n = 1): 2 parity, 1 of them held, which leaves
+	 * 20 ms after the block's deadline when no data follows. */
+	CU_ASSERT_EQUAL(ls_fec_enc_close(&e, &sh, &plen, &bn, &kk), 1);
+	CU_ASSERT(bn == 1 && kk == 1);
+	CU_ASSERT_EQUAL(ls_fec_enc_deadline(&e), 32250 + 40000);
+	CU_ASSERT_EQUAL(take_all_held(&e, 32250 + 39999, 0), 0);
+	np = take_all_held(&e, 32250 + 40000, 0);
+	CU_ASSERT_EQUAL(np, 1);
+	CU_ASSERT(pk[0].h.fec_index == 2 && pk[0].h.fec_block == 1 && pk[0].h.fec_k == 1);
+	CU_ASSERT_EQUAL(ls_fec_enc_deadline(&e), 0);
+
+	/* Closing again before taking held parity drops it, counted. */
+	CU_ASSERT_FALSE(ls_fec_enc_add(&e, dat[0], 10, 100000, &next.h));
+	CU_ASSERT_TRUE(ls_fec_enc_add(&e, dat[1], 10, 100001, &next.h));
+	CU_ASSERT_EQUAL(ls_fec_enc_close(&e, &sh, &plen, &bn, &kk), 2);
+	CU_ASSERT_FALSE(ls_fec_enc_add(&e, dat[0], 10, 100002, &next.h));
+	CU_ASSERT_TRUE(ls_fec_enc_add(&e, dat[1], 10, 100003, &next.h));
+	CU_ASSERT_EQUAL(ls_fec_enc_close(&e, &sh, &plen, &bn, &kk), 2);
+	CU_ASSERT_EQUAL(e.held_dropped, 2);
+	CU_ASSERT_EQUAL(e.held_n, 2);
+
+	/* Without spread nothing is ever held. */
+	CU_ASSERT_EQUAL(take_all_held(&ref, UINT64_MAX, 0), 0);
+	CU_ASSERT_EQUAL(ref.held_dropped, 0);
+	ls_fec_dec_free(&d);
+	ls_fec_enc_free(&e);
+	ls_fec_enc_free(&ref);
+}
+
 static void test_params(void)
 {
 	static const char *bad[] = {
-		"", "8", "8:", ":2", "0:2", "33:1", "8:17", "8:2:0", "8:2:1001", "8:2:5:1",
+		"", "8", "8:", ":2", "0:2", "33:1", "8:17", "8:2:0", "8:2:1001", "8:2:5:2",
+		"8:2:5:1:1", "8:2:5:", "8:0:5:1", "1:1:5:1",
 		"-1:2", "+8:2", " 8:2", "8:2 ", "8:x", "9999999999:1", "OFF", "8:2:", "8::2",
 		"0x8:2", "8:-0",
 	};
@@ -853,7 +977,16 @@ static void test_params(void)
 	CU_ASSERT_EQUAL(ls_fec_params_parse("1:0:1", &p, err, sizeof(err)), 0);
 	CU_ASSERT(p.k == 1 && p.m == 0 && p.block_us == 1000);
 	CU_ASSERT_EQUAL(ls_fec_params_parse("04:02:005", &p, err, sizeof(err)), 0);
-	CU_ASSERT(p.k == 4 && p.m == 2 && p.block_us == 5000);
+	CU_ASSERT(p.k == 4 && p.m == 2 && p.block_us == 5000 && p.spread == 0);
+	CU_ASSERT_EQUAL(ls_fec_params_parse("2:4:20:2", &p, err, sizeof(err)), 0);
+	CU_ASSERT(p.k == 2 && p.m == 4 && p.block_us == 20000 && p.spread == 2);
+	ls_fec_params_fmt(&p, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "2:4:20:2");
+	CU_ASSERT_EQUAL(ls_fec_params_parse("2:4:16:0", &p, err, sizeof(err)), 0);
+	ls_fec_params_fmt(&p, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "2:4");
+	CU_ASSERT_EQUAL(ls_fec_params_parse("off", &p, err, sizeof(err)), 0);
+	CU_ASSERT(p.k == 0 && p.spread == 0);
 	for (i = 0; i < NELEM(bad); i++) {
 		p.k = 7;
 		err[0] = '\0';
@@ -868,6 +1001,8 @@ static void test_params(void)
 	CU_ASSERT(strstr(err, "0..16") != NULL);
 	CU_ASSERT_EQUAL(ls_fec_params_parse("8:2:2000", &p, err, sizeof(err)), -1);
 	CU_ASSERT(strstr(err, "1..1000") != NULL);
+	CU_ASSERT_EQUAL(ls_fec_params_parse("8:2:5:2", &p, err, sizeof(err)), -1);
+	CU_ASSERT(strstr(err, "below M") != NULL);
 }
 
 /* Encoder edge cases: parameters change from the next block; FEC off and oversized
@@ -875,7 +1010,7 @@ static void test_params(void)
 static void test_encoder_rules(void)
 {
 	struct ls_fec_enc e;
-	struct ls_fec_params p = { 3, 1, 16000 }, q = { 2, 2, 5000 }, off = { 0, 0, 16000 };
+	struct ls_fec_params p = { 3, 1, 16000, 0 }, q = { 2, 2, 5000, 0 }, off = { 0, 0, 16000, 0 };
 	struct ls_hdr h;
 	uint8_t big[LS_MAX_PAYLOAD] = { 0 };
 	const uint8_t *sh;
@@ -1101,7 +1236,7 @@ static void test_random_blocks(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 1, 0, 16000 };
+	struct ls_fec_params p = { 1, 0, 16000, 0 };
 	static unsigned order[2 * MAXP];
 	unsigned blk, bad = 0, solved_blocks = 0, unsolved = 0;
 	uint64_t t = 1, want_lost = 0;
@@ -1205,7 +1340,7 @@ static void test_reordered_stream(void)
 {
 	struct ls_fec_enc e;
 	struct ls_fec_dec d;
-	struct ls_fec_params p = { 8, 2, 16000 };
+	struct ls_fec_params p = { 8, 2, 16000, 0 };
 	enum { NB = 3000, WIN = 12 };
 	static struct pkt q[NB * 10];
 	static unsigned char lost[NB * 10];
@@ -1284,6 +1419,8 @@ UNIT_MAIN("fec",
 	  { "complete block releases buffers", test_complete_releases },
 	  { "short block closed by time", test_short_block },
 	  { "parity_for", test_parity_for },
+	  { "spread_for", test_spread_for },
+	  { "spread: held parity", test_spread },
 	  { "params parse and fmt", test_params },
 	  { "encoder rules", test_encoder_rules },
 	  { "hostile input", test_hostile },
