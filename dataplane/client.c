@@ -27,7 +27,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: " CL_PROG " [-c FILE] --proxy HOST:PORT --game-server HOST:PORT --local-port N\n"
 		"         [--listen ADDR] [--socket PATH] [--session-id N --key HEX]\n"
-		"         [--keepalive-ms N] [--fec off] [--log-level LEVEL] [--check]\n"
+		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--log-level LEVEL] [--check]\n"
 		"\n"
 		"Redirect mode: point the game at ADDR:N. Its datagrams travel through the tunnel\n"
 		"to the proxy, which forwards them to the game server; replies come back the same\n"
@@ -43,7 +43,10 @@ static void usage(FILE *f)
 		"                           32-hex-digit key (other users can read flags in ps;\n"
 		"                           the config file keeps the key private)\n"
 		"  --keepalive-ms N         keepalive interval, %d..%d (default %d)\n"
-		"  --fec off                forward error correction: \"off\" in this build\n"
+		"  --fec SETTING            forward error correction, both directions (default off):\n"
+		"                           off; auto (chosen from measured loss); K:M (K data and\n"
+		"                           M parity packets per block, 1..32 and 0..16); K:M:MS\n"
+		"                           (a block closes MS ms after its first packet, default 16)\n"
 		"  --log-level LEVEL        error, warn, info or debug (default info)\n"
 		"  --check                  validate, print the effective configuration, exit 0/1\n"
 		"  -h, --help               this text\n"
@@ -198,6 +201,7 @@ static int setup(struct client *c, const struct client_addrs *a, char *err, size
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	client_fec_set(c, &c->conf.fec);
 	c->local_fd = udp_socket(&a->listen, err, errlen);
 	if (c->local_fd < 0)
 		return -1;
@@ -247,6 +251,7 @@ static void teardown(struct client *c)
 
 	ls_steer_close(c->steer);
 	c->steer = NULL;
+	client_fec_free(c);
 	for (size_t i = 0; i < LS_ARRAY_LEN(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -299,11 +304,13 @@ static void forget_old_route(struct client *c)
 	timer_set(c->old_route_fd, 0, 0);
 }
 
-static void send_keepalive(struct client *c, uint64_t now_us)
+void client_send_keepalive(struct client *c, uint64_t now_us)
 {
-	uint8_t buf[LS_MAX_OVERHEAD];
-	size_t len = client_route_ka_request(c->cur, now_us, buf);
+	uint8_t buf[LS_MAX_OVERHEAD], k, m;
+	size_t len;
 
+	client_fec_ask(c, &k, &m);
+	len = client_route_ka_request(c->cur, now_us, k, m, buf);
 	if (client_send_control(c, c->cur, buf, len))
 		c->ctr.keepalives_sent++;
 }
@@ -313,15 +320,20 @@ bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_
 {
 	uint64_t now = ls_now_us();
 	struct client_route *prev = c->cur;
+	bool same = client_route_is(c->cur, proxy, session_id, key);
 
 	if (game_server && (game_server->sin_addr.s_addr != c->game_server.sin_addr.s_addr ||
 			    game_server->sin_port != c->game_server.sin_port)) {
 		char buf[LS_ADDRSTRLEN];
+		/* A block carries one flow to one server: the open ones close first. */
+		client_fec_close_all(c, c->cur, now);
 		c->game_server = *game_server;
 		ls_info("game server: %s", ls_addr_fmt(game_server, buf));
 	}
-	if (client_route_is(c->cur, proxy, session_id, key))
+	if (same)
 		return false;
+	/* Nor does a block span two routes. */
+	client_fec_close_all(c, prev, now);
 	if (c->old && client_route_is(c->old, proxy, session_id, key)) {
 		/* Back to the route just left: it still holds its seq and replay state. */
 		c->cur = c->old;
@@ -335,10 +347,11 @@ bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_
 	c->old = prev;
 	timer_set(c->old_route_fd, CL_OLD_ROUTE_MS, 0);
 	c->ctr.route_changes++;
+	client_fec_route_changed(c);
 	client_ctl_route_changed(c);
 	/* Probe at once: the path state and RTT of the new route are known within one
 	 * round trip, and the proxy sees the new client address right away. */
-	send_keepalive(c, now);
+	client_send_keepalive(c, now);
 	return true;
 }
 
@@ -359,15 +372,18 @@ static void on_keepalive(struct client *c)
 	if (!timer_fired(c->keepalive_fd))
 		return;
 	client_route_interval(c->cur, now, (uint32_t)c->conf.keepalive_ms);
-	send_keepalive(c, now);
+	client_send_keepalive(c, now);
 	client_ctl_route_events(c);
 }
 
 static void on_tick(struct client *c)
 {
+	uint64_t now = ls_now_us();
+
 	if (!timer_fired(c->tick_fd))
 		return;
-	client_flows_expire(c, ls_now_us());
+	client_flows_expire(c, now);
+	client_fec_tick(c, now);
 	client_ctl_counters_event(c);
 }
 
@@ -388,9 +404,11 @@ static int run(struct client *c)
 
 	ls_info(CL_PROG " " LS_VERSION ": game -> %s, tunnel -> %s, steering %s",
 		ls_addr_fmt(&c->listen, local), ls_addr_fmt(&c->cur->proxy, proxy), c->conf.socket);
-	send_keepalive(c, ls_now_us());
+	client_send_keepalive(c, ls_now_us());
 	while (!c->stop) {
-		int n = epoll_wait(c->epoll_fd, evs, (int)LS_ARRAY_LEN(evs), -1);
+		/* Open FEC blocks bound the wait: their parity leaves at their deadline. */
+		int timeout = c->fec.next_us ? dp_fec_wait_ms(c->fec.next_us, ls_now_us()) : -1;
+		int n = epoll_wait(c->epoll_fd, evs, (int)LS_ARRAY_LEN(evs), timeout);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -423,6 +441,8 @@ static int run(struct client *c)
 				break;
 			}
 		}
+		if (c->fec.next_us)
+			client_fec_due(c, ls_now_us());
 	}
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */

@@ -11,6 +11,7 @@
 
 #include "client_conf.h"
 #include "client_route.h"
+#include "dp_fec.h"
 #include "steer.h"
 
 #ifndef LS_VERSION
@@ -31,10 +32,13 @@
 /* After set_route, the old route's proxy may still answer for this long. */
 #define CL_OLD_ROUTE_MS 2000
 
+/* A game socket. Each one is its own FEC block stream in both directions. */
 struct client_flow {
 	uint32_t ip;     /* host order; a free slot has port 0 */
 	uint16_t port;
 	uint64_t last_us;
+	struct ls_fec_enc *enc; /* upstream blocks: while FEC is on */
+	struct ls_fec_dec *dec; /* downstream recovery: from the first version-2 packet */
 };
 
 struct client_counters {
@@ -47,18 +51,41 @@ struct client_counters {
 	uint64_t drops[CL_DROP__COUNT];
 };
 
+/* Datagrams waiting for one sendmmsg. Most point into the receive buffers; parity and
+ * recovered packets, which have none, are built in the slot's own storage. */
+#define CL_TXQ (2 * CL_BATCH)
+struct client_txq {
+	struct mmsghdr msg[CL_TXQ];
+	struct iovec iov[CL_TXQ];
+	struct sockaddr_in to[CL_TXQ];
+	uint8_t own[CL_TXQ][LS_RX_BUF];
+	unsigned n;
+};
+
 /* Batch buffers for both directions, allocated once at start. */
 struct client_io {
 	/* game -> tunnel: payloads land at CL_HEADROOM so headers go in front in place */
 	uint8_t up_buf[CL_BATCH][LS_RX_BUF];
-	struct mmsghdr up_rx[CL_BATCH], up_tx[CL_BATCH];
-	struct iovec up_rx_iov[CL_BATCH], up_tx_iov[CL_BATCH];
+	struct mmsghdr up_rx[CL_BATCH];
+	struct iovec up_rx_iov[CL_BATCH];
 	struct sockaddr_in up_from[CL_BATCH];
+	struct client_txq up;
 	/* tunnel -> game */
 	uint8_t down_buf[CL_BATCH][LS_RX_BUF];
-	struct mmsghdr down_rx[CL_BATCH], down_tx[CL_BATCH];
-	struct iovec down_rx_iov[CL_BATCH], down_tx_iov[CL_BATCH];
-	struct sockaddr_in down_from[CL_BATCH], down_to[CL_BATCH];
+	struct mmsghdr down_rx[CL_BATCH];
+	struct iovec down_rx_iov[CL_BATCH];
+	struct sockaddr_in down_from[CL_BATCH];
+	struct client_txq down;
+};
+
+/* Forward error correction: the setting applies to both directions. Upstream the
+ * client encodes with it; downstream it asks the proxy for it in its keepalives. */
+struct client_fec {
+	struct dp_fec_setting set;  /* --fec, fec, set_fec */
+	struct ls_fec_params up;    /* what the encoders use now */
+	struct dp_fec_auto au;      /* the upstream policy for the current route */
+	uint64_t next_us;           /* earliest deadline of an open block; 0: none */
+	struct dp_fec_counters ctr; /* parity sent, and what freed decoders counted */
 };
 
 /* Seq counters of routes left behind, so that coming back to a proxy that still holds
@@ -88,6 +115,7 @@ struct client {
 
 	struct client_flow flows[CL_MAX_FLOWS];
 	unsigned n_flows;
+	struct client_fec fec;
 
 	struct client_counters ctr;
 	uint64_t started_us;
@@ -101,6 +129,8 @@ struct client {
  * Returns true when the route changed (false: it was already the current one). */
 bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_t session_id,
 		      const uint8_t *key, const struct sockaddr_in *game_server);
+/* A keepalive request to the current route now. */
+void client_send_keepalive(struct client *c, uint64_t now_us);
 
 /* ---- client_fwd.c: the packet paths -------------------------------------------- */
 
@@ -115,6 +145,42 @@ bool client_send_control(struct client *c, const struct client_route *r, const u
 			 size_t len);
 /* Forget game sockets idle for CL_FLOW_IDLE_US. */
 void client_flows_expire(struct client *c, uint64_t now_us);
+/* The outgoing queues: a slot (sending what is queued first when full), its
+ * datagram, and the send. */
+unsigned client_txq_slot(struct client *c, struct client_txq *q);
+void client_txq_put(struct client_txq *q, unsigned i, void *data, size_t len,
+		    const struct sockaddr_in *to);
+void client_txq_flush(struct client *c, struct client_txq *q);
+
+/* ---- client_fec.c: forward error correction (docs/protocol.md 1.2) ------------ */
+
+/* Apply a setting: encoders follow it (auto starts from its policy's first choice). */
+void client_fec_set(struct client *c, const struct dp_fec_setting *s);
+/* The FEC ask our keepalives carry. */
+void client_fec_ask(const struct client *c, uint8_t *fec_k, uint8_t *fec_m);
+/* A game socket appears (it gets an encoder while FEC is on) or goes. */
+void client_fec_flow_new(struct client *c, struct client_flow *f);
+void client_fec_flow_gone(struct client *c, struct client_flow *f);
+/* A data packet of f joined the upstream queue towards r (full: it filled its block):
+ * parity held back from the previous block follows it, then the full block's. */
+void client_fec_sent(struct client *c, struct client_route *r, struct client_flow *f,
+		     bool full, uint64_t now_us);
+/* Close every block whose time is up (towards the current route), or every open
+ * block towards r (before r stops being the route, so no block spans two). */
+void client_fec_due(struct client *c, uint64_t now_us);
+void client_fec_close_all(struct client *c, struct client_route *r, uint64_t now_us);
+/* A version-2 datagram from r for game socket f: recovery, then delivery. */
+void client_fec_down(struct client *c, struct client_route *r, struct client_flow *f,
+		     const struct ls_pkt *pkt, uint8_t *payload, uint64_t now_us);
+/* The proxy reported on our packets (r->up_sample): the auto policy learns from it. */
+void client_fec_report(struct client *c, struct client_route *r, uint64_t now_us);
+/* A new route: decoders and the policy start over (another proxy, another path). */
+void client_fec_route_changed(struct client *c);
+/* Once a second: blocks that will never complete are counted. */
+void client_fec_tick(struct client *c, uint64_t now_us);
+/* The counters of `stats`: freed decoders and live ones. */
+void client_fec_counters(const struct client *c, struct dp_fec_counters *out);
+void client_fec_free(struct client *c);
 
 /* ---- client_ctl.c: steering ---------------------------------------------------- */
 

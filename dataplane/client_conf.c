@@ -16,7 +16,7 @@ void client_conf_defaults(struct client_conf *c)
 	snprintf(c->listen, sizeof(c->listen), "%s", CL_DEFAULT_LISTEN);
 	snprintf(c->socket, sizeof(c->socket), "%s", CL_DEFAULT_SOCKET);
 	c->keepalive_ms = CL_KEEPALIVE_DEFAULT_MS;
-	c->fec_off = true;
+	dp_fec_parse("off", &c->fec, NULL, 0);
 	c->log_level = LS_LOG_INFO;
 }
 
@@ -91,18 +91,11 @@ static int parse_key(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 	return 0;
 }
 
-/* FEC is not part of this build; "off" is the one value it honours. */
 static int parse_fec(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 {
 	if (want_string(v, err, errlen) < 0)
 		return -1;
-	if (strcmp(v->u.s, "off") != 0) {
-		snprintf(err, errlen, "only \"off\" is supported in this build, not '%.32s'",
-			 v->u.s);
-		return -1;
-	}
-	*(bool *)dst = true;
-	return 0;
+	return dp_fec_parse(v->u.s, dst, err, errlen);
 }
 
 static int parse_log_level(const struct ls_cv *v, void *dst, char *err, size_t errlen)
@@ -134,7 +127,7 @@ static const struct ls_conf_field client_fields[] = {
 	F("session_id", LS_CF_UINT, session_id, 1, CL_SESSION_ID_MAX, NULL),
 	F("key", LS_CF_CUSTOM, key, 0, 0, parse_key),
 	F("keepalive_ms", LS_CF_INT, keepalive_ms, CL_KEEPALIVE_MIN_MS, CL_KEEPALIVE_MAX_MS, NULL),
-	F("fec", LS_CF_CUSTOM, fec_off, 0, 0, parse_fec),
+	F("fec", LS_CF_CUSTOM, fec, 0, 0, parse_fec),
 	F("log_level", LS_CF_CUSTOM, log_level, 0, 0, parse_log_level),
 	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
 };
@@ -333,6 +326,8 @@ void client_conf_print(const struct client_conf *c, const struct client_addrs *a
 		fprintf(f, "# session_id, key: not set (unauthenticated)\n");
 	}
 	fprintf(f, "keepalive_ms = %lld\n", (long long)c->keepalive_ms);
-	fprintf(f, "fec = \"off\"\n");
+	char fec[32];
+	dp_fec_fmt(&c->fec, fec, sizeof(fec));
+	fprintf(f, "fec = \"%s\"\n", fec);
 	fprintf(f, "log_level = \"%s\"\n", ls_log_level_name((enum ls_log_level)c->log_level));
 }

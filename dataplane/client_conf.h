@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "auth.h"
+#include "dp_fec.h"
 
 #define CL_DEFAULT_SOCKET "/run/lightspeed/client.sock"
 #define CL_DEFAULT_LISTEN "127.0.0.1"
@@ -32,7 +33,7 @@ struct client_conf {
 	uint64_t session_id;    /* 0: unauthenticated */
 	struct client_key key;
 	int64_t keepalive_ms;
-	bool fec_off;           /* the only FEC setting of this build */
+	struct dp_fec_setting fec; /* off, auto or K:M[:MS], both directions */
 	int log_level;          /* enum ls_log_level */
 };
 

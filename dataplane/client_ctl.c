@@ -43,6 +43,7 @@ static json_t *status_json(const struct client *c)
 {
 	const struct client_route *r = c->cur;
 	json_t *o = json_object();
+	char fec[32];
 
 	json_object_set_new(o, "proxy", addr_json(&r->proxy));
 	json_object_set_new(o, "game_server", addr_json(&c->game_server));
@@ -54,6 +55,9 @@ static json_t *status_json(const struct client *c)
 	measure_json(r, o);
 	json_object_set_new(o, "flows", json_integer(c->n_flows));
 	json_object_set_new(o, "keepalive_ms", json_integer(c->conf.keepalive_ms));
+	dp_fec_fmt(&c->fec.set, fec, sizeof(fec));
+	json_object_set_new(o, "fec", json_string(fec));
+	json_object_set_new(o, "fec_up", dp_fec_params_json(&c->fec.up));
 	return o;
 }
 
@@ -91,6 +95,7 @@ static json_t *stats_json(const struct client *c)
 	const struct ls_hist *h = &c->cur->rtt;
 	json_t *o = json_object(), *drops = json_object();
 	struct ls_steer_stats st;
+	struct dp_fec_counters fec;
 
 	for (size_t i = 0; i < LS_ARRAY_LEN(counter_table); i++)
 		json_object_set_new(o, counter_table[i].name, json_integer((json_int_t)counter(c, i)));
@@ -104,6 +109,8 @@ static json_t *stats_json(const struct client *c)
 		json_object_set_new(drops, client_drop_names[i],
 				    json_integer((json_int_t)c->ctr.drops[i]));
 	json_object_set_new(o, "drops", drops);
+	client_fec_counters(c, &fec);
+	json_object_set_new(o, "fec", dp_fec_counters_json(&fec));
 	/* Where lost events are counted (docs/protocol.md 3). */
 	ls_steer_get_stats(c->steer, &st);
 	json_object_set_new(o, "steering",
@@ -116,6 +123,7 @@ static json_t *stats_json(const struct client *c)
 static json_t *stats_prometheus(const struct client *c)
 {
 	const struct client_route *r = c->cur;
+	struct dp_fec_counters fec;
 	struct ls_buf b;
 	char name[96];
 	json_t *o;
@@ -135,6 +143,14 @@ static json_t *stats_prometheus(const struct client *c)
 		ls_prom_u64(&b, "lightspeed_client_drops_total", label.data, c->ctr.drops[i]);
 		ls_buf_free(&label);
 	}
+	client_fec_counters(c, &fec);
+	dp_fec_counters_prom(&b, "lightspeed_client", &fec);
+	ls_prom_header(&b, "lightspeed_client_fec_up_k", "gauge",
+		       "Data packets per FEC block towards the proxy (0: FEC off).");
+	ls_prom_u64(&b, "lightspeed_client_fec_up_k", NULL, c->fec.up.k);
+	ls_prom_header(&b, "lightspeed_client_fec_up_m", "gauge",
+		       "Parity packets per full FEC block towards the proxy.");
+	ls_prom_u64(&b, "lightspeed_client_fec_up_m", NULL, c->fec.up.m);
 	ls_prom_hist(&b, "lightspeed_client_rtt_seconds",
 		     "Keepalive round-trip time on the current route.", &r->rtt);
 	ls_prom_header(&b, "lightspeed_client_path_up", "gauge",
@@ -304,11 +320,40 @@ static enum ls_rc cmd_set_route(void *ctx, json_t *req, json_t **result, char *m
 	return LS_RC_OK;
 }
 
+static enum ls_rc cmd_set_fec(void *ctx, json_t *req, json_t **result, char *msg,
+			      size_t msglen)
+{
+	static const char *const args[] = { "fec", NULL };
+	struct client *c = ctx;
+	struct dp_fec_setting s;
+	const char *v = json_string_value(json_object_get(req, "fec"));
+	char err[160];
+
+	if (only_args(req, args, msg, msglen) < 0)
+		return LS_RC_INVALID;
+	if (!v) {
+		snprintf(msg, msglen, "fec (\"off\", \"auto\", \"K:M\" or \"K:M:MS\") is required");
+		return LS_RC_INVALID;
+	}
+	if (dp_fec_parse(v, &s, err, sizeof(err)) < 0) {
+		snprintf(msg, msglen, "fec: %s", err);
+		return LS_RC_INVALID;
+	}
+	client_fec_set(c, &s);
+	/* The proxy hears the new downstream ask now, not an interval later. */
+	client_send_keepalive(c, ls_now_us());
+	ls_info("fec: %s", v);
+	*result = status_json(c);
+	return LS_RC_OK;
+}
+
 static const struct ls_steer_cmd client_cmds[] = {
 	{ "status", cmd_status, "route, path and measurements" },
 	{ "stats", cmd_stats, "counters; {\"format\":\"prometheus\"} for the text format" },
 	{ "set_route", cmd_set_route,
 	  "{\"proxy\":\"ip:port\"[,\"session_id\":N,\"key\":\"hex\"][,\"game_server\":\"ip:port\"]}" },
+	{ "set_fec", cmd_set_fec,
+	  "{\"fec\":\"off\"|\"auto\"|\"K:M\"|\"K:M:MS\"}: FEC for both directions" },
 	{ NULL, NULL, NULL },
 };
 

@@ -10,6 +10,16 @@
 
 #include "util.h"
 
+static void txq_init(struct client_txq *q)
+{
+	for (int i = 0; i < CL_TXQ; i++) {
+		q->msg[i].msg_hdr.msg_iov = &q->iov[i];
+		q->msg[i].msg_hdr.msg_iovlen = 1;
+		q->msg[i].msg_hdr.msg_name = &q->to[i];
+		q->msg[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
+	}
+}
+
 int client_io_init(struct client *c)
 {
 	struct client_io *io = calloc(1, sizeof(*io));
@@ -24,20 +34,15 @@ int client_io_init(struct client *c)
 		io->up_rx[i].msg_hdr.msg_iov = &io->up_rx_iov[i];
 		io->up_rx[i].msg_hdr.msg_iovlen = 1;
 		io->up_rx[i].msg_hdr.msg_name = &io->up_from[i];
-		io->up_tx[i].msg_hdr.msg_iov = &io->up_tx_iov[i];
-		io->up_tx[i].msg_hdr.msg_iovlen = 1;
-		io->up_tx[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
 
 		io->down_rx_iov[i].iov_base = io->down_buf[i];
 		io->down_rx_iov[i].iov_len = LS_RX_BUF;
 		io->down_rx[i].msg_hdr.msg_iov = &io->down_rx_iov[i];
 		io->down_rx[i].msg_hdr.msg_iovlen = 1;
 		io->down_rx[i].msg_hdr.msg_name = &io->down_from[i];
-		io->down_tx[i].msg_hdr.msg_iov = &io->down_tx_iov[i];
-		io->down_tx[i].msg_hdr.msg_iovlen = 1;
-		io->down_tx[i].msg_hdr.msg_name = &io->down_to[i];
-		io->down_tx[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_in);
 	}
+	txq_init(&io->up);
+	txq_init(&io->down);
 	c->io = io;
 	return 0;
 }
@@ -58,14 +63,18 @@ static int recv_batch(int fd, struct mmsghdr *m)
 }
 
 /* sendmmsg until every message went or failed; a refused one is counted and skipped
- * (a game datagram late is worse than lost). */
-static void send_batch(struct client *c, int fd, struct mmsghdr *m, unsigned n, uint64_t *pkts,
-		       uint64_t *bytes)
+ * (a game datagram late is worse than lost). The upstream queue goes into the
+ * tunnel, the downstream one to the game sockets. */
+void client_txq_flush(struct client *c, struct client_txq *q)
 {
+	bool up = q == &c->io->up;
+	int fd = up ? c->tunnel_fd : c->local_fd;
+	uint64_t *pkts = up ? &c->ctr.tunnel_tx_packets : &c->ctr.delivered_packets;
+	uint64_t *bytes = up ? &c->ctr.tunnel_tx_bytes : &c->ctr.delivered_bytes;
 	unsigned i = 0;
 
-	while (i < n) {
-		int r = sendmmsg(fd, m + i, n - i, MSG_DONTWAIT);
+	while (i < q->n) {
+		int r = sendmmsg(fd, q->msg + i, q->n - i, MSG_DONTWAIT);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -75,9 +84,25 @@ static void send_batch(struct client *c, int fd, struct mmsghdr *m, unsigned n, 
 		}
 		for (int k = 0; k < r; k++, i++) {
 			(*pkts)++;
-			*bytes += m[i].msg_hdr.msg_iov[0].iov_len;
+			*bytes += q->iov[i].iov_len;
 		}
 	}
+	q->n = 0;
+}
+
+unsigned client_txq_slot(struct client *c, struct client_txq *q)
+{
+	if (q->n == CL_TXQ)
+		client_txq_flush(c, q);
+	return q->n++;
+}
+
+void client_txq_put(struct client_txq *q, unsigned i, void *data, size_t len,
+		    const struct sockaddr_in *to)
+{
+	q->iov[i].iov_base = data;
+	q->iov[i].iov_len = len;
+	q->to[i] = *to;
 }
 
 bool client_send_control(struct client *c, const struct client_route *r, const uint8_t *buf,
@@ -107,7 +132,8 @@ static struct client_flow *flow_find(struct client *c, uint32_t ip, uint16_t por
 
 /* Record a game socket. With the table full the least recently active one goes: a
  * game that opens a new socket uses it, not the oldest. */
-static void flow_touch(struct client *c, uint32_t ip, uint16_t port, uint64_t now_us)
+static struct client_flow *flow_touch(struct client *c, uint32_t ip, uint16_t port,
+				      uint64_t now_us)
 {
 	struct client_flow *f = flow_find(c, ip, port), *lru = NULL;
 
@@ -121,12 +147,16 @@ static void flow_touch(struct client *c, uint32_t ip, uint16_t port, uint64_t no
 			if (!lru || c->flows[i].last_us < lru->last_us)
 				lru = &c->flows[i];
 		}
-		if (!f)
+		if (!f) {
 			f = lru;
+			client_fec_flow_gone(c, f);
+		}
 		f->ip = ip;
 		f->port = port;
+		client_fec_flow_new(c, f);
 	}
 	f->last_us = now_us;
+	return f;
 }
 
 void client_flows_expire(struct client *c, uint64_t now_us)
@@ -134,6 +164,7 @@ void client_flows_expire(struct client *c, uint64_t now_us)
 	for (unsigned i = 0; i < CL_MAX_FLOWS; i++) {
 		struct client_flow *f = &c->flows[i];
 		if (f->port != 0 && now_us - f->last_us >= CL_FLOW_IDLE_US) {
+			client_fec_flow_gone(c, f);
 			memset(f, 0, sizeof(*f));
 			c->n_flows--;
 		}
@@ -153,7 +184,6 @@ void client_fwd_up(struct client *c)
 		uint64_t now = ls_now_us();
 		/* Read once per batch: set_route runs between batches, never inside. */
 		struct client_route *r = c->cur;
-		unsigned out = 0;
 
 		for (int i = 0; i < n; i++) {
 			const struct msghdr *mh = &io->up_rx[i].msg_hdr;
@@ -168,18 +198,28 @@ void client_fwd_up(struct client *c)
 			}
 			uint32_t ip = ntohl(from->sin_addr.s_addr);
 			uint16_t port = ntohs(from->sin_port);
-			flow_touch(c, ip, port, now);
+			struct client_flow *f = flow_touch(c, ip, port, now);
+			struct ls_hdr h = {
+				.version = LS_VER_PLAIN,
+				.src_ip = ip,
+				.src_port = port,
+				.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
+				.dst_port = ntohs(c->game_server.sin_port),
+			};
+			/* With an encoder the packet joins its flow's open block (or goes as
+			 * version 1 when FEC is off or it is too long to protect). */
+			bool full = f->enc && ls_fec_enc_add(f->enc, io->up_buf[i] + CL_HEADROOM,
+							     len, now, &h);
 
 			uint8_t *start;
-			size_t wire = client_route_wrap(r, io->up_buf[i], len, ip, port,
-							&c->game_server, now, &start);
-			io->up_tx_iov[out].iov_base = start;
-			io->up_tx_iov[out].iov_len = wire;
-			io->up_tx[out].msg_hdr.msg_name = &r->proxy;
-			out++;
+			size_t wire = client_route_wrap(r, &h, io->up_buf[i], len, now, &start);
+			client_txq_put(&io->up, client_txq_slot(c, &io->up), start, wire,
+				       &r->proxy);
+			c->fec.au.sent++;
+			if (f->enc)
+				client_fec_sent(c, r, f, full, now);
 		}
-		send_batch(c, c->tunnel_fd, io->up_tx, out, &c->ctr.tunnel_tx_packets,
-			   &c->ctr.tunnel_tx_bytes);
+		client_txq_flush(c, &io->up);
 		if (n < CL_BATCH)
 			return;
 	}
@@ -227,7 +267,6 @@ void client_fwd_down(struct client *c)
 		if (n <= 0)
 			return;
 		uint64_t now = ls_now_us();
-		unsigned out = 0;
 
 		for (int i = 0; i < n; i++) {
 			const struct msghdr *mh = &io->down_rx[i].msg_hdr;
@@ -261,34 +300,42 @@ void client_fwd_down(struct client *c)
 				continue;
 			case CL_RX_KA_REQUEST: {
 				/* The proxy validates our address this way (1.6): answer at once. */
-				uint8_t ans[LS_MAX_OVERHEAD];
-				client_send_control(c, r, ans, client_route_ka_reply(r, &pkt.h, ans));
+				uint8_t ans[LS_MAX_OVERHEAD], k, m;
+				client_fec_ask(c, &k, &m);
+				client_send_control(c, r, ans,
+						    client_route_ka_reply(r, &pkt.h, k, m, ans));
 				continue;
 			}
 			case CL_RX_KA_REPLY:
 				c->ctr.keepalive_replies++;
+				if (r == c->cur)
+					client_fec_report(c, r, now);
 				continue;
 			case CL_RX_CONSUMED:
 				continue;
 			case CL_RX_DATA:
 				break;
 			}
-			if (!flow_find(c, pkt.h.dst_ip, pkt.h.dst_port)) {
+			struct client_flow *f = flow_find(c, pkt.h.dst_ip, pkt.h.dst_port);
+			if (!f) {
 				c->ctr.drops[CL_DROP_UNKNOWN_FLOW]++;
 				continue;
 			}
-			struct sockaddr_in *to = &io->down_to[out];
-			memset(to, 0, sizeof(*to));
-			to->sin_family = AF_INET;
-			to->sin_addr.s_addr = htonl(pkt.h.dst_ip);
-			to->sin_port = htons(pkt.h.dst_port);
 			/* The payload stays where it arrived; only its place is computed. */
-			io->down_tx_iov[out].iov_base = io->down_buf[i] + (pkt.payload - buf);
-			io->down_tx_iov[out].iov_len = pkt.payload_len;
-			out++;
+			uint8_t *payload = io->down_buf[i] + (pkt.payload - buf);
+			if (pkt.h.version == LS_VER_FEC) {
+				client_fec_down(c, r, f, &pkt, payload, now);
+				continue;
+			}
+			struct sockaddr_in to = {
+				.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(pkt.h.dst_ip),
+				.sin_port = htons(pkt.h.dst_port),
+			};
+			client_txq_put(&io->down, client_txq_slot(c, &io->down), payload,
+				       pkt.payload_len, &to);
 		}
-		send_batch(c, c->local_fd, io->down_tx, out, &c->ctr.delivered_packets,
-			   &c->ctr.delivered_bytes);
+		client_txq_flush(c, &io->down);
 		client_ctl_route_events(c);
 		if (n < CL_BATCH)
 			return;

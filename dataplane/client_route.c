@@ -110,43 +110,38 @@ static size_t finish(struct client_route *r, const struct ls_hdr *h, uint8_t *bu
 	return n;
 }
 
-size_t client_route_wrap(struct client_route *r, uint8_t *buf, size_t len, uint32_t src_ip,
-			 uint16_t src_port, const struct sockaddr_in *dst, uint64_t now_us,
-			 uint8_t **start)
+size_t client_route_wrap(struct client_route *r, struct ls_hdr *h, uint8_t *buf, size_t len,
+			 uint64_t now_us, uint8_t **start)
 {
-	struct ls_hdr h;
-
-	hdr_base(r, &h, 0);
-	h.seq = r->tx_seq++;
-	h.ts_us = (uint32_t)now_us;
-	h.src_ip = src_ip;
-	h.src_port = src_port;
-	h.dst_ip = ntohl(dst->sin_addr.s_addr);
-	h.dst_port = ntohs(dst->sin_port);
-	*start = buf + CL_HEADROOM - ls_hdr_len(h.version, h.flags);
-	return finish(r, &h, *start, len);
+	h->flags = r->keyed ? LS_F_AUTH : 0;
+	h->token = r->token;
+	h->session_id = r->session_id;
+	h->seq = r->tx_seq++;
+	h->ts_us = (uint32_t)now_us;
+	*start = buf + CL_HEADROOM - ls_hdr_len(h->version, h->flags);
+	return finish(r, h, *start, len);
 }
 
+/* A keepalive (ka set) or a FIN (ka NULL). */
 static size_t control(struct client_route *r, uint8_t flags, uint16_t seq, uint32_t ts,
-		      uint16_t kind, uint8_t *buf)
+		      struct ls_keepalive *ka, uint8_t *buf)
 {
 	struct ls_hdr h;
-	struct ls_keepalive ka = {
-		.rx_count = r->rx_count,
-		.rx_highest = (uint32_t)r->rx_top,
-		.kind = kind,
-	};
 
 	hdr_base(r, &h, flags);
 	h.seq = seq;
 	h.ts_us = ts;
-	if (flags & LS_F_KEEPALIVE)
-		ls_keepalive_to_hdr(&ka, &h);
+	if (ka) {
+		ls_rx_report(&r->rx, ka);
+		ls_keepalive_to_hdr(ka, &h);
+	}
 	return finish(r, &h, buf, 0);
 }
 
-size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t *buf)
+size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t fec_k,
+			       uint8_t fec_m, uint8_t *buf)
 {
+	struct ls_keepalive ka = { .kind = LS_KA_REQUEST, .fec_k = fec_k, .fec_m = fec_m };
 	uint16_t seq = r->tx_seq++;
 	uint32_t ts = (uint32_t)now_us;
 	unsigned slot = r->ka_next++ % CL_KA_OUTSTANDING;
@@ -154,19 +149,22 @@ size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t 
 	r->ka[slot].seq = seq;
 	r->ka[slot].ts = ts;
 	r->ka[slot].live = true;
-	return control(r, LS_F_KEEPALIVE, seq, ts, LS_KA_REQUEST, buf);
+	return control(r, LS_F_KEEPALIVE, seq, ts, &ka, buf);
 }
 
-size_t client_route_ka_reply(struct client_route *r, const struct ls_hdr *req, uint8_t *buf)
+size_t client_route_ka_reply(struct client_route *r, const struct ls_hdr *req, uint8_t fec_k,
+			     uint8_t fec_m, uint8_t *buf)
 {
-	return control(r, LS_F_KEEPALIVE, req->seq, req->ts_us, LS_KA_REPLY, buf);
+	struct ls_keepalive ka = { .kind = LS_KA_REPLY, .fec_k = fec_k, .fec_m = fec_m };
+
+	return control(r, LS_F_KEEPALIVE, req->seq, req->ts_us, &ka, buf);
 }
 
 size_t client_route_fin(struct client_route *r, uint64_t now_us, uint8_t *buf)
 {
 	uint16_t seq = r->tx_seq++;
 
-	return control(r, LS_F_FIN, seq, (uint32_t)now_us, 0, buf);
+	return control(r, LS_F_FIN, seq, (uint32_t)now_us, NULL, buf);
 }
 
 /* The first reply to one of our requests: forget the request so that a duplicate or
@@ -218,19 +216,19 @@ static void loss_smooth(double *avg, double sample)
 }
 
 /* Upstream loss from the proxy's counters in a reply (RTCP style: growth of the
- * highest seq against growth of the count between two reports). A report that goes
- * backwards (reordered, or a restarted proxy) only moves the baseline. */
+ * highest seq against growth of the count between two reports), kept for the FEC
+ * policy too. */
 static void loss_up_report(struct client_route *r, const struct ls_keepalive *ka)
 {
-	if (r->up_any) {
-		int32_t expected = (int32_t)(ka->rx_highest - r->up_highest);
-		int32_t received = (int32_t)(ka->rx_count - r->up_count);
-		if (expected > 0)
-			loss_smooth(&r->loss_up, loss_fraction(expected, received));
-	}
-	r->up_any = true;
-	r->up_highest = ka->rx_highest;
-	r->up_count = ka->rx_count;
+	uint32_t expected, received;
+
+	if (!ls_rx_growth(&r->up_base, ka, &expected, &received))
+		return;
+	loss_smooth(&r->loss_up, loss_fraction(expected, received));
+	r->up_sample = true;
+	r->up_expected = expected;
+	r->up_received = received;
+	r->up_burst = ka->burst;
 }
 
 static void rtt_sample(struct client_route *r, uint32_t rtt)
@@ -265,19 +263,14 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 	bool clocked = !(h->flags & LS_F_KEEPALIVE);
 	uint64_t ext = 0;
 
-	/* Shape first: a keepalive has no payload and a known kind; with FEC off this
-	 * client expects no parity (zero parity rows are in range). */
+	/* Shape first: a keepalive has no payload, a known kind and an FEC ask in range. */
 	if (h->flags & LS_F_KEEPALIVE) {
-		ls_keepalive_from_hdr(h, &ka);
-		if (p->payload_len != 0 || ka.kind > LS_KA_REPLY) {
-			*why = CL_DROP_MALFORMED;
+		int rc = ls_keepalive_from_hdr(h, &ka);
+		if (p->payload_len != 0 || rc != LS_PE_OK) {
+			*why = rc == LS_PE_FEC_RANGE ? CL_DROP_FEC_RANGE : CL_DROP_MALFORMED;
 			return CL_RX_DROP;
 		}
 		echo = ka.kind == LS_KA_REPLY;
-	} else if (!(h->flags & LS_F_FIN) && h->version == LS_VER_FEC && h->fec_k >= 1 &&
-		   h->fec_index >= h->fec_k) {
-		*why = CL_DROP_FEC_RANGE;
-		return CL_RX_DROP;
 	}
 
 	if (h->flags & LS_F_AUTH) {
@@ -314,7 +307,7 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 		*why = CL_DROP_UNAUTHENTICATED;
 		return CL_RX_DROP;
 	} else {
-		ext = r->rx_any ? ls_seq_extend(r->rx_top, h->seq) : h->seq;
+		ext = r->rx.any ? ls_seq_extend(r->rx.top, h->seq) : h->seq;
 	}
 
 	if (echo) {
@@ -330,10 +323,7 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 		return CL_RX_KA_REPLY;
 	}
 
-	r->rx_count++;
-	if (!r->rx_any || ext > r->rx_top)
-		r->rx_top = ext;
-	r->rx_any = true;
+	ls_rx_note(&r->rx, ext);
 	r->last_rx_us = now_us;
 	if (clocked)
 		jitter_sample(r, 0, now32, h->ts_us);
@@ -344,10 +334,10 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 		 * window and the loss baselines start over too; the ts floor keeps
 		 * anything sent before the FIN from being replayed into the new window. */
 		ls_replay_init(&r->replay);
-		r->rx_any = false;
-		r->rx_top = 0;
+		r->rx.any = false;
+		r->rx.top = 0;
 		r->down_any = false;
-		r->up_any = false;
+		r->up_base.any = false;
 		r->transit_any[0] = false;
 		r->floor_any = r->ts_any;
 		r->ts_floor = r->ts_newest;
@@ -365,13 +355,13 @@ void client_route_interval(struct client_route *r, uint64_t now_us, uint32_t kee
 	uint64_t since = r->last_rx_us ? r->last_rx_us : r->started_us;
 
 	/* Downstream loss from our own counters over the interval just ended. */
-	if (r->down_any && r->rx_top > r->down_top)
-		loss_smooth(&r->loss_down, loss_fraction((int64_t)(r->rx_top - r->down_top),
-							 (uint32_t)(r->rx_count - r->down_count)));
-	if (r->rx_any) {
+	if (r->down_any && r->rx.top > r->down_top)
+		loss_smooth(&r->loss_down, loss_fraction((int64_t)(r->rx.top - r->down_top),
+							 (uint32_t)(r->rx.count - r->down_count)));
+	if (r->rx.any) {
 		r->down_any = true;
-		r->down_top = r->rx_top;
-		r->down_count = r->rx_count;
+		r->down_top = r->rx.top;
+		r->down_count = r->rx.count;
 	}
 
 	if (limit < 1000000)

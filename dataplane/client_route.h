@@ -62,9 +62,7 @@ struct client_route {
 	struct ls_replay replay;
 	bool ts_any;
 	uint32_t ts_newest;   /* newest ts_us accepted from the proxy (freshness) */
-	uint32_t rx_count;    /* packets accepted from the proxy, echoes left out */
-	bool rx_any;
-	uint64_t rx_top;      /* highest extended seq accepted from the proxy */
+	struct ls_rx_count rx; /* packets accepted from the proxy, echoes left out */
 	uint64_t last_rx_us;  /* last accepted packet of any kind; 0: none yet */
 	bool floor_any;       /* after a FIN: nothing stamped at or before ts_floor */
 	uint32_t ts_floor;
@@ -84,9 +82,13 @@ struct client_route {
 	bool transit_any[2];  /* [0] proxy-stamped packets, [1] echoes of our own ts */
 	int32_t transit[2];
 	bool jitter_any;
-	bool up_any;          /* a loss report from the proxy is the baseline */
-	uint32_t up_count, up_highest;
+	struct ls_rx_base up_base; /* the proxy's previous report */
 	double loss_up;       /* smoothed; < 0 before the first sample */
+	/* The last reply's report of our packets, for the FEC policy: set with each
+	 * reply that carried a sample, cleared by the caller. */
+	bool up_sample;
+	uint32_t up_expected, up_received;
+	uint8_t up_burst;
 	uint32_t down_count;  /* own counters at the last report interval */
 	uint64_t down_top;
 	bool down_any;
@@ -115,17 +117,21 @@ bool client_route_is(const struct client_route *r, const struct sockaddr_in *pro
 #define CL_HEADROOM (LS_HDR_LEN + LS_FEC_EXT_LEN + LS_AUTH_ID_LEN)
 
 /* Wrap the payload at buf[CL_HEADROOM .. CL_HEADROOM+len) in place: headers in front,
- * tag (keyed routes) behind; buf must hold CL_HEADROOM + len + LS_TAG_LEN bytes. Sets
- * *start to the first byte of the datagram and returns its length. */
-size_t client_route_wrap(struct client_route *r, uint8_t *buf, size_t len, uint32_t src_ip,
-			 uint16_t src_port, const struct sockaddr_in *dst, uint64_t now_us,
-			 uint8_t **start);
+ * tag (keyed routes) behind; buf must hold CL_HEADROOM + len + LS_TAG_LEN bytes. h
+ * brings the version, FEC fields and addresses (a data or parity packet); the route
+ * fills in the rest. Sets *start to the first byte of the datagram and returns its
+ * length. */
+size_t client_route_wrap(struct client_route *r, struct ls_hdr *h, uint8_t *buf, size_t len,
+			 uint64_t now_us, uint8_t **start);
 
 /* Control packets, built into buf (at least LS_MAX_OVERHEAD bytes); return the length.
  * A keepalive request takes the next seq and is remembered for matching; a reply
- * echoes the request's seq and ts_us; a FIN request takes the next seq. */
-size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t *buf);
-size_t client_route_ka_reply(struct client_route *r, const struct ls_hdr *req, uint8_t *buf);
+ * echoes the request's seq and ts_us; a FIN request takes the next seq. Keepalives
+ * carry our reception report and the FEC we ask the proxy for (fec_k, fec_m, 1.4). */
+size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t fec_k,
+			       uint8_t fec_m, uint8_t *buf);
+size_t client_route_ka_reply(struct client_route *r, const struct ls_hdr *req, uint8_t fec_k,
+			     uint8_t fec_m, uint8_t *buf);
 size_t client_route_fin(struct client_route *r, uint64_t now_us, uint8_t *buf);
 
 /* What an accepted datagram from the proxy is. */

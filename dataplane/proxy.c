@@ -253,7 +253,7 @@ static int open_static_sessions(struct px *p, uint64_t now)
 		uint64_t bps = st->bps.set ? st->bps.v : p->conf.limits.bps;
 
 		if (!px_session_add_keyed(p, (uint32_t)st->id, st->key.b, st->dests.v, st->dests.n,
-					  pps, bps, true, now)) {
+					  pps, bps, st->fec.set ? &st->fec.v : NULL, true, now)) {
 			ls_err("out of memory adding static session %lld", (long long)st->id);
 			return -1;
 		}
@@ -351,6 +351,8 @@ static void housekeeping(struct px *p)
 			/* A game socket that went quiet frees its slot for a new one. */
 			if (now - f->last_us >= idle)
 				px_flow_close(p, f);
+			else if (f->dec)
+				ls_fec_dec_expire(f->dec, now); /* count blocks never completed */
 		}
 		px_revalidate(p, s, now);
 	}
@@ -381,7 +383,9 @@ static void run(struct px *p)
 	bool stop = false;
 
 	while (!stop) {
-		int n = epoll_wait(p->epfd, evs, (int)LS_ARRAY_LEN(evs), -1);
+		/* Open FEC blocks bound the wait: their parity leaves at their deadline. */
+		int timeout = p->fec_next_us ? dp_fec_wait_ms(p->fec_next_us, ls_now_us()) : -1;
+		int n = epoll_wait(p->epfd, evs, (int)LS_ARRAY_LEN(evs), timeout);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -419,6 +423,8 @@ static void run(struct px *p)
 				break;
 			}
 		}
+		if (p->fec_next_us)
+			px_fec_due(p, ls_now_us());
 		px_table_reap(&p->tab);
 	}
 }

@@ -78,6 +78,12 @@ struct px_dest_list {
 	size_t n;
 };
 
+/* An optional per-session FEC setting: absent follows what the client asks. */
+struct px_opt_fec {
+	struct dp_fec_setting v;
+	bool set;
+};
+
 /* One [[session]] of the config file: a static session for nodes without an agent. */
 struct px_static {
 	struct px_static *next;
@@ -85,6 +91,7 @@ struct px_static {
 	struct px_key key;
 	struct px_dest_list dests;
 	struct px_opt_rate pps, bps;
+	struct px_opt_fec fec;
 };
 
 struct px_conf_main {
@@ -135,6 +142,11 @@ struct px {
 	uint64_t rng;             /* xorshift64* state, seeded from getrandom */
 	struct ls_ratelog rl_warn;  /* outside-input problems */
 	struct ls_ratelog rl_sess;  /* session up/down caused by packets */
+	/* Flows with an open FEC block or held-back parity, and the earliest deadline
+	 * among them (0: none): the loop's wait ends there. */
+	struct px_flow *fec_pending;
+	uint64_t fec_next_us;
+	struct dp_fec_counters fec_ctr; /* parity sent, and what freed decoders counted */
 	/* Events raised while a steering command runs wait here until ls_steer_run has
 	 * returned: publishing may close a connection the server is still using. */
 	bool in_steer;
@@ -152,6 +164,29 @@ void px_tx_flush(struct px *p);
 void px_revalidate(struct px *p, struct px_session *s, uint64_t now);
 /* Shutdown: a FIN to every session's validated client address. */
 void px_send_fins(struct px *p);
+/* Parity whose time has come (blocks closed by their time limit, parity held back). */
+void px_fec_due(struct px *p, uint64_t now);
+
+/* proxy_fec.c: each session's downstream FEC (docs/protocol.md 1.2, 3.1) and the
+ * codecs' lifetimes. */
+/* Make set the session's explicit setting, or with NULL follow the client's ask again.
+ * -1 when out of memory. */
+int px_fec_pin(struct px_session *s, const struct dp_fec_setting *set, uint64_t now);
+/* A keepalive request from the client: its FEC ask and its report of our packets. */
+void px_fec_client_request(struct px_session *s, const struct ls_keepalive *ka, uint64_t now);
+/* The flow's encoder while the session's downstream FEC is on (made on first use), its
+ * decoder (made on the first version-2 packet); NULL when off or out of memory. */
+struct ls_fec_enc *px_fec_enc(struct px_session *s, struct px_flow *f);
+struct ls_fec_dec *px_fec_dec(struct px_flow *f);
+/* A flow closes: its codecs go (their counters kept), and it leaves the pending list. */
+void px_fec_flow_close(struct px *p, struct px_flow *f);
+/* A static session waits for a client again: the old client's ask goes. */
+void px_fec_session_reset(struct px_session *s);
+/* The setting in force ("off", "auto", "K:M"...), where it comes from, and what the
+ * encoders use, into a session's JSON. */
+void px_fec_session_json(const struct px_session *s, json_t *o);
+/* The `fec` counters of stats: freed decoders and live ones. */
+void px_fec_counters(const struct px *p, struct dp_fec_counters *out);
 
 /* proxy_ctl.c: the steering commands and events. */
 extern const struct ls_steer_cmd px_ctl_cmds[];

@@ -157,6 +157,21 @@ static int parse_rate(const struct ls_cv *v, void *dst, char *err, size_t errlen
 	return 0;
 }
 
+static int parse_fec(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct px_opt_fec *f = dst;
+	char msg[160];
+
+	if (want_type(v, LS_CV_STRING, "'fec'", err, errlen) < 0)
+		return -1;
+	if (dp_fec_parse(v->u.s, &f->v, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "'fec': %s", msg);
+		return -1;
+	}
+	f->set = true;
+	return 0;
+}
+
 static void *add_static(void *conf, char *err, size_t errlen)
 {
 	struct px_conf *c = conf;
@@ -207,6 +222,7 @@ static const struct ls_conf_field static_fields[] = {
 	{ "destinations", LS_CF_CUSTOM, STATIC(dests), 0, 0, 0, parse_dests },
 	{ "pps", LS_CF_CUSTOM, STATIC(pps), 0, 0, 0, parse_rate },
 	{ "bps", LS_CF_CUSTOM, STATIC(bps), 0, 0, 0, parse_rate },
+	{ "fec", LS_CF_CUSTOM, STATIC(fec), 0, 0, 0, parse_fec },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -314,5 +330,11 @@ void px_conf_print(const struct px_conf *c)
 		printf("]\n");
 		printf("pps = %" PRIu64 "\n", st->pps.set ? st->pps.v : c->limits.pps);
 		printf("bps = %" PRIu64 "\n", st->bps.set ? st->bps.v : c->limits.bps);
+		if (st->fec.set) {
+			dp_fec_fmt(&st->fec.v, buf, sizeof(buf));
+			print_str("fec", buf);
+		} else {
+			printf("# fec: as the client asks\n");
+		}
 	}
 }

@@ -69,6 +69,7 @@ static json_t *stats_json(const struct px *p)
 {
 	json_t *o = json_object(), *drops = json_object(), *st;
 	struct ls_steer_stats ss;
+	struct dp_fec_counters fec;
 
 	for (size_t i = 0; i < LS_ARRAY_LEN(counter_defs); i++)
 		json_object_set_new(o, counter_defs[i].name, jint(counter_get(&p->ctr, &counter_defs[i])));
@@ -77,6 +78,8 @@ static json_t *stats_json(const struct px *p)
 	for (int i = 0; i < PX_DROP__COUNT; i++)
 		json_object_set_new(drops, px_drop_names[i], jint(p->ctr.drops[i]));
 	json_object_set_new(o, "drops", drops);
+	px_fec_counters(p, &fec);
+	json_object_set_new(o, "fec", dp_fec_counters_json(&fec));
 	/* protocol.md 3: lost events are counted in the process's steering stats. */
 	if (p->steer) {
 		ls_steer_get_stats(p->steer, &ss);
@@ -92,6 +95,7 @@ static json_t *stats_json(const struct px *p)
 
 static char *prom_text(const struct px *p)
 {
+	struct dp_fec_counters fec;
 	struct ls_buf b;
 	char name[96];
 
@@ -115,6 +119,8 @@ static char *prom_text(const struct px *p)
 		ls_prom_u64(&b, "lightspeed_proxy_drops_total", lab.data, p->ctr.drops[i]);
 		ls_buf_free(&lab);
 	}
+	px_fec_counters(p, &fec);
+	dp_fec_counters_prom(&b, "lightspeed_proxy", &fec);
 	ls_prom_header(&b, "lightspeed_proxy_uptime_seconds", "gauge", "Seconds since start.");
 	ls_prom_u64(&b, "lightspeed_proxy_uptime_seconds", NULL,
 		    (ls_now_us() - p->start_us) / 1000000u);
@@ -155,6 +161,7 @@ static json_t *session_json(const struct px_session *s, uint64_t now)
 	json_object_set_new(o, "tx_packets", jint(s->tx_packets));
 	json_object_set_new(o, "tx_bytes", jint(s->tx_bytes));
 	json_object_set_new(o, "drops", jint(s->drops));
+	px_fec_session_json(s, o);
 	return o;
 }
 
@@ -292,6 +299,28 @@ static enum ls_rc arg_rate(json_t *req, const char *name, uint64_t *out, char *m
 	return LS_RC_OK;
 }
 
+/* An optional FEC setting: absent or null follows what the client asks (*set = NULL). */
+static enum ls_rc arg_fec(json_t *req, struct dp_fec_setting *out,
+			  const struct dp_fec_setting **set, char *msg, size_t msglen)
+{
+	json_t *v = json_object_get(req, "fec");
+	char err[160];
+
+	*set = NULL;
+	if (!v || json_is_null(v))
+		return LS_RC_OK;
+	if (!json_is_string(v)) {
+		snprintf(msg, msglen, "fec must be \"off\", \"auto\", \"K:M\", \"K:M:MS\" or null");
+		return LS_RC_INVALID;
+	}
+	if (dp_fec_parse(json_string_value(v), out, err, sizeof(err)) < 0) {
+		snprintf(msg, msglen, "fec: %s", err);
+		return LS_RC_INVALID;
+	}
+	*set = out;
+	return LS_RC_OK;
+}
+
 static enum ls_rc ctl_session_add(void *ctx, json_t *req, json_t **result, char *msg,
 				  size_t msglen)
 {
@@ -299,6 +328,8 @@ static enum ls_rc ctl_session_add(void *ctx, json_t *req, json_t **result, char 
 	struct ls_dest dests[PX_MAX_DESTS];
 	uint8_t key[LS_KEY_LEN];
 	uint64_t pps = p->conf.limits.pps, bps = p->conf.limits.bps;
+	struct dp_fec_setting fec;
+	const struct dp_fec_setting *fec_set;
 	uint32_t id;
 	json_t *v;
 	const char *ks;
@@ -338,7 +369,8 @@ static enum ls_rc ctl_session_add(void *ctx, json_t *req, json_t **result, char 
 		}
 	}
 	if ((rc = arg_rate(req, "pps", &pps, msg, msglen)) != LS_RC_OK ||
-	    (rc = arg_rate(req, "bps", &bps, msg, msglen)) != LS_RC_OK)
+	    (rc = arg_rate(req, "bps", &bps, msg, msglen)) != LS_RC_OK ||
+	    (rc = arg_fec(req, &fec, &fec_set, msg, msglen)) != LS_RC_OK)
 		return rc;
 
 	if (px_session_by_id(&p->tab, id)) {
@@ -349,8 +381,8 @@ static enum ls_rc ctl_session_add(void *ctx, json_t *req, json_t **result, char 
 		snprintf(msg, msglen, "%zu sessions: max_sessions reached", p->tab.n);
 		return LS_RC_FULL;
 	}
-	struct px_session *s = px_session_add_keyed(p, id, key, dests, n, pps, bps, false,
-						    ls_now_us());
+	struct px_session *s = px_session_add_keyed(p, id, key, dests, n, pps, bps, fec_set,
+						    false, ls_now_us());
 	memset(key, 0, sizeof(key));
 	if (!s) {
 		snprintf(msg, msglen, "out of memory");
@@ -381,12 +413,45 @@ static enum ls_rc ctl_session_del(void *ctx, json_t *req, json_t **result, char 
 	return LS_RC_OK;
 }
 
+static enum ls_rc ctl_set_fec(void *ctx, json_t *req, json_t **result, char *msg,
+			      size_t msglen)
+{
+	struct px *p = ctx;
+	struct dp_fec_setting fec;
+	const struct dp_fec_setting *set;
+	struct px_session *s;
+	uint32_t id;
+	enum ls_rc rc;
+
+	if ((rc = arg_session_id(req, &id, msg, msglen)) != LS_RC_OK)
+		return rc;
+	if (!json_object_get(req, "fec")) {
+		snprintf(msg, msglen, "fec is missing (a setting, or null to follow the client)");
+		return LS_RC_INVALID;
+	}
+	if ((rc = arg_fec(req, &fec, &set, msg, msglen)) != LS_RC_OK)
+		return rc;
+	s = px_session_by_id(&p->tab, id);
+	if (!s) {
+		snprintf(msg, msglen, "no session %u", id);
+		return LS_RC_NOT_FOUND;
+	}
+	if (px_fec_pin(s, set, ls_now_us()) < 0) {
+		snprintf(msg, msglen, "out of memory");
+		return LS_RC_INTERNAL;
+	}
+	*result = session_json(s, ls_now_us());
+	return LS_RC_OK;
+}
+
 const struct ls_steer_cmd px_ctl_cmds[] = {
 	{ "status", ctl_status, "version, uptime, bind address, auth, sessions and limits" },
 	{ "stats", ctl_stats, "counters and drops; format: \"json\" (default) or \"prometheus\"" },
 	{ "sessions", ctl_sessions, "every session with its client, flows and counters" },
 	{ "session_add", ctl_session_add,
-	  "add a session: session_id, key (32 hex digits), destinations, optional pps, bps" },
+	  "add a session: session_id, key (32 hex digits), destinations, optional pps, bps, fec" },
 	{ "session_del", ctl_session_del, "delete a session: session_id" },
+	{ "set_fec", ctl_set_fec,
+	  "a session's downstream FEC: session_id, fec (\"off\", \"auto\", \"K:M[:MS]\"; null: as the client asks)" },
 	{ NULL, NULL, NULL },
 };

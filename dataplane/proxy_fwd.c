@@ -26,7 +26,7 @@ static struct mmsghdr rx_msg[RX_BATCH];
 static struct iovec rx_iov[RX_BATCH];
 static struct sockaddr_in rx_from[RX_BATCH];
 
-enum tx_kind { TX_FORWARD, TX_REPLY, TX_CONTROL };
+enum tx_kind { TX_FORWARD, TX_REPLY, TX_CONTROL, TX_PARITY };
 
 struct tx_meta {
 	int fd;
@@ -40,6 +40,9 @@ static struct iovec tx_iov[TXQ];
 static struct sockaddr_in tx_to[TXQ];
 static struct tx_meta tx_meta[TXQ];
 static uint8_t tx_ctl[TXQ][CTL_LEN];
+/* Datagrams with no receive buffer of their own (recovered packets, parity), by slot:
+ * touched only when FEC is in use. */
+static uint8_t tx_big[TXQ][LS_MAX_DATAGRAM];
 static int tx_n;
 
 static inline void drop(struct px *p, enum px_drop why)
@@ -200,12 +203,13 @@ static size_t build_ctl(struct px_session *s, uint8_t flags, uint16_t seq, uint3
 	return n;
 }
 
-static void fill_report(const struct px_session *s, uint16_t kind, struct ls_keepalive *ka)
+/* Our reception report. The proxy asks nothing of the client's FEC (fec_k 0): the
+ * client's setting governs its upstream. */
+static void fill_report(struct px_session *s, uint8_t kind, struct ls_keepalive *ka)
 {
-	ka->rx_count = s->rx_count;
-	ka->rx_highest = (uint32_t)s->rx_top;
+	memset(ka, 0, sizeof(*ka));
+	ls_rx_report(&s->rx, ka);
 	ka->kind = kind;
-	ka->reserved = 0;
 }
 
 /* A KEEPALIVE request with a random ts_us to the client address: its echo proves the
@@ -266,20 +270,51 @@ static bool dest_allowed(const struct px_session *s, uint32_t ip, uint16_t port)
 	return false;
 }
 
+static bool rate_ok(struct px_session *s, size_t len, uint64_t now)
+{
+	return ls_bucket_take(&s->b_pps, 1, now) && ls_bucket_take(&s->b_bps, len, now);
+}
+
+/* Where a flow's game datagrams go: its server, within the session's rate. */
+struct fwd_ctx {
+	struct px *p;
+	struct px_session *s;
+	struct px_flow *f;
+	struct sockaddr_in to;
+	const uint8_t *arrived; /* the datagram's payload, read-only view */
+	uint8_t *arrived_w;     /* the same bytes, writable */
+	uint64_t now;
+};
+
+/* The decoder's delivery: a packet still in our receive buffer is sent from there; a
+ * rebuilt one, valid only during this call, is copied into the queue's own storage. */
+static void fwd_deliver(void *arg, const uint8_t *payload, size_t len)
+{
+	struct fwd_ctx *x = arg;
+	int fd = x->f->ev.fd, i;
+
+	if (!rate_ok(x->s, len, x->now)) {
+		drop_s(x->p, x->s, PX_DROP_RATE_LIMITED);
+		return;
+	}
+	if (payload == x->arrived) {
+		tx_push(x->p, fd, x->arrived_w, len, &x->to, TX_FORWARD, x->s, len);
+		return;
+	}
+	i = tx_slot(x->p, fd);
+	memcpy(tx_big[i], payload, len);
+	tx_fill(i, fd, tx_big[i], len, &x->to, TX_FORWARD, x->s, len);
+}
+
 static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
 		    uint8_t *payload, size_t len, uint64_t now)
 {
-	struct sockaddr_in to;
+	bool fec = h->version == LS_VER_FEC;
+	struct fwd_ctx x = { .p = p, .s = s, .arrived = payload, .arrived_w = payload, .now = now };
 	struct px_flow *f;
 
-	if (h->version == LS_VER_FEC) {
-		s->client_version = LS_VER_FEC;
-		/* Parity is no game datagram; it is consumed once FEC recovery exists. */
-		if (h->fec_k && h->fec_index >= h->fec_k)
-			return;
-	} else {
-		s->client_version = LS_VER_PLAIN;
-	}
+	/* A parity packet names the flow's destination like data does, and is checked
+	 * the same way: what it rebuilds goes there. */
 	if (!ls_addr_permitted(&p->conf.proxy.allow, h->dst_ip)) {
 		drop_s(p, s, PX_DROP_DENIED_DESTINATION);
 		return;
@@ -288,7 +323,8 @@ static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
 		drop_s(p, s, PX_DROP_NOT_ALLOWED);
 		return;
 	}
-	if (!ls_bucket_take(&s->b_pps, 1, now) || !ls_bucket_take(&s->b_bps, len, now)) {
+	/* FEC traffic is rate-checked packet by packet as the decoder delivers it. */
+	if (!fec && !rate_ok(s, len, now)) {
 		drop_s(p, s, PX_DROP_RATE_LIMITED);
 		return;
 	}
@@ -302,11 +338,18 @@ static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
 	}
 	px_flow_note_dst(f, h->dst_ip, h->dst_port);
 	f->last_us = now;
-	memset(&to, 0, sizeof(to));
-	to.sin_family = AF_INET;
-	to.sin_addr.s_addr = htonl(h->dst_ip);
-	to.sin_port = htons(h->dst_port);
-	tx_push(p, f->ev.fd, payload, len, &to, TX_FORWARD, s, len);
+	x.f = f;
+	x.to.sin_family = AF_INET;
+	x.to.sin_addr.s_addr = htonl(h->dst_ip);
+	x.to.sin_port = htons(h->dst_port);
+	if (!fec) {
+		tx_push(p, f->ev.fd, payload, len, &x.to, TX_FORWARD, s, len);
+		return;
+	}
+	if (px_fec_dec(f))
+		ls_fec_dec_add(f->dec, h, payload, len, now, fwd_deliver, &x);
+	else if (!h->fec_k || h->fec_index < h->fec_k)
+		fwd_deliver(&x, payload, len); /* no decoder (out of memory): data still goes */
 }
 
 static void answer_keepalive(struct px *p, struct px_session *s, const struct ls_hdr *h,
@@ -348,15 +391,6 @@ static void answer_fin(struct px *p, struct px_session *s, const struct ls_hdr *
 	px_session_end(p, s, PX_END_FIN);
 }
 
-static void note_rx_seq(struct px_session *s, uint64_t ext)
-{
-	s->rx_count++;
-	if (!s->rx_any || ext > s->rx_top) {
-		s->rx_top = ext;
-		s->rx_any = true;
-	}
-}
-
 /* An AUTH datagram: the checks of 1.3 in their order. Returns the session, or NULL
  * when dropped. *moved tells that the client address changed (roaming). */
 static struct px_session *auth_check(struct px *p, const struct ls_pkt *pkt, const uint8_t *buf,
@@ -391,7 +425,7 @@ static struct px_session *auth_check(struct px *p, const struct ls_pkt *pkt, con
 		s->newest_ts = h->ts_us;
 		s->ts_any = true;
 	}
-	note_rx_seq(s, ext);
+	ls_rx_note(&s->rx, ext);
 	/* A first address is taken from any authentic packet (even a reordered one);
 	 * an existing one moves only for the newest. */
 	if (!s->has_client || (newest && !same_addr(from, &s->client))) {
@@ -440,7 +474,7 @@ static struct px_session *addr_check(struct px *p, const struct ls_pkt *pkt, boo
 		px_session_up(p, s, true);
 	}
 	if (!echo)
-		note_rx_seq(s, s->rx_any ? ls_seq_extend(s->rx_top, h->seq) : h->seq);
+		ls_rx_note(&s->rx, s->rx.any ? ls_seq_extend(s->rx.top, h->seq) : h->seq);
 	return s;
 }
 
@@ -465,9 +499,9 @@ static void tunnel_packet(struct px *p, uint8_t *buf, size_t len, int mflags,
 		return;
 	}
 	if (pkt.h.flags & LS_F_KEEPALIVE) {
-		ls_keepalive_from_hdr(&pkt.h, &ka);
-		if (ka.kind > LS_KA_REPLY) {
-			drop(p, PX_DROP_MALFORMED);
+		rc = ls_keepalive_from_hdr(&pkt.h, &ka);
+		if (rc != LS_PE_OK) {
+			drop(p, rc == LS_PE_FEC_RANGE ? PX_DROP_FEC_RANGE : PX_DROP_MALFORMED);
 			return;
 		}
 		echo = ka.kind == LS_KA_REPLY;
@@ -499,6 +533,7 @@ static void tunnel_packet(struct px *p, uint8_t *buf, size_t len, int mflags,
 	if (pkt.h.flags & LS_F_KEEPALIVE) {
 		p->ctr.keepalives++;
 		answer_keepalive(p, s, &pkt.h, from);
+		px_fec_client_request(s, &ka, now);
 		return;
 	}
 	if (pkt.h.flags & LS_F_FIN) {
@@ -555,21 +590,135 @@ void px_tunnel_readable(struct px *p)
 
 /* ---- game server -> tunnel ------------------------------------------------------ */
 
+/* Parity rows first_row.. of a flow's block into the tunnel queue. Parity carries the
+ * flow's addresses (1.2) and is held to the unvalidated budget like replies. */
+static void send_parity(struct px *p, struct px_flow *f, const uint8_t *shards, size_t len,
+			uint16_t block, uint8_t k, uint8_t first_row, int count, uint64_t now)
+{
+	struct px_session *s = f->s;
+	uint8_t flags = s->auth ? LS_F_AUTH : 0;
+	size_t hlen = ls_hdr_len(LS_VER_FEC, flags);
+	size_t total = hlen + len + (s->auth ? LS_TAG_LEN : 0);
+
+	for (int j = 0; j < count && s->has_client; j++) {
+		struct ls_hdr h = {
+			.version = LS_VER_FEC,
+			.flags = flags,
+			.token = s->auth ? (uint8_t)s->id : 0,
+			.ts_us = (uint32_t)now,
+			.src_ip = f->fec_src_ip,
+			.src_port = f->fec_src_port,
+			.dst_ip = f->src_ip,
+			.dst_port = f->src_port,
+			.fec_block = block,
+			.fec_index = (uint8_t)(k + first_row + j),
+			.fec_k = k,
+			.session_id = s->id,
+		};
+		uint8_t *pkt;
+		int i;
+
+		if (!budget_take(s, &s->client, total)) {
+			drop_s(p, s, PX_DROP_UNVALIDATED_LIMIT);
+			continue;
+		}
+		h.seq = ++s->tx_seq;
+		i = tx_slot(p, p->tun_fd);
+		pkt = tx_big[i];
+		ls_hdr_encode(&h, pkt);
+		memcpy(pkt + hlen, shards + (size_t)j * LS_FEC_SHARD_MAX, len);
+		if (s->auth)
+			ls_mac_tag(&s->mac, pkt, hlen + len, pkt + hlen + len);
+		tx_fill(i, p->tun_fd, pkt, total, &s->client, TX_PARITY, s, 0);
+		p->fec_ctr.parity_sent++;
+	}
+}
+
+static void close_block(struct px *p, struct px_flow *f, uint64_t now)
+{
+	const uint8_t *shards;
+	size_t len;
+	uint16_t block;
+	uint8_t k;
+	int m = ls_fec_enc_close(f->enc, &shards, &len, &block, &k);
+
+	send_parity(p, f, shards, len, block, k, 0, m, now);
+}
+
+/* Parity held back (spread) from the flow's last closed block, if due at now. */
+static void send_held(struct px *p, struct px_flow *f, uint64_t now)
+{
+	const uint8_t *shards;
+	size_t len;
+	uint16_t block;
+	uint8_t k, row;
+	int n = ls_fec_enc_take_held(f->enc, now, &shards, &len, &block, &k, &row);
+
+	send_parity(p, f, shards, len, block, k, row, n, now);
+}
+
+/* The flow has parity pending: the loop's wait must end at its deadline. */
+static void fec_pending(struct px *p, struct px_flow *f)
+{
+	uint64_t d = ls_fec_enc_deadline(f->enc);
+
+	if (!d)
+		return;
+	if (!f->fec_pending) {
+		f->fec_pending = true;
+		f->fec_next = p->fec_pending;
+		p->fec_pending = f;
+	}
+	if (!p->fec_next_us || d < p->fec_next_us)
+		p->fec_next_us = d;
+}
+
+void px_fec_due(struct px *p, uint64_t now)
+{
+	struct px_flow **pp = &p->fec_pending, *f;
+	uint64_t next = 0, d;
+
+	if (!p->fec_next_us || now < p->fec_next_us)
+		return;
+	while ((f = *pp)) {
+		send_held(p, f, now);
+		if (ls_fec_enc_due(f->enc, now))
+			close_block(p, f, now);
+		d = ls_fec_enc_deadline(f->enc);
+		if (!d) {
+			*pp = f->fec_next;
+			f->fec_pending = false;
+			continue;
+		}
+		if (!next || d < next)
+			next = d;
+		pp = &f->fec_next;
+	}
+	p->fec_next_us = next;
+	px_tx_flush(p);
+}
+
 static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t len,
 		       int mflags, const struct sockaddr_in *from, uint64_t now)
 {
 	struct px_session *s = f->s;
 	uint32_t sip = ntohl(from->sin_addr.s_addr);
 	uint16_t sport = ntohs(from->sin_port);
+	uint8_t flags = s->auth ? LS_F_AUTH : 0;
+	struct ls_fec_enc *enc;
 	struct ls_hdr h;
 	size_t hlen, total;
 	uint8_t *pkt;
+	bool full = false;
 
 	if (!px_flow_sent_to(f, sip, sport)) {
 		drop_s(p, s, PX_DROP_UNEXPECTED_SOURCE);
 		return;
 	}
-	hlen = ls_hdr_len(s->version, s->auth ? LS_F_AUTH : 0);
+	/* Checked for the larger header a block member gets: an encoder must only see
+	 * what is sent, or the client could rebuild a reply that was dropped. */
+	enc = px_fec_enc(s, f);
+	hlen = ls_hdr_len(enc && len <= LS_FEC_MAX_DATA ? LS_VER_FEC : LS_VER_PLAIN, flags);
 	total = hlen + len + (s->auth ? LS_TAG_LEN : 0);
 	/* The same limit as the tunnel's other direction: the wrapped datagram. */
 	if ((mflags & MSG_TRUNC) || total > LS_MAX_DATAGRAM) {
@@ -587,8 +736,8 @@ static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t
 		return;
 	}
 	memset(&h, 0, sizeof(h));
-	h.version = s->version;
-	h.flags = s->auth ? LS_F_AUTH : 0;
+	h.version = LS_VER_PLAIN;
+	h.flags = flags;
 	h.token = s->auth ? (uint8_t)s->id : 0;
 	h.seq = ++s->tx_seq;
 	h.ts_us = (uint32_t)now;
@@ -597,6 +746,10 @@ static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t
 	h.dst_ip = f->src_ip;
 	h.dst_port = f->src_port;
 	h.session_id = s->id;
+	if (enc)
+		full = ls_fec_enc_add(enc, payload, len, now, &h);
+	hlen = ls_hdr_len(h.version, flags);
+	total = hlen + len + (s->auth ? LS_TAG_LEN : 0);
 	pkt = payload - hlen;
 	ls_hdr_encode(&h, pkt);
 	if (s->auth)
@@ -604,6 +757,17 @@ static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t
 	s->last_us = now;
 	f->last_us = now;
 	tx_push(p, p->tun_fd, pkt, total, &s->client, TX_REPLY, s, len);
+	if (s->fec)
+		s->fec->au.sent++;
+	if (enc) {
+		/* Held parity follows the next data packet, then a full block's parity. */
+		f->fec_src_ip = sip;
+		f->fec_src_port = sport;
+		send_held(p, f, now);
+		if (full)
+			close_block(p, f, now);
+		fec_pending(p, f);
+	}
 }
 
 void px_flow_readable(struct px *p, struct px_flow *f)

@@ -123,7 +123,6 @@ static void unlink_session(struct px_table *t, struct px_session *s)
 
 static void session_init_common(struct px_session *s, uint64_t pps, uint64_t bps, uint64_t now)
 {
-	s->version = LS_VER_PLAIN;
 	s->pps = pps;
 	s->bps = bps;
 	ls_bucket_init(&s->b_pps, pps, 0, now);
@@ -134,7 +133,8 @@ static void session_init_common(struct px_session *s, uint64_t pps, uint64_t bps
 
 struct px_session *px_session_add_keyed(struct px *p, uint32_t id, const uint8_t *key,
 					const struct ls_dest *dests, size_t ndests,
-					uint64_t pps, uint64_t bps, bool is_static, uint64_t now)
+					uint64_t pps, uint64_t bps, const struct dp_fec_setting *fec,
+					bool is_static, uint64_t now)
 {
 	struct px_session *s = calloc(1, sizeof(*s));
 
@@ -148,6 +148,11 @@ struct px_session *px_session_add_keyed(struct px *p, uint32_t id, const uint8_t
 		}
 		memcpy(s->dests, dests, ndests * sizeof(*dests));
 		s->ndests = (uint32_t)ndests;
+	}
+	if (fec && px_fec_pin(s, fec, now) < 0) {
+		free(s->dests);
+		free(s);
+		return NULL;
 	}
 	s->id = id;
 	s->auth = true;
@@ -215,6 +220,7 @@ void px_session_reset(struct px *p, struct px_session *s)
 	s->chal_pending = false;
 	s->unval_rx = s->unval_tx = 0;
 	memset(&s->client, 0, sizeof(s->client));
+	px_fec_session_reset(s);
 }
 
 struct px_flow *px_flow_find(struct px_session *s, uint32_t ip, uint16_t port)
@@ -281,6 +287,7 @@ void px_flow_close(struct px *p, struct px_flow *f)
 
 	/* Sends still queued may name this socket; its number could be reused at once. */
 	px_tx_flush(p);
+	px_fec_flow_close(p, f);
 	while (*pp && *pp != f)
 		pp = &(*pp)->next;
 	if (*pp)
@@ -300,6 +307,7 @@ void px_table_reap(struct px_table *t)
 
 		t->reap = s->hnext;
 		free(s->dests);
+		free(s->fec);
 		free(s);
 	}
 	while (t->reap_flows) {

@@ -12,6 +12,8 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "dp_fec.h"
+#include "proto.h"
 #include "ratelimit.h"
 
 struct px;
@@ -38,6 +40,25 @@ struct px_flow {
 		uint32_t ip;
 		uint16_t port;
 	} dst[PX_FLOW_DSTS];      /* most recently used first */
+	/* FEC, each allocated when first needed: replies are encoded while the session's
+	 * downstream FEC is on; the client's version-2 packets are decoded. */
+	struct ls_fec_enc *enc;
+	struct ls_fec_dec *dec;
+	struct px_flow *fec_next;  /* on the list of flows with parity pending */
+	bool fec_pending;
+	uint32_t fec_src_ip;       /* the server of the latest encoded reply: parity's source */
+	uint16_t fec_src_port;
+};
+
+/* A session's FEC state, allocated when it first needs one (an explicit setting, or a
+ * client that asks for FEC); sessions without FEC carry only the pointer. */
+struct px_fec {
+	bool pinned;                /* set by session_add, [[session]] or set_fec */
+	struct dp_fec_setting pin;  /* that setting; the client's ask is then ignored */
+	struct dp_fec_setting ask;  /* what the client asks in its keepalive requests */
+	struct ls_fec_params down;  /* what the encoders use now */
+	struct dp_fec_auto au;      /* the policy, while the setting in force is auto */
+	struct ls_rx_base base;     /* the client's previous report of our packets */
 };
 
 struct px_session {
@@ -56,9 +77,6 @@ struct px_session {
 	bool validated;
 	bool chal_pending;              /* a validation request awaits its echo */
 	bool ts_any;
-	bool rx_any;
-	uint8_t version;                /* version of what the proxy sends (1 until FEC) */
-	uint8_t client_version;         /* version of the client's last data packet */
 
 	struct sockaddr_in client;
 	uint16_t tx_seq;                /* last seq the proxy used towards the client */
@@ -69,8 +87,8 @@ struct px_session {
 	uint64_t last_us;               /* last traffic either way */
 
 	uint32_t newest_ts;             /* newest ts_us accepted from the client */
-	uint32_t rx_count;              /* packets taking a seq received from the client */
-	uint64_t rx_top;                /* highest extended seq received from the client */
+	struct ls_rx_count rx;          /* packets taking a seq received from the client */
+	struct px_fec *fec;             /* NULL: no FEC either way so far */
 
 	uint64_t pps, bps;              /* limits, 0 = unlimited */
 	struct ls_bucket b_pps, b_bps;
@@ -100,10 +118,12 @@ void px_table_reap(struct px_table *t);
 struct px_session *px_session_by_id(const struct px_table *t, uint32_t id);
 struct px_session *px_session_by_addr(const struct px_table *t, const struct sockaddr_in *a);
 
-/* A session with a key, known by id (steering or config). dests are copied. */
+/* A session with a key, known by id (steering or config). dests are copied. fec is
+ * its explicit downstream FEC, or NULL to follow what the client asks. */
 struct px_session *px_session_add_keyed(struct px *p, uint32_t id, const uint8_t *key,
 					const struct ls_dest *dests, size_t ndests,
-					uint64_t pps, uint64_t bps, bool is_static, uint64_t now);
+					uint64_t pps, uint64_t bps, const struct dp_fec_setting *fec,
+					bool is_static, uint64_t now);
 /* A session without auth, known by the client's address. */
 struct px_session *px_session_add_addr(struct px *p, const struct sockaddr_in *client,
 				       uint64_t now);

@@ -30,6 +30,7 @@ const char *ls_proto_strerror(int err)
 	case LS_PE_FEC_RANGE: return "FEC extension out of range";
 	case LS_PE_FLAGS: return "reserved or contradictory flags";
 	case LS_PE_OVERSIZE: return "datagram too large";
+	case LS_PE_KIND: return "keepalive of unknown kind";
 	}
 	return "unknown error";
 }
@@ -140,14 +141,77 @@ void ls_keepalive_to_hdr(const struct ls_keepalive *ka, struct ls_hdr *h)
 {
 	h->src_ip = ka->rx_count;
 	h->dst_ip = ka->rx_highest;
-	h->src_port = ka->kind;
-	h->dst_port = ka->reserved;
+	h->src_port = (uint16_t)(ka->burst << 8 | ka->kind);
+	h->dst_port = (uint16_t)(ka->fec_k << 8 | ka->fec_m);
 }
 
-void ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka)
+int ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka)
 {
 	ka->rx_count = h->src_ip;
 	ka->rx_highest = h->dst_ip;
-	ka->kind = h->src_port;
-	ka->reserved = h->dst_port;
+	ka->burst = (uint8_t)(h->src_port >> 8);
+	ka->kind = (uint8_t)h->src_port;
+	ka->fec_k = (uint8_t)(h->dst_port >> 8);
+	ka->fec_m = (uint8_t)h->dst_port;
+	if (ka->kind > LS_KA_REPLY)
+		return LS_PE_KIND;
+	if ((ka->fec_k > LS_FEC_MAX_K && ka->fec_k != LS_KA_FEC_AUTO) || ka->fec_m > LS_FEC_MAX_M)
+		return LS_PE_FEC_RANGE;
+	return LS_PE_OK;
+}
+
+void ls_rx_note(struct ls_rx_count *r, uint64_t ext)
+{
+	r->count++;
+	if (!r->any) {
+		r->top = ext;
+		r->any = true;
+		return;
+	}
+	if (ext > r->top) {
+		uint64_t gap = ext - r->top - 1;
+
+		if (gap) {
+			r->gap_lost = gap > UINT32_MAX - r->gap_lost ? UINT32_MAX
+								    : r->gap_lost + (uint32_t)gap;
+			r->gap_runs++;
+		}
+		r->top = ext;
+	} else if (r->gap_lost) {
+		/* A reordered packet fills a hole that was counted as lost. */
+		r->gap_lost--;
+	}
+}
+
+void ls_rx_report(struct ls_rx_count *r, struct ls_keepalive *ka)
+{
+	uint64_t b = 0;
+
+	ka->rx_count = r->count;
+	ka->rx_highest = (uint32_t)r->top;
+	if (r->gap_lost && r->gap_runs) {
+		b = ((uint64_t)r->gap_lost * 16 + r->gap_runs / 2) / r->gap_runs;
+		/* Reordered packets may have shrunk a run below one lost packet. */
+		b = b < 16 ? 16 : (b > 255 ? 255 : b);
+	}
+	ka->burst = (uint8_t)b;
+	r->gap_lost = 0;
+	r->gap_runs = 0;
+}
+
+bool ls_rx_growth(struct ls_rx_base *b, const struct ls_keepalive *ka, uint32_t *expected,
+		  uint32_t *received)
+{
+	int32_t e = (int32_t)(ka->rx_highest - b->highest);
+	int32_t r = (int32_t)(ka->rx_count - b->count);
+	bool ok = b->any && e > 0;
+
+	if (ok) {
+		*expected = (uint32_t)e;
+		*received = r < 0 ? 0 : (r > e ? (uint32_t)e : (uint32_t)r);
+	}
+	b->any = true;
+	b->highest = ka->rx_highest;
+	b->count = ka->rx_count;
+	return ok;
 }

@@ -4,6 +4,7 @@
 #ifndef LS_PROTO_H
 #define LS_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,7 @@ enum ls_proto_err {
 	LS_PE_FEC_RANGE = -3,  /* FEC extension fields out of range */
 	LS_PE_FLAGS = -4,      /* reserved flag (HANDSHAKE) or contradictory flags */
 	LS_PE_OVERSIZE = -5,   /* larger than LS_MAX_DATAGRAM */
+	LS_PE_KIND = -6,       /* a keepalive of unknown kind */
 };
 const char *ls_proto_strerror(int err);
 
@@ -80,16 +82,50 @@ int ls_pkt_decode(const uint8_t *buf, size_t len, struct ls_pkt *out);
  * and, with AUTH, the tag (see ls_mac_sign in auth.h). */
 size_t ls_hdr_encode(const struct ls_hdr *h, uint8_t *buf);
 
-/* KEEPALIVE: the address fields carry the measurement (docs/protocol.md 1.4). */
+/* KEEPALIVE: the address fields carry the measurement and the FEC the sender asks of
+ * its peer (docs/protocol.md 1.4). */
 #define LS_KA_REQUEST 0
 #define LS_KA_REPLY   1
+#define LS_KA_FEC_OFF  0   /* fec_k: no FEC towards the sender */
+#define LS_KA_FEC_AUTO 255 /* fec_k: the peer chooses from the sender's reports */
 struct ls_keepalive {
 	uint32_t rx_count;   /* packets the sender has received from its peer (mod 2^32) */
 	uint32_t rx_highest; /* highest extended seq received from the peer (mod 2^32) */
-	uint16_t kind;       /* LS_KA_REQUEST or LS_KA_REPLY */
-	uint16_t reserved;
+	uint8_t burst;       /* mean loss burst since the sender's previous keepalive, in
+			      * 1/16 packet; 0 without loss, 255 for 15.9 or more */
+	uint8_t kind;        /* LS_KA_REQUEST or LS_KA_REPLY */
+	uint8_t fec_k;       /* LS_KA_FEC_OFF, 1..LS_FEC_MAX_K, or LS_KA_FEC_AUTO */
+	uint8_t fec_m;       /* with fec_k 1..LS_FEC_MAX_K: parity count; else 0 */
 };
 void ls_keepalive_to_hdr(const struct ls_keepalive *ka, struct ls_hdr *h);
-void ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka);
+/* Returns LS_PE_OK, LS_PE_KIND, or LS_PE_FEC_RANGE for an FEC ask out of range (fec_k
+ * 33..254, or fec_m above LS_FEC_MAX_M). */
+int ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka);
+
+/* What a receiver counts of its peer's packets for the reports its keepalives carry
+ * (1.4): the packets, the highest extended seq, and the runs of missing seqs since its
+ * previous keepalive. */
+struct ls_rx_count {
+	uint64_t top;      /* highest extended seq received */
+	uint32_t count;    /* packets received (mod 2^32) */
+	uint32_t gap_lost; /* seqs missing since the previous report */
+	uint32_t gap_runs; /* the runs they form */
+	bool any;
+};
+/* A packet that takes a seq arrived (echoes do not count). */
+void ls_rx_note(struct ls_rx_count *r, uint64_t ext);
+/* Fill ka's rx_count, rx_highest and burst; the burst measure starts over. */
+void ls_rx_report(struct ls_rx_count *r, struct ls_keepalive *ka);
+
+/* The previous report heard from the peer: loss is the growth between two reports. */
+struct ls_rx_base {
+	uint32_t count, highest;
+	bool any;
+};
+/* Packets the peer expected and received since its previous report (received at most
+ * expected). False for the first report and for one that does not move forward (a
+ * reordered report, or a restarted peer): those only move the baseline. */
+bool ls_rx_growth(struct ls_rx_base *b, const struct ls_keepalive *ka, uint32_t *expected,
+		  uint32_t *received);
 
 #endif

@@ -14,6 +14,7 @@ import unittest
 
 BUILD = os.environ.get("LS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 BIN = os.path.join(BUILD, "bin")
+NETSIM = os.path.join(os.path.abspath(BUILD), "tests", "ls-netsim")
 
 KEEPALIVE, HANDSHAKE, FIN, AUTH = 0x1, 0x2, 0x4, 0x8
 HDR = struct.Struct(">BBHIIIHH")
@@ -255,6 +256,35 @@ class Game:
         replies += self.recv_all(0.2)
         return replies
 
+    def stream(self, payloads, at, action):
+        """Send payloads without waiting for answers (reading what comes every 16), run
+        action() right after payload number `at` left; return every reply."""
+        replies = []
+        for i, pl in enumerate(payloads):
+            self.send(pl)
+            if i == at:
+                action()
+            if i % 16 == 15:
+                replies += self.recv_all(0.001)
+        return replies + self.recv_all(1.0)
+
+    def exchange_lossy(self, payloads, window=32, stall=0.05, drain=0.5):
+        """Send payloads keeping at most `window` unanswered on a path that loses some:
+        when no answer comes for `stall` seconds, those awaited count as lost and the
+        window opens again. Returns every reply that came, late ones included."""
+        replies = []
+        sent = given_up = 0
+        while sent < len(payloads):
+            while sent < len(payloads) and sent - len(replies) - given_up < window:
+                self.send(payloads[sent])
+                sent += 1
+            r, _, _ = select.select([self.sock], [], [], stall)
+            if r:
+                replies.append(self.sock.recvfrom(65535))
+            else:
+                given_up = sent - len(replies)
+        return replies + self.recv_all(drain)
+
     def close(self):
         self.sock.close()
 
@@ -349,6 +379,35 @@ class LSTestCase(unittest.TestCase):
         c.local_port = local
         self.procs.append(c)
         return c
+
+    def netsim(self, upstream, up=None, down=None, seed=1, extra=()):
+        """ls-netsim in front of `upstream` (tests/netsim/README.md); .addr is where to
+        send, and its steering socket takes `set` and `stats`."""
+        port = free_port()
+        sock = self.path("netsim-%d.sock" % port)
+        argv = ["--listen", "127.0.0.1:%d" % port, "--upstream", "%s:%d" % tuple(upstream),
+                "--socket", sock, "--seed", str(seed), "--log-level", "debug"]
+        if up is not None:
+            argv += ["--up", up]
+        if down is not None:
+            argv += ["--down", down]
+        # Proc joins its name to build/bin; an absolute path survives the join.
+        p = Proc(NETSIM, argv + list(extra), sock, self.tmp)
+        p.port = port
+        p.addr = ("127.0.0.1", port)
+        self.procs.append(p)
+        return p
+
+    def run_bin(self, name, *args):
+        """Run a program of build/bin to completion (command-line checks)."""
+        return subprocess.run([os.path.join(BIN, name)] + list(args), capture_output=True,
+                              text=True, timeout=10)
+
+    def write(self, name, text):
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
 
     def udp(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

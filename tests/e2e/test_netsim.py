@@ -11,9 +11,8 @@ import subprocess
 import threading
 import time
 
-from lstest import BUILD, LSTestCase, Proc, Steer, free_port, wait_for
+from lstest import NETSIM, LSTestCase, Steer, free_port, wait_for
 
-NETSIM = os.path.join(os.path.abspath(BUILD), "tests", "ls-netsim")
 LOSS_KEYS = ("lost_random", "lost_burst", "rate_dropped", "queue_full", "send_errors")
 
 
@@ -133,20 +132,6 @@ class NetsimTest(LSTestCase):
         self.closers.append(e.close)
         return e
 
-    def netsim(self, upstream, up=None, down=None, seed=1, extra=()):
-        port = free_port()
-        sock = self.path("netsim-%d.sock" % port)
-        argv = ["--listen", "127.0.0.1:%d" % port, "--upstream", "%s:%d" % tuple(upstream),
-                "--socket", sock, "--seed", str(seed), "--log-level", "debug"]
-        if up is not None:
-            argv += ["--up", up]
-        if down is not None:
-            argv += ["--down", down]
-        # Proc joins its name to build/bin; an absolute path survives the join.
-        p = Proc(NETSIM, argv + list(extra), sock, self.tmp)
-        p.addr = ("127.0.0.1", port)
-        self.procs.append(p)
-        return p
 
     def finish(self, p):
         """Stop it with SIGTERM and return the JSON line it printed on the way out."""

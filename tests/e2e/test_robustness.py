@@ -3,11 +3,10 @@ import json
 import os
 import random
 import socket
-import subprocess
 import threading
 import time
 
-from lstest import (LSTestCase, BIN, Steer, pack_header, numbered_payloads, udp_ports_of,
+from lstest import (LSTestCase, Steer, pack_header, numbered_payloads, udp_ports_of,
                     wait_for, AUTH, KEEPALIVE, FIN)
 
 KEY = "0f0e0d0c0b0a09080706050403020100"
@@ -181,16 +180,6 @@ class RobustnessTest(LSTestCase):
 
 class ConfigTest(LSTestCase):
 
-    def run_bin(self, name, *args):
-        return subprocess.run([os.path.join(BIN, name)] + list(args), capture_output=True,
-                              text=True, timeout=10)
-
-    def write(self, name, text):
-        p = self.path(name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
-
     def test_proxy_config_errors_name_file_line_column(self):
         cases = [
             ("[proxy]\nbind = \"0.0.0.0:4434\"\nbogus = 1\n", ":3:1: unknown key 'bogus'"),
@@ -199,6 +188,8 @@ class ConfigTest(LSTestCase):
             ("[proxy]\nbind = \"0.0.0.0:99999\"\n", ":2:8: "),
             ("[[session]]\nid = 1\nkey = \"xyz\"\ndestinations = [\"1.2.3.4\"]\n", ":3:7: "),
             ("[proxy]\nallow = [\"10.0.0.0/33\"]\n", ":2:"),
+            ("[[session]]\nid = 1\nkey = \"%s\"\ndestinations = [\"1.2.3.4\"]\nfec = \"2\"\n" % KEY,
+             ":5:7: 'fec': "),
         ]
         for text, want in cases:
             cfg = self.write("bad.toml", text)
@@ -207,11 +198,13 @@ class ConfigTest(LSTestCase):
             self.assertIn(cfg + want, r.stderr, text)
 
     def test_client_config_errors_and_check(self):
-        cfg = self.write("c.toml", "[client]\nproxy = \"127.0.0.1:4434\"\n"
-                         "game_server = \"127.0.0.1:7777\"\nlocal_port = 0\n")
-        r = self.run_bin("lightspeed-client", "-c", cfg, "--check")
-        self.assertEqual(r.returncode, 1)
-        self.assertIn(cfg + ":4:14: ", r.stderr)
+        head = "[client]\nproxy = \"127.0.0.1:4434\"\ngame_server = \"127.0.0.1:7777\"\n"
+        for text, want in ((head + "local_port = 0\n", ":4:14: "),
+                           (head + "local_port = 7000\nfec = \"lots\"\n", ":5:7: ")):
+            cfg = self.write("c.toml", text)
+            r = self.run_bin("lightspeed-client", "-c", cfg, "--check")
+            self.assertEqual(r.returncode, 1, text)
+            self.assertIn(cfg + want, r.stderr, text)
         good = self.write("g.toml", "[client]\nproxy = \"127.0.0.1:4434\"\n"
                           "game_server = \"127.0.0.1:7777\"\nlocal_port = 7000\n"
                           "keepalive_ms = 250\n")

@@ -127,15 +127,12 @@ class TunnelTest(LSTestCase):
         client = self.client(p1.port, echo.addr)
         game = self.game(client.local_port)
         payloads = numbered_payloads(3000, seed=6)
-        replies = []
-        for i, pl in enumerate(payloads):
-            game.send(pl)
-            if i == 1500:
-                r = client.steer("set_route", proxy="127.0.0.1:%d" % p2.port)
-                self.assertEqual(r["proxy"], "127.0.0.1:%d" % p2.port)
-            if i % 16 == 15:
-                replies += game.recv_all(0.001)
-        replies += game.recv_all(1.0)
+
+        def switch():
+            r = client.steer("set_route", proxy="127.0.0.1:%d" % p2.port)
+            self.assertEqual(r["proxy"], "127.0.0.1:%d" % p2.port)
+
+        replies = game.stream(payloads, 1500, switch)
         got = [d for d, _ in replies]
         self.assertEqual(len(got), len(payloads))
         self.assertEqual(sorted(got), sorted(payloads))

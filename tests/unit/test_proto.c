@@ -158,7 +158,8 @@ static void test_fec_ranges(void)
 
 static void test_keepalive_fields(void)
 {
-	struct ls_keepalive ka = { .rx_count = 123456, .rx_highest = 0x10002, .kind = LS_KA_REPLY };
+	struct ls_keepalive ka = { .rx_count = 123456, .rx_highest = 0x10002, .burst = 40,
+				   .kind = LS_KA_REPLY, .fec_k = 8, .fec_m = 3 };
 	struct ls_hdr h = sample(LS_VER_PLAIN, LS_F_KEEPALIVE), back;
 	uint8_t buf[64];
 	struct ls_pkt p;
@@ -166,13 +167,99 @@ static void test_keepalive_fields(void)
 
 	ls_keepalive_to_hdr(&ka, &h);
 	ls_hdr_encode(&h, buf);
+	/* 1.4: burst at offset 16, kind 17, fec_k 18, fec_m 19. */
+	CU_ASSERT_EQUAL(buf[16], 40);
+	CU_ASSERT_EQUAL(buf[17], LS_KA_REPLY);
+	CU_ASSERT_EQUAL(buf[18], 8);
+	CU_ASSERT_EQUAL(buf[19], 3);
 	CU_ASSERT_EQUAL_FATAL(ls_pkt_decode(buf, LS_HDR_LEN, &p), LS_PE_OK);
 	back = p.h;
-	ls_keepalive_from_hdr(&back, &out);
+	CU_ASSERT_EQUAL(ls_keepalive_from_hdr(&back, &out), LS_PE_OK);
 	CU_ASSERT_EQUAL(out.rx_count, 123456);
 	CU_ASSERT_EQUAL(out.rx_highest, 0x10002);
+	CU_ASSERT_EQUAL(out.burst, 40);
 	CU_ASSERT_EQUAL(out.kind, LS_KA_REPLY);
-	CU_ASSERT_EQUAL(out.reserved, 0);
+	CU_ASSERT_EQUAL(out.fec_k, 8);
+	CU_ASSERT_EQUAL(out.fec_m, 3);
+}
+
+static int ka_check(uint8_t kind, uint8_t fec_k, uint8_t fec_m)
+{
+	struct ls_keepalive ka = { .kind = kind, .fec_k = fec_k, .fec_m = fec_m }, out;
+	struct ls_hdr h = sample(LS_VER_PLAIN, LS_F_KEEPALIVE);
+
+	ls_keepalive_to_hdr(&ka, &h);
+	return ls_keepalive_from_hdr(&h, &out);
+}
+
+static void test_keepalive_ranges(void)
+{
+	CU_ASSERT_EQUAL(ka_check(LS_KA_REQUEST, LS_KA_FEC_OFF, 0), LS_PE_OK);
+	CU_ASSERT_EQUAL(ka_check(LS_KA_REQUEST, LS_KA_FEC_AUTO, 0), LS_PE_OK);
+	CU_ASSERT_EQUAL(ka_check(LS_KA_REQUEST, 32, 16), LS_PE_OK);
+	CU_ASSERT_EQUAL(ka_check(2, 0, 0), LS_PE_KIND);
+	CU_ASSERT_EQUAL(ka_check(255, 0, 0), LS_PE_KIND);
+	CU_ASSERT_EQUAL(ka_check(LS_KA_REQUEST, 33, 0), LS_PE_FEC_RANGE);
+	CU_ASSERT_EQUAL(ka_check(LS_KA_REQUEST, 254, 0), LS_PE_FEC_RANGE);
+	CU_ASSERT_EQUAL(ka_check(LS_KA_REPLY, 4, 17), LS_PE_FEC_RANGE);
+}
+
+/* Runs of missing seqs: their mean length in 1/16 packet, over one report interval. */
+static void test_loss_bursts(void)
+{
+	struct ls_rx_count r = { 0 };
+	struct ls_keepalive ka;
+	uint64_t s;
+
+	for (s = 10; s < 20; s++)
+		ls_rx_note(&r, s);
+	ls_rx_report(&r, &ka);
+	CU_ASSERT_EQUAL(ka.rx_count, 10);
+	CU_ASSERT_EQUAL(ka.rx_highest, 19);
+	CU_ASSERT_EQUAL(ka.burst, 0);
+	/* Lose 20 (a run of 1) and 22..24 (a run of 3): mean 2 packets. */
+	ls_rx_note(&r, 21);
+	ls_rx_note(&r, 25);
+	ls_rx_report(&r, &ka);
+	CU_ASSERT_EQUAL(ka.rx_count, 12);
+	CU_ASSERT_EQUAL(ka.rx_highest, 25);
+	CU_ASSERT_EQUAL(ka.burst, 32);
+	/* The measure starts over at each report; a late packet fills its hole. */
+	ls_rx_note(&r, 28);
+	ls_rx_note(&r, 26);
+	ls_rx_report(&r, &ka);
+	CU_ASSERT_EQUAL(ka.burst, 16);
+	ls_rx_note(&r, 29);
+	ls_rx_report(&r, &ka);
+	CU_ASSERT_EQUAL(ka.burst, 0);
+	/* A long outage saturates. */
+	ls_rx_note(&r, 1029);
+	ls_rx_report(&r, &ka);
+	CU_ASSERT_EQUAL(ka.burst, 255);
+}
+
+static void test_report_growth(void)
+{
+	struct ls_rx_base b = { 0 };
+	struct ls_keepalive ka = { .rx_count = 100, .rx_highest = 0xfffffff0 };
+	uint32_t exp = 0, rec = 0;
+
+	CU_ASSERT_FALSE(ls_rx_growth(&b, &ka, &exp, &rec)); /* the baseline */
+	ka.rx_count = 190;
+	ka.rx_highest = 0x5a; /* wrapped: 106 more expected */
+	CU_ASSERT_TRUE(ls_rx_growth(&b, &ka, &exp, &rec));
+	CU_ASSERT_EQUAL(exp, 106);
+	CU_ASSERT_EQUAL(rec, 90);
+	/* Nothing new, or a report from before: only the baseline moves. */
+	CU_ASSERT_FALSE(ls_rx_growth(&b, &ka, &exp, &rec));
+	ka.rx_highest = 0x50;
+	CU_ASSERT_FALSE(ls_rx_growth(&b, &ka, &exp, &rec));
+	/* Duplicates never make received exceed expected. */
+	ka.rx_highest = 0x54;
+	ka.rx_count = 300;
+	CU_ASSERT_TRUE(ls_rx_growth(&b, &ka, &exp, &rec));
+	CU_ASSERT_EQUAL(exp, 4);
+	CU_ASSERT_EQUAL(rec, 4);
 }
 
 /* Random bytes never crash the decoder and a success always stays inside the buffer. */
@@ -199,4 +286,7 @@ UNIT_MAIN("proto",
 	  { "bad version and flags", test_bad_fields },
 	  { "FEC extension ranges", test_fec_ranges },
 	  { "keepalive fields", test_keepalive_fields },
+	  { "keepalive kind and FEC ask ranges", test_keepalive_ranges },
+	  { "loss bursts per report", test_loss_bursts },
+	  { "report growth", test_report_growth },
 	  { "random input", test_random })

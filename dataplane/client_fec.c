@@ -1,0 +1,300 @@
+/* lightspeed-client: forward error correction (docs/protocol.md 1.2). Each game socket
+ * is one block stream per direction: upstream an encoder, created while FEC is on,
+ * whose parity leaves when a block fills or its time runs out; downstream a decoder,
+ * created on the first version-2 packet. The setting (off, auto, K:M[:MS]) governs
+ * both directions: the proxy learns it from our keepalives. An encoder or decoder is
+ * allocated once per game socket, never per packet. */
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- encoders ------------------------------------------------------------------ */
+
+static void enc_create(struct client_flow *f, const struct ls_fec_params *p)
+{
+	struct ls_fec_enc *e = malloc(sizeof(*e));
+
+	/* Out of memory: the flow goes unprotected rather than unsent. */
+	if (e && ls_fec_enc_init(e, p) == 0)
+		f->enc = e;
+	else
+		free(e);
+}
+
+/* The encoders take new parameters (from their next block); while FEC is on every game
+ * socket has one. */
+static void apply_up(struct client *c, const struct ls_fec_params *p)
+{
+	c->fec.up = *p;
+	for (unsigned i = 0; i < CL_MAX_FLOWS; i++) {
+		struct client_flow *f = &c->flows[i];
+
+		if (f->port == 0)
+			continue;
+		if (f->enc)
+			ls_fec_enc_set(f->enc, p);
+		else if (p->k)
+			enc_create(f, p);
+	}
+}
+
+void client_fec_set(struct client *c, const struct dp_fec_setting *s)
+{
+	struct ls_fec_params p;
+
+	c->fec.set = *s;
+	dp_fec_start(s, &c->fec.au, ls_now_us(), &p);
+	apply_up(c, &p);
+}
+
+void client_fec_ask(const struct client *c, uint8_t *fec_k, uint8_t *fec_m)
+{
+	dp_fec_to_ask(&c->fec.set, fec_k, fec_m);
+}
+
+void client_fec_flow_new(struct client *c, struct client_flow *f)
+{
+	f->enc = NULL;
+	f->dec = NULL;
+	if (c->fec.up.k)
+		enc_create(f, &c->fec.up);
+}
+
+static void dec_drop(struct client *c, struct client_flow *f)
+{
+	if (!f->dec)
+		return;
+	dp_fec_add_dec(&c->fec.ctr, f->dec);
+	ls_fec_dec_free(f->dec);
+	free(f->dec);
+	f->dec = NULL;
+}
+
+void client_fec_flow_gone(struct client *c, struct client_flow *f)
+{
+	dec_drop(c, f);
+	if (f->enc) {
+		ls_fec_enc_free(f->enc);
+		free(f->enc);
+		f->enc = NULL;
+	}
+}
+
+/* The earliest deadline among the encoders, after f's changed. */
+static void noted(struct client *c, const struct client_flow *f)
+{
+	uint64_t d = ls_fec_enc_deadline(f->enc);
+
+	if (d && (!c->fec.next_us || d < c->fec.next_us))
+		c->fec.next_us = d;
+}
+
+/* Parity rows first_row.. of a block into the upstream queue towards r. Parity carries
+ * the flow's addresses, like its data (1.2). */
+static void send_parity(struct client *c, struct client_route *r, const struct client_flow *f,
+			const uint8_t *shards, size_t len, uint16_t block, uint8_t k,
+			uint8_t first_row, int count, uint64_t now_us)
+{
+	struct client_txq *q = &c->io->up;
+
+	for (int j = 0; j < count; j++) {
+		unsigned slot = client_txq_slot(c, q);
+		struct ls_hdr h = {
+			.version = LS_VER_FEC,
+			.src_ip = f->ip,
+			.src_port = f->port,
+			.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
+			.dst_port = ntohs(c->game_server.sin_port),
+			.fec_block = block,
+			.fec_index = (uint8_t)(k + first_row + j),
+			.fec_k = k,
+		};
+		uint8_t *start;
+		size_t wire;
+
+		memcpy(q->own[slot] + CL_HEADROOM, shards + (size_t)j * LS_FEC_SHARD_MAX, len);
+		wire = client_route_wrap(r, &h, q->own[slot], len, now_us, &start);
+		client_txq_put(q, slot, start, wire, &r->proxy);
+	}
+	c->fec.ctr.parity_sent += (uint64_t)(count > 0 ? count : 0);
+}
+
+static void close_block(struct client *c, struct client_route *r, struct client_flow *f,
+			uint64_t now_us)
+{
+	const uint8_t *shards;
+	size_t len;
+	uint16_t block;
+	uint8_t k;
+	int m = ls_fec_enc_close(f->enc, &shards, &len, &block, &k);
+
+	send_parity(c, r, f, shards, len, block, k, 0, m, now_us);
+}
+
+/* Parity of the last closed block that was held back (spread) and is due at t. */
+static void send_held(struct client *c, struct client_route *r, struct client_flow *f,
+		      uint64_t t, uint64_t now_us)
+{
+	const uint8_t *shards;
+	size_t len;
+	uint16_t block;
+	uint8_t k, row;
+	int n = ls_fec_enc_take_held(f->enc, t, &shards, &len, &block, &k, &row);
+
+	send_parity(c, r, f, shards, len, block, k, row, n, now_us);
+}
+
+void client_fec_sent(struct client *c, struct client_route *r, struct client_flow *f,
+		     bool full, uint64_t now_us)
+{
+	send_held(c, r, f, now_us, now_us);
+	if (full)
+		close_block(c, r, f, now_us);
+	noted(c, f);
+}
+
+/* Walk the encoders: what is due now goes out, and the next deadline is found. With
+ * drain, everything pending goes out now, each piece as if its own deadline had come
+ * (a few rounds: closing a block may hold back some of its parity). */
+static void close_blocks(struct client *c, struct client_route *r, uint64_t now_us, bool drain)
+{
+	uint64_t next = 0;
+
+	for (unsigned i = 0; i < CL_MAX_FLOWS; i++) {
+		struct client_flow *f = &c->flows[i];
+		uint64_t t = now_us, d;
+
+		if (f->port == 0 || !f->enc)
+			continue;
+		for (int round = 0; round < (drain ? 4 : 1); round++) {
+			if (drain) {
+				t = ls_fec_enc_deadline(f->enc);
+				if (!t)
+					break;
+				t = t < now_us ? now_us : t;
+			}
+			send_held(c, r, f, t, now_us);
+			if (ls_fec_enc_due(f->enc, t))
+				close_block(c, r, f, now_us);
+		}
+		d = ls_fec_enc_deadline(f->enc);
+		if (d && (!next || d < next))
+			next = d;
+	}
+	c->fec.next_us = next;
+	client_txq_flush(c, &c->io->up);
+}
+
+void client_fec_due(struct client *c, uint64_t now_us)
+{
+	if (c->fec.next_us && now_us >= c->fec.next_us)
+		close_blocks(c, c->cur, now_us, false);
+}
+
+void client_fec_close_all(struct client *c, struct client_route *r, uint64_t now_us)
+{
+	if (c->fec.next_us)
+		close_blocks(c, r, now_us, true);
+}
+
+/* ---- decoders ------------------------------------------------------------------ */
+
+/* Where ls_fec_dec_add delivers: the game socket, through the downstream queue. A
+ * packet still in our receive buffer is sent from there; a rebuilt one, valid only
+ * during the callback, is copied into the queue's own storage. */
+struct deliver_ctx {
+	struct client *c;
+	struct sockaddr_in to;
+	const uint8_t *arrived; /* the datagram's payload, read-only view */
+	uint8_t *arrived_w;     /* the same bytes, writable */
+};
+
+static void deliver(void *arg, const uint8_t *payload, size_t len)
+{
+	struct deliver_ctx *x = arg;
+	struct client_txq *q = &x->c->io->down;
+	unsigned slot = client_txq_slot(x->c, q);
+	uint8_t *data = x->arrived_w;
+
+	if (payload != x->arrived) {
+		data = q->own[slot];
+		memcpy(data, payload, len);
+	}
+	client_txq_put(q, slot, data, len, &x->to);
+}
+
+void client_fec_down(struct client *c, struct client_route *r, struct client_flow *f,
+		     const struct ls_pkt *pkt, uint8_t *payload, uint64_t now_us)
+{
+	struct deliver_ctx x = {
+		.c = c,
+		.to = {
+			.sin_family = AF_INET,
+			.sin_addr.s_addr = htonl(pkt->h.dst_ip),
+			.sin_port = htons(pkt->h.dst_port),
+		},
+		.arrived = pkt->payload,
+		.arrived_w = payload,
+	};
+	bool parity = pkt->h.fec_k && pkt->h.fec_index >= pkt->h.fec_k;
+
+	/* The decoders follow the current route's block numbers only: late packets of
+	 * the route left behind are delivered as they come, their parity unused. */
+	if (r == c->cur && !f->dec) {
+		f->dec = malloc(sizeof(*f->dec));
+		if (f->dec && ls_fec_dec_init(f->dec, 0) < 0) {
+			free(f->dec);
+			f->dec = NULL;
+		}
+	}
+	if (r != c->cur || !f->dec) {
+		if (!parity)
+			deliver(&x, pkt->payload, pkt->payload_len);
+		return;
+	}
+	ls_fec_dec_add(f->dec, &pkt->h, pkt->payload, pkt->payload_len, now_us, deliver, &x);
+}
+
+/* ---- the policy and the counters ---------------------------------------------- */
+
+void client_fec_report(struct client *c, struct client_route *r, uint64_t now_us)
+{
+	struct ls_fec_params p;
+
+	if (!r->up_sample)
+		return;
+	r->up_sample = false;
+	if (dp_fec_report(&c->fec.au, c->fec.set.mode == DP_FEC_AUTO, r->up_expected,
+			  r->up_received, r->up_burst, now_us, &p))
+		apply_up(c, &p);
+}
+
+void client_fec_route_changed(struct client *c)
+{
+	for (unsigned i = 0; i < CL_MAX_FLOWS; i++)
+		dec_drop(c, &c->flows[i]);
+	client_fec_set(c, &c->fec.set);
+}
+
+void client_fec_tick(struct client *c, uint64_t now_us)
+{
+	for (unsigned i = 0; i < CL_MAX_FLOWS; i++)
+		if (c->flows[i].dec)
+			ls_fec_dec_expire(c->flows[i].dec, now_us);
+}
+
+void client_fec_counters(const struct client *c, struct dp_fec_counters *out)
+{
+	*out = c->fec.ctr;
+	for (unsigned i = 0; i < CL_MAX_FLOWS; i++)
+		if (c->flows[i].dec)
+			dp_fec_add_dec(out, c->flows[i].dec);
+}
+
+void client_fec_free(struct client *c)
+{
+	for (unsigned i = 0; i < CL_MAX_FLOWS; i++)
+		client_fec_flow_gone(c, &c->flows[i]);
+}
