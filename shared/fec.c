@@ -5,10 +5,10 @@
  * zero-padded to the block's longest shard; every parity shard has that length. The
  * length prefix is what lets a rebuilt packet regain its exact size. */
 #include "fec.h"
+#include "isal.h"
 
 #include <errno.h>
 #include <stddef.h>
-#include <isa-l/erasure_code.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,12 +153,22 @@ uint8_t ls_fec_spread_for(const struct ls_fec_params *p, uint8_t n)
 
 /* ---- the matrix ---- */
 
+/* ISA-L, loaded by the first encoder or decoder (or coefficient) that needs it. */
+static const struct ls_isal *isal;
+
+static int isal_ready(void)
+{
+	if (!isal)
+		isal = ls_isal();
+	return isal ? 0 : -1;
+}
+
 uint8_t ls_fec_coef(uint8_t k, uint8_t j, uint8_t i)
 {
 	/* Row x-values k + j and column y-values i are disjoint, so neither XOR is 0. */
-	if (k == 0 || k > LS_FEC_MAX_K || j >= LS_FEC_MAX_M || i >= k)
+	if (k == 0 || k > LS_FEC_MAX_K || j >= LS_FEC_MAX_M || i >= k || isal_ready() < 0)
 		return 0;
-	return gf_mul((uint8_t)(k ^ i), gf_inv((uint8_t)((k + j) ^ i)));
+	return isal->gf_mul((uint8_t)(k ^ i), isal->gf_inv((uint8_t)((k + j) ^ i)));
 }
 
 /* ---- sender ---- */
@@ -176,6 +186,10 @@ static void params_clamp(struct ls_fec_params *p)
 int ls_fec_enc_init(struct ls_fec_enc *e, const struct ls_fec_params *p)
 {
 	memset(e, 0, sizeof(*e));
+	if (isal_ready() < 0) {
+		errno = ENOSYS;
+		return -1;
+	}
 	if (p->k > LS_FEC_MAX_K || p->m > LS_FEC_MAX_M || (p->spread && p->spread >= p->m)) {
 		errno = EINVAL;
 		return -1;
@@ -289,7 +303,7 @@ static void enc_tables(struct ls_fec_enc *e, uint8_t n, uint8_t m)
 	for (j = 0; j < m; j++)
 		for (i = 0; i < n; i++)
 			a[j * n + i] = ls_fec_coef(n, (uint8_t)j, (uint8_t)i);
-	ec_init_tables(n, m, a, e->gftbls);
+	isal->ec_init_tables(n, m, a, e->gftbls);
 	e->tbl_n = n;
 	e->tbl_m = m;
 }
@@ -325,7 +339,7 @@ int ls_fec_enc_close(struct ls_fec_enc *e, const uint8_t **shards, size_t *len,
 		for (i = 0; i < m; i++)
 			dst[i] = e->parity + (size_t)i * LS_FEC_SHARD_MAX;
 		enc_tables(e, n, m);
-		ec_encode_data((int)L, n, m, e->gftbls, src, dst);
+		isal->ec_encode_data((int)L, n, m, e->gftbls, src, dst);
 		*len = L;
 	}
 	e->parity_sent += m;
@@ -413,6 +427,10 @@ int ls_fec_dec_init(struct ls_fec_dec *d, uint32_t timeout_us)
 	unsigned i;
 
 	memset(d, 0, sizeof(*d));
+	if (isal_ready() < 0) {
+		errno = ENOSYS;
+		return -1;
+	}
 	d->timeout_us = timeout_us ? timeout_us : LS_FEC_DEC_TIMEOUT_DEFAULT;
 	d->blocks = calloc(LS_FEC_DEC_BLOCKS, sizeof(*d->blocks));
 	/* The pool and the cache's arena are left untouched (malloc, not calloc), so a
@@ -621,14 +639,14 @@ static unsigned char *dec_tables(struct ls_fec_dec *d, uint8_t k, uint32_t miss,
 	for (t = 0; t < nm; t++)
 		for (s = 0; s < nm; s++)
 			a[t * nm + s] = ls_fec_coef(k, ji[t], mi[s]);
-	if (gf_invert_matrix(a, ainv, (int)nm) != 0)
+	if (isal->gf_invert_matrix(a, ainv, (int)nm) != 0)
 		return NULL; /* impossible for this matrix; refuse rather than emit junk */
 	for (s = 0; s < nm; s++) {
 		for (i = 0; i < nd; i++) {
 			unsigned char v = 0;
 
 			for (t = 0; t < nm; t++)
-				v ^= gf_mul(ainv[s * nm + t], ls_fec_coef(k, ji[t], di[i]));
+				v ^= isal->gf_mul(ainv[s * nm + t], ls_fec_coef(k, ji[t], di[i]));
 			r[s * k + i] = v;
 		}
 		for (t = 0; t < nm; t++)
@@ -647,7 +665,7 @@ static unsigned char *dec_tables(struct ls_fec_dec *d, uint8_t k, uint32_t miss,
 	c->off[e] = (uint16_t)c->head;
 	c->len[e] = (uint16_t)need;
 	c->head += need;
-	ec_init_tables(k, (int)nm, r, c->arena + c->off[e]);
+	isal->ec_init_tables(k, (int)nm, r, c->arena + c->off[e]);
 	return c->arena + c->off[e];
 }
 
@@ -702,7 +720,7 @@ static int solve(struct ls_fec_dec *d, struct ls_fec_dec_block *b, ls_fec_delive
 		}
 		dst[i] = pool_at(d, out[i]);
 	}
-	ec_encode_data((int)L, b->k, (int)nm, tbl, src, dst);
+	isal->ec_encode_data((int)L, b->k, (int)nm, tbl, src, dst);
 	for (i = 0; i < nm; i++) {
 		uint16_t pl = get16(dst[i]);
 

@@ -303,6 +303,27 @@ static double burst_bound(const struct ls_fec_auto_win *w, double z, int side)
 	return b < 1.0 ? 1.0 : b > BURST_MAX ? BURST_MAX : b;
 }
 
+/* e^-x for x >= 0, without libm (the dataplane links no math library: its pages would
+ * count against the idle memory budget). Halving x until the series converges fast,
+ * then squaring back, keeps the relative error near 1e-6, plenty for decay weights. */
+static double exp_neg(double x)
+{
+	double t;
+	int halvings = 0;
+
+	if (!(x < 700.0))
+		return 0.0;
+	while (x > 0.125) {
+		x *= 0.5;
+		halvings++;
+	}
+	t = 1.0 - x * (1.0 - x / 2.0 * (1.0 - x / 3.0 * (1.0 - x / 4.0 * (1.0 - x / 5.0 *
+									  (1.0 - x / 6.0)))));
+	while (halvings--)
+		t *= t;
+	return t;
+}
+
 void ls_fec_auto_report(struct ls_fec_auto *a, uint32_t expected, uint32_t received,
 			double mean_burst, uint64_t now_us)
 {
@@ -312,8 +333,8 @@ void ls_fec_auto_report(struct ls_fec_auto *a, uint32_t expected, uint32_t recei
 	if (a->report_us && now_us > a->report_us) {
 		double dt = (double)(now_us - a->report_us);
 
-		win_decay(&a->fast, exp(-dt / FAST_TAU_US));
-		win_decay(&a->slow, exp(-dt / SLOW_TAU_US));
+		win_decay(&a->fast, exp_neg(dt / FAST_TAU_US));
+		win_decay(&a->slow, exp_neg(dt / SLOW_TAU_US));
 	}
 	a->report_us = now_us;
 	if (expected == 0)
