@@ -141,14 +141,46 @@ uint8_t ls_fec_parity_for(const struct ls_fec_params *p, uint8_t n)
 	return (uint8_t)(m ? m : 1);
 }
 
-uint8_t ls_fec_spread_for(const struct ls_fec_params *p, uint8_t n)
+/* Rows held back of a block of n data packets and m parity packets. */
+static uint8_t spread_of(const struct ls_fec_params *p, uint8_t n, unsigned m)
 {
-	unsigned m = ls_fec_parity_for(p, n), s;
+	unsigned s;
 
 	if (m == 0 || p->spread == 0)
 		return 0;
 	s = n >= p->k ? p->spread : (unsigned)p->spread * m / p->m;
 	return (uint8_t)(s < m ? s : m - 1);
+}
+
+uint8_t ls_fec_spread_for(const struct ls_fec_params *p, uint8_t n)
+{
+	return spread_of(p, n, ls_fec_parity_for(p, n));
+}
+
+/* Parity for the block being closed. A full block gets its m. A block closed early by
+ * its time limit owes m * n / k parity packets: it gets that rounded up, less what
+ * earlier short blocks of the flow sent in advance, and at least one; so a flow sends
+ * (k + m) / k wire packets per data packet however its blocks close. The advance is
+ * kept in 1/k packet. */
+static uint8_t parity_due(struct ls_fec_enc *e, uint8_t n)
+{
+	const struct ls_fec_params *p = &e->p;
+	int owed, m;
+
+	if (p->k == 0 || p->m == 0 || n == 0)
+		return 0;
+	if (n >= p->k)
+		return p->m;
+	owed = p->m * n - e->parity_ahead;
+	m = owed > 0 ? (owed + p->k - 1) / p->k : 1;
+	if (m < 1)
+		m = 1;
+	if (m > p->m)
+		m = p->m;
+	owed = m * p->k - owed;
+	/* "At least one" can run ahead for good when m * n < k: that much is not owed. */
+	e->parity_ahead = (int16_t)(owed < p->k ? owed : p->k - 1);
+	return (uint8_t)m;
 }
 
 /* ---- the matrix ---- */
@@ -229,6 +261,9 @@ static void enc_next_block(struct ls_fec_enc *e)
 	e->block++; /* wraps at 65536 */
 	e->n = 0;
 	e->maxlen = 0;
+	/* The advance is counted in 1/k of the old geometry. */
+	if (e->next.k != e->p.k || e->next.m != e->p.m)
+		e->parity_ahead = 0;
 	e->p = e->next;
 }
 
@@ -327,7 +362,7 @@ int ls_fec_enc_close(struct ls_fec_enc *e, const uint8_t **shards, size_t *len,
 		e->held_dropped += e->held_n;
 		e->held_n = 0;
 	}
-	m = ls_fec_parity_for(&e->p, n);
+	m = parity_due(e, n);
 	if (m) {
 		for (i = 0; i < n; i++) {
 			uint8_t *s = e->data + (size_t)i * LS_FEC_SHARD_MAX;
@@ -344,7 +379,7 @@ int ls_fec_enc_close(struct ls_fec_enc *e, const uint8_t **shards, size_t *len,
 	}
 	e->parity_sent += m;
 	e->blocks++;
-	held = ls_fec_spread_for(&e->p, n);
+	held = spread_of(&e->p, n, m);
 	if (held) {
 		e->held_n = held;
 		e->held_row = (uint8_t)(m - held);

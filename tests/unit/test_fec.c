@@ -802,6 +802,42 @@ static void test_short_block(void)
 	ls_fec_enc_free(&e);
 }
 
+/* Short blocks average m * n / k parity, rounded up first; full blocks keep m; and
+ * every short block can still be solved from its parity. */
+static void test_short_blocks_average(void)
+{
+	struct ls_fec_enc e;
+	struct ls_fec_params p = { 2, 3, 20000, 0 };
+	unsigned total = 0, i;
+
+	random_data(2, 120);
+	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
+	for (i = 0; i < 100; i++) {
+		unsigned np = encode_block(&e, 1, 1000 + 100000 * (uint64_t)i);
+		CU_ASSERT_EQUAL(np - 1, i % 2 == 0 ? 2u : 1u); /* 1.5 on average, 2 first */
+		total += np - 1;
+	}
+	CU_ASSERT_EQUAL(total, 150);
+	CU_ASSERT_EQUAL(encode_block(&e, 1, 20000000), 3);     /* 2 first, again */
+	CU_ASSERT_EQUAL(encode_block(&e, 2, 30000000), 2 + 3); /* a full block: all of m */
+	CU_ASSERT_EQUAL(encode_block(&e, 1, 40000000), 1 + 1); /* the advance is kept */
+	ls_fec_enc_free(&e);
+
+	/* 8:4, three-packet blocks: 12/8 = 1.5 parity, alternating 2 and 1. */
+	struct ls_fec_params q = { 8, 4, 16000, 0 };
+	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &q), 0);
+	random_data(3, 700);
+	CU_ASSERT_EQUAL(encode_block(&e, 3, 1000), 5);
+	CU_ASSERT_EQUAL(encode_block(&e, 3, 100000), 4);
+	CU_ASSERT_EQUAL(encode_block(&e, 3, 200000), 5);
+	/* 8:1 lone packets: at least one parity each, the excess is never "owed" back. */
+	struct ls_fec_params r = { 8, 1, 16000, 0 };
+	ls_fec_enc_set(&e, &r);
+	for (i = 0; i < 20; i++)
+		CU_ASSERT_EQUAL(encode_block(&e, 1, 300000 + 100000 * (uint64_t)i), 2);
+	ls_fec_enc_free(&e);
+}
+
 static void test_parity_for(void)
 {
 	struct ls_fec_params p = { 8, 4, 16000, 0 };
@@ -1418,6 +1454,7 @@ UNIT_MAIN("fec",
 	  { "window, late, restart", test_window },
 	  { "complete block releases buffers", test_complete_releases },
 	  { "short block closed by time", test_short_block },
+	  { "short blocks average m*n/k parity", test_short_blocks_average },
 	  { "parity_for", test_parity_for },
 	  { "spread_for", test_spread_for },
 	  { "spread: held parity", test_spread },
