@@ -158,10 +158,11 @@ uint8_t ls_fec_spread_for(const struct ls_fec_params *p, uint8_t n)
 }
 
 /* Parity for the block being closed. A full block gets its m. A block closed early by
- * its time limit owes m * n / k parity packets: it gets that rounded up, less what
- * earlier short blocks of the flow sent in advance, and at least one; so a flow sends
- * (k + m) / k wire packets per data packet however its blocks close. The advance is
- * kept in 1/k packet. */
+ * its time limit owes m * n / k parity packets plus what earlier short blocks of the
+ * flow left owing: it gets the whole part of that, at least one, and the fraction is
+ * carried on; so a flow never sends more than (k + m) / k wire packets per data packet,
+ * however its blocks close (but for the one parity every block gets). The carry is in
+ * 1/k packet. */
 static uint8_t parity_due(struct ls_fec_enc *e, uint8_t n)
 {
 	const struct ls_fec_params *p = &e->p;
@@ -171,15 +172,14 @@ static uint8_t parity_due(struct ls_fec_enc *e, uint8_t n)
 		return 0;
 	if (n >= p->k)
 		return p->m;
-	owed = p->m * n - e->parity_ahead;
-	m = owed > 0 ? (owed + p->k - 1) / p->k : 1;
+	owed = p->m * n + e->parity_owed;
+	m = owed / p->k;
 	if (m < 1)
-		m = 1;
+		m = 1; /* more than owed: nothing is carried */
 	if (m > p->m)
 		m = p->m;
-	owed = m * p->k - owed;
-	/* "At least one" can run ahead for good when m * n < k: that much is not owed. */
-	e->parity_ahead = (int16_t)(owed < p->k ? owed : p->k - 1);
+	owed -= m * p->k;
+	e->parity_owed = (int16_t)(owed > 0 ? owed : 0);
 	return (uint8_t)m;
 }
 
@@ -261,9 +261,9 @@ static void enc_next_block(struct ls_fec_enc *e)
 	e->block++; /* wraps at 65536 */
 	e->n = 0;
 	e->maxlen = 0;
-	/* The advance is counted in 1/k of the old geometry. */
+	/* The carry is counted in 1/k of the old geometry. */
 	if (e->next.k != e->p.k || e->next.m != e->p.m)
-		e->parity_ahead = 0;
+		e->parity_owed = 0;
 	e->p = e->next;
 }
 

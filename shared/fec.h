@@ -38,8 +38,8 @@ int ls_fec_params_parse(const char *s, struct ls_fec_params *p, char *err, size_
 void ls_fec_params_fmt(const struct ls_fec_params *p, char *buf, size_t len);
 
 /* The most parity a block closed with n < k data packets gets: ceil(m * n / k), at
- * least 1 when m > 0. The encoder gives a short block that, less what earlier short
- * blocks sent in advance, so a flow averages m * n / k (docs/protocol.md 1.2). */
+ * least 1 when m > 0. The encoder gives a short block the whole part of m * n / k plus
+ * what earlier short blocks left owing (docs/protocol.md 1.2). */
 uint8_t ls_fec_parity_for(const struct ls_fec_params *p, uint8_t n);
 /* How many of those are held back (spread): spread scaled like the parity count, and
  * always fewer than it, so every block sends some parity at once. */
@@ -71,7 +71,7 @@ struct ls_fec_enc {
 	/* parity_sent counts every parity packet computed (held ones included);
 	 * held_dropped those lost because a block closed before the caller took them. */
 	uint64_t parity_sent, blocks, held_dropped;
-	int16_t parity_ahead; /* parity short blocks sent in advance, in 1/k packet */
+	int16_t parity_owed; /* parity short blocks left owing, in 1/k packet */
 };
 int ls_fec_enc_init(struct ls_fec_enc *e, const struct ls_fec_params *p);
 void ls_fec_enc_free(struct ls_fec_enc *e);

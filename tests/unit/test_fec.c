@@ -778,32 +778,41 @@ static void test_short_block(void)
 	CU_ASSERT_EQUAL(ls_fec_enc_deadline(&e), 0);
 	CU_ASSERT_FALSE(ls_fec_enc_due(&e, t + 100000));
 	random_data(3, 1200);
-	CU_ASSERT_EQUAL(encode_block(&e, 3, t), 5); /* ceil(4 * 3 / 8) = 2 parity */
+	CU_ASSERT_EQUAL(encode_block(&e, 3, t), 4); /* 4 * 3 / 8 = 1.5: 1 parity, 0.5 owed */
 	for (i = 0; i < 3; i++) {
 		CU_ASSERT_EQUAL(pk[i].h.version, LS_VER_FEC);
 		CU_ASSERT_EQUAL(pk[i].h.fec_index, i);
 		CU_ASSERT_EQUAL(pk[i].h.fec_k, 0);
 	}
 	CU_ASSERT_EQUAL(pk[3].h.fec_k, 3);
-	CU_ASSERT_EQUAL(pk[4].h.fec_index, 4);
+	CU_ASSERT_EQUAL(pk[3].h.fec_index, 3);
 	CU_ASSERT_EQUAL(ls_fec_enc_deadline(&e), 0);
 	cap.n = 0;
 	feed(&d, &pk[3], t);
+	feed(&d, &pk[2], t);
 	feed(&d, &pk[1], t);
-	feed(&d, &pk[4], t);
 	CU_ASSERT(cap_matches(3, 7));
-	CU_ASSERT_EQUAL(d.recovered, 2);
+	CU_ASSERT_EQUAL(d.recovered, 1);
+	/* The next short block gets the half owed: 2 parity, and survives 2 losses. */
+	random_data(3, 900);
+	CU_ASSERT_EQUAL(encode_block(&e, 3, t + 100000), 5);
+	cap.n = 0;
+	feed(&d, &pk[3], t + 100000);
+	feed(&d, &pk[1], t + 100000);
+	feed(&d, &pk[4], t + 100000);
+	CU_ASSERT(cap_matches(3, 7));
+	CU_ASSERT_EQUAL(d.recovered, 3);
 	/* the deadline of an open block */
 	memset(&pk[0].h, 0, sizeof(pk[0].h));
 	ls_fec_enc_add(&e, dat[0], dlen[0], 5000, &pk[0].h);
 	CU_ASSERT_EQUAL(ls_fec_enc_deadline(&e), 21000);
-	CU_ASSERT_EQUAL(pk[0].h.fec_block, 1);
+	CU_ASSERT_EQUAL(pk[0].h.fec_block, 2);
 	ls_fec_dec_free(&d);
 	ls_fec_enc_free(&e);
 }
 
-/* Short blocks average m * n / k parity, rounded up first; full blocks keep m; and
- * every short block can still be solved from its parity. */
+/* Short blocks average m * n / k parity, never running ahead of it; full blocks keep
+ * m; and a lone packet still gets one parity. */
 static void test_short_blocks_average(void)
 {
 	struct ls_fec_enc e;
@@ -814,22 +823,22 @@ static void test_short_blocks_average(void)
 	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
 	for (i = 0; i < 100; i++) {
 		unsigned np = encode_block(&e, 1, 1000 + 100000 * (uint64_t)i);
-		CU_ASSERT_EQUAL(np - 1, i % 2 == 0 ? 2u : 1u); /* 1.5 on average, 2 first */
+		CU_ASSERT_EQUAL(np - 1, i % 2 == 0 ? 1u : 2u); /* 1.5 on average, never ahead */
 		total += np - 1;
 	}
 	CU_ASSERT_EQUAL(total, 150);
-	CU_ASSERT_EQUAL(encode_block(&e, 1, 20000000), 3);     /* 2 first, again */
+	CU_ASSERT_EQUAL(encode_block(&e, 1, 20000000), 1 + 1); /* 1, half owed */
 	CU_ASSERT_EQUAL(encode_block(&e, 2, 30000000), 2 + 3); /* a full block: all of m */
-	CU_ASSERT_EQUAL(encode_block(&e, 1, 40000000), 1 + 1); /* the advance is kept */
+	CU_ASSERT_EQUAL(encode_block(&e, 1, 40000000), 1 + 2); /* what was owed is kept */
 	ls_fec_enc_free(&e);
 
-	/* 8:4, three-packet blocks: 12/8 = 1.5 parity, alternating 2 and 1. */
+	/* 8:4, three-packet blocks: 12/8 = 1.5 parity, alternating 1 and 2. */
 	struct ls_fec_params q = { 8, 4, 16000, 0 };
 	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &q), 0);
 	random_data(3, 700);
-	CU_ASSERT_EQUAL(encode_block(&e, 3, 1000), 5);
-	CU_ASSERT_EQUAL(encode_block(&e, 3, 100000), 4);
-	CU_ASSERT_EQUAL(encode_block(&e, 3, 200000), 5);
+	CU_ASSERT_EQUAL(encode_block(&e, 3, 1000), 4);
+	CU_ASSERT_EQUAL(encode_block(&e, 3, 100000), 5);
+	CU_ASSERT_EQUAL(encode_block(&e, 3, 200000), 4);
 	/* 8:1 lone packets: at least one parity each, the excess is never "owed" back. */
 	struct ls_fec_params r = { 8, 1, 16000, 0 };
 	ls_fec_enc_set(&e, &r);
