@@ -59,6 +59,8 @@ ALL_OBJ := $(LIB_OBJ) $(PROXY_SRC:%.c=$(B)/obj/%.o) $(CLIENT_SRC:%.c=$(B)/obj/%.
            $(UNIT_SRC:%.c=$(B)/obj/%.o) $(TOOL_SRC:%.c=$(B)/obj/%.o) $(NETSIM_SRC:%.c=$(B)/obj/%.o) $(BENCH_SRC:%.c=$(B)/obj/%.o)
 
 .PHONY: all test demo bench fuzz deps install clean check-deps tools
+# Keep objects of programs built through pattern rules (no rebuild on every run).
+.SECONDARY:
 all: $(PROGS)
 
 $(B)/obj/%.o: %.c

@@ -3,7 +3,9 @@
 
 #include <arpa/inet.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "conf.h"
@@ -15,6 +17,12 @@ void client_conf_defaults(struct client_conf *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->listen, sizeof(c->listen), "%s", CL_DEFAULT_LISTEN);
 	snprintf(c->socket, sizeof(c->socket), "%s", CL_DEFAULT_SOCKET);
+	/* Redirect mode needs no privileges: a user's client steers from the user's own
+	 * runtime directory, since /run/lightspeed belongs to root. */
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	if (geteuid() != 0 && xdg && xdg[0] == '/' &&
+	    strlen(xdg) + sizeof("/lightspeed/client.sock") <= sizeof(c->socket))
+		snprintf(c->socket, sizeof(c->socket), "%s/lightspeed/client.sock", xdg);
 	c->keepalive_ms = CL_KEEPALIVE_DEFAULT_MS;
 	dp_fec_parse("off", &c->fec, NULL, 0);
 	c->log_level = LS_LOG_INFO;

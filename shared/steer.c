@@ -379,7 +379,8 @@ static int make_parent(const char *path, char *err, size_t errlen)
 		return 0;
 	if (mkdir(dir, 0755) == 0 || errno == EEXIST)
 		return 0;
-	snprintf(err, errlen, "cannot create directory %s: %s", dir, strerror(errno));
+	snprintf(err, errlen, "cannot create directory %s for the steering socket: %s "
+		 "(choose another path with --socket or in the config)", dir, strerror(errno));
 	return -1;
 }
 
