@@ -7,20 +7,14 @@
 #include "client.h"
 
 #include <arpa/inet.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* ---- encoders ------------------------------------------------------------------ */
 
+/* Out of memory: the flow goes unprotected rather than unsent. */
 static void enc_create(struct client_flow *f, const struct ls_fec_params *p)
 {
-	struct ls_fec_enc *e = malloc(sizeof(*e));
-
-	/* Out of memory: the flow goes unprotected rather than unsent. */
-	if (e && ls_fec_enc_init(e, p) == 0)
-		f->enc = e;
-	else
-		free(e);
+	f->enc = ls_fec_enc_new(p);
 }
 
 /* The encoders take new parameters (from their next block); while FEC is on every game
@@ -67,19 +61,15 @@ static void dec_drop(struct client *c, struct client_flow *f)
 	if (!f->dec)
 		return;
 	dp_fec_add_dec(&c->fec.ctr, f->dec);
-	ls_fec_dec_free(f->dec);
-	free(f->dec);
+	ls_fec_dec_delete(f->dec);
 	f->dec = NULL;
 }
 
 void client_fec_flow_gone(struct client *c, struct client_flow *f)
 {
 	dec_drop(c, f);
-	if (f->enc) {
-		ls_fec_enc_free(f->enc);
-		free(f->enc);
-		f->enc = NULL;
-	}
+	ls_fec_enc_delete(f->enc);
+	f->enc = NULL;
 }
 
 /* The earliest deadline among the encoders, after f's changed. */
@@ -242,13 +232,8 @@ void client_fec_down(struct client *c, struct client_route *r, struct client_flo
 
 	/* The decoders follow the current route's block numbers only: late packets of
 	 * the route left behind are delivered as they come, their parity unused. */
-	if (r == c->cur && !f->dec) {
-		f->dec = malloc(sizeof(*f->dec));
-		if (f->dec && ls_fec_dec_init(f->dec, 0) < 0) {
-			free(f->dec);
-			f->dec = NULL;
-		}
-	}
+	if (r == c->cur && !f->dec)
+		f->dec = ls_fec_dec_new(0);
 	if (r != c->cur || !f->dec) {
 		if (!parity)
 			deliver(&x, pkt->payload, pkt->payload_len);

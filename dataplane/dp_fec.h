@@ -69,9 +69,8 @@ static inline void dp_fec_from_ask(uint8_t k, uint8_t m, struct dp_fec_setting *
 	if (k == LS_KA_FEC_AUTO) {
 		s->mode = DP_FEC_AUTO;
 	} else if (k) {
-		char err[8];
-		/* Parsing "off" yields the default block time, which an ask implies. */
-		ls_fec_params_parse("off", &s->p, err, sizeof(err));
+		/* An ask carries no block time: it implies the default one. */
+		s->p.block_us = LS_FEC_BLOCK_US_DEFAULT;
 		s->p.k = k;
 		s->p.m = m;
 		s->mode = DP_FEC_FIXED;

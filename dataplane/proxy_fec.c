@@ -82,28 +82,16 @@ void px_fec_client_request(struct px_session *s, const struct ls_keepalive *ka, 
 
 struct ls_fec_enc *px_fec_enc(struct px_session *s, struct px_flow *f)
 {
-	if (!f->enc && s->fec && s->fec->down.k) {
-		struct ls_fec_enc *e = malloc(sizeof(*e));
-
-		/* Out of memory: replies go unprotected rather than unsent. */
-		if (e && ls_fec_enc_init(e, &s->fec->down) == 0)
-			f->enc = e;
-		else
-			free(e);
-	}
+	/* Out of memory: replies go unprotected rather than unsent. */
+	if (!f->enc && s->fec && s->fec->down.k)
+		f->enc = ls_fec_enc_new(&s->fec->down);
 	return f->enc;
 }
 
 struct ls_fec_dec *px_fec_dec(struct px_flow *f)
 {
-	if (!f->dec) {
-		struct ls_fec_dec *d = malloc(sizeof(*d));
-
-		if (d && ls_fec_dec_init(d, 0) == 0)
-			f->dec = d;
-		else
-			free(d);
-	}
+	if (!f->dec)
+		f->dec = ls_fec_dec_new(0);
 	return f->dec;
 }
 
@@ -118,15 +106,11 @@ void px_fec_flow_close(struct px *p, struct px_flow *f)
 			*pp = f->fec_next;
 		f->fec_pending = false;
 	}
-	if (f->enc) {
-		ls_fec_enc_free(f->enc);
-		free(f->enc);
-		f->enc = NULL;
-	}
+	ls_fec_enc_delete(f->enc);
+	f->enc = NULL;
 	if (f->dec) {
 		dp_fec_add_dec(&p->fec_ctr, f->dec);
-		ls_fec_dec_free(f->dec);
-		free(f->dec);
+		ls_fec_dec_delete(f->dec);
 		f->dec = NULL;
 	}
 }

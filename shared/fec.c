@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_BLOCK_US 16000u /* about one frame at 60 Hz */
 #define MAX_ROWS (LS_FEC_MAX_K + LS_FEC_MAX_M)
 #define NO_SHARD 0xff
 
@@ -62,7 +61,7 @@ static const char *parse_num(const char *s, unsigned long *out)
 
 int ls_fec_params_parse(const char *s, struct ls_fec_params *p, char *err, size_t errlen)
 {
-	unsigned long k = 0, m = 0, ms = DEFAULT_BLOCK_US / 1000, spread = 0;
+	unsigned long k = 0, m = 0, ms = LS_FEC_BLOCK_US_DEFAULT / 1000, spread = 0;
 	const char *q;
 
 	if (!s || !*s) {
@@ -72,7 +71,7 @@ int ls_fec_params_parse(const char *s, struct ls_fec_params *p, char *err, size_
 	}
 	if (strcmp(s, "off") == 0) {
 		memset(p, 0, sizeof(*p));
-		p->block_us = DEFAULT_BLOCK_US;
+		p->block_us = LS_FEC_BLOCK_US_DEFAULT;
 		return 0;
 	}
 	q = parse_num(s, &k);
@@ -122,7 +121,7 @@ void ls_fec_params_fmt(const struct ls_fec_params *p, char *buf, size_t len)
 	else if (p->spread)
 		snprintf(buf, len, "%u:%u:%u:%u", p->k, p->m,
 			 (unsigned)((p->block_us + 999u) / 1000u), p->spread);
-	else if (p->block_us == DEFAULT_BLOCK_US)
+	else if (p->block_us == LS_FEC_BLOCK_US_DEFAULT)
 		snprintf(buf, len, "%u:%u", p->k, p->m);
 	else /* a block time set in microseconds shows rounded up to whole ms */
 		snprintf(buf, len, "%u:%u:%u", p->k, p->m,
@@ -908,4 +907,44 @@ int ls_fec_dec_add(struct ls_fec_dec *d, const struct ls_hdr *h, const uint8_t *
 	if (parity)
 		return add_parity(d, b, (uint8_t)(idx - k), k, payload, len, deliver, ctx);
 	return add_data(d, b, idx, k, payload, len, deliver, ctx);
+}
+
+/* ---- heap-allocated coders ---- */
+
+struct ls_fec_enc *ls_fec_enc_new(const struct ls_fec_params *p)
+{
+	struct ls_fec_enc *e = malloc(sizeof(*e));
+
+	if (e && ls_fec_enc_init(e, p) != 0) {
+		free(e);
+		e = NULL;
+	}
+	return e;
+}
+
+void ls_fec_enc_delete(struct ls_fec_enc *e)
+{
+	if (!e)
+		return;
+	ls_fec_enc_free(e);
+	free(e);
+}
+
+struct ls_fec_dec *ls_fec_dec_new(uint32_t timeout_us)
+{
+	struct ls_fec_dec *d = malloc(sizeof(*d));
+
+	if (d && ls_fec_dec_init(d, timeout_us) != 0) {
+		free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+void ls_fec_dec_delete(struct ls_fec_dec *d)
+{
+	if (!d)
+		return;
+	ls_fec_dec_free(d);
+	free(d);
 }

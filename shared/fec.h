@@ -15,6 +15,8 @@
 
 #include "proto.h"
 
+/* A block's time limit unless set: about one frame at 60 Hz. */
+#define LS_FEC_BLOCK_US_DEFAULT 16000u
 #define LS_FEC_SHARD_MAX (2 + LS_MAX_PAYLOAD) /* u16 length + payload */
 /* The largest payload a block carries: its shard, and so the block's parity payload,
  * is 2 bytes longer and must itself fit in LS_MAX_PAYLOAD. A longer data packet is
@@ -75,6 +77,9 @@ struct ls_fec_enc {
 };
 int ls_fec_enc_init(struct ls_fec_enc *e, const struct ls_fec_params *p);
 void ls_fec_enc_free(struct ls_fec_enc *e);
+/* The same on the heap: NULL when memory or ISA-L is missing; delete takes NULL. */
+struct ls_fec_enc *ls_fec_enc_new(const struct ls_fec_params *p);
+void ls_fec_enc_delete(struct ls_fec_enc *e);
 /* Change k, m or block time; takes effect at the next block. */
 void ls_fec_enc_set(struct ls_fec_enc *e, const struct ls_fec_params *p);
 /* Record a data packet's payload; fill the FEC fields the packet must carry (block,
@@ -140,6 +145,9 @@ typedef void (*ls_fec_deliver_fn)(void *ctx, const uint8_t *payload, size_t len)
  * About 86 KiB per decoder: the shard pool (69 KiB) and the table cache (17 KiB). */
 int ls_fec_dec_init(struct ls_fec_dec *d, uint32_t timeout_us);
 void ls_fec_dec_free(struct ls_fec_dec *d);
+/* The same on the heap: NULL when memory or ISA-L is missing; delete takes NULL. */
+struct ls_fec_dec *ls_fec_dec_new(uint32_t timeout_us);
+void ls_fec_dec_delete(struct ls_fec_dec *d);
 /* Feed a version-2 data or parity packet. A data packet is delivered at once through
  * deliver unless it was already delivered (or recovered); when the block becomes
  * solvable, the missing data packets are delivered too. Never delivers twice. Returns
