@@ -11,11 +11,13 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -fno-math-errno -MMD -MP -Ishared \
-           -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-           -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
 LDFLAGS ?=
 PKG_CONFIG ?= pkg-config
+# What the build needs whatever CFLAGS says (`make CFLAGS=-O0` keeps the include path,
+# the language level and the warnings).
+LS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -MMD -MP -Ishared \
+             -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
 
 B := build
 Q := @
@@ -28,23 +30,32 @@ SHARED_PKGS := jansson nettle
 TEST_PKGS   := cunit
 # ISA-L is loaded on first use (shared/isal.c): only its headers and soname at build time.
 ISAL_SONAME := $(shell objdump -p $$($(PKG_CONFIG) --variable=libdir libisal 2>/dev/null)/libisal.so 2>/dev/null | awk '/SONAME/ { print $$2 }')
-CFLAGS += $(call pc_cflags,libisal) $(if $(ISAL_SONAME),-DLS_ISAL_SONAME='"$(ISAL_SONAME)"')
+LS_CFLAGS += $(call pc_cflags,libisal) $(if $(ISAL_SONAME),-DLS_ISAL_SONAME='"$(ISAL_SONAME)"')
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
 pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
-CFLAGS += $(call pc_cflags,$(SHARED_PKGS) $(TEST_PKGS))
+# The control plane's libraries (controller, agent, lsctl; shared/ modules they use).
+CTRL_PKGS := libuv libmicrohttpd
+LSCTL_PKGS := libcurl
+LS_CFLAGS += $(call pc_cflags,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS) $(LSCTL_PKGS))
+ALL_CFLAGS = $(LS_CFLAGS) $(CFLAGS)
 
 # The dataplane programs link jansson and nettle statically, so that an idle node
 # maps only the library code it uses: the idle memory budget (2 MiB RSS) counts every
-# resident page of every shared library.
-DP_LIBS := -Wl,-Bstatic $(call pc_libs,jansson nettle) -Wl,-Bdynamic
+# resident page of every shared library (libm is linked only when used: at -O0 sqrt
+# and floor are calls).
+DP_LIBS := -Wl,-Bstatic $(call pc_libs,jansson nettle) -Wl,-Bdynamic -Wl,--as-needed -lm -Wl,--no-as-needed
 
 LIB      := $(B)/lib/libls.a
 LIB_SRC  := $(wildcard shared/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(B)/obj/%.o)
 
-PROXY_SRC  := $(wildcard dataplane/proxy*.c)
-CLIENT_SRC := $(wildcard dataplane/client*.c)
-PROGS := $(B)/bin/lightspeed-proxy $(B)/bin/lightspeed-client
+# Programs: each is a folder's files (or a prefix's) plus the libraries it links.
+PROXY_SRC      := $(wildcard dataplane/proxy*.c)
+CLIENT_SRC     := $(wildcard dataplane/client*.c)
+CONTROLLER_SRC := $(wildcard controller/*.c)
+AGENT_SRC      := $(wildcard agent/*.c)
+LSCTL_SRC      := $(wildcard api/*.c)
+PROGS :=
 
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -55,39 +66,50 @@ NETSIM     := $(B)/tests/ls-netsim
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-ALL_OBJ := $(LIB_OBJ) $(PROXY_SRC:%.c=$(B)/obj/%.o) $(CLIENT_SRC:%.c=$(B)/obj/%.o) \
-           $(UNIT_SRC:%.c=$(B)/obj/%.o) $(TOOL_SRC:%.c=$(B)/obj/%.o) $(NETSIM_SRC:%.c=$(B)/obj/%.o) $(BENCH_SRC:%.c=$(B)/obj/%.o)
-
 .PHONY: all test demo bench fuzz deps install clean check-deps tools
 # Keep objects of programs built through pattern rules (no rebuild on every run).
 .SECONDARY:
-all: $(PROGS)
+all:
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(B)/bin/lightspeed-proxy: $(PROXY_SRC:%.c=$(B)/obj/%.o) $(LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DP_LIBS)
+# $(call program,NAME,MAIN,SOURCES,LIBS): build/bin/NAME from MAIN, the other SOURCES
+# (kept as a library, build/lib/libNAME.a, so that a unit suite links one module of a
+# program without its main), libls and LIBS.
+PROG_LIBS :=
+define program
+PROGS += $(B)/bin/$(1)
+PROG_LIBS += $(B)/lib/lib$(1).a
+$(B)/lib/lib$(1).a: $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(2),$(3)))
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  AR      $$@")
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+$(B)/bin/$(1): $(B)/obj/$(2:.c=.o) $(B)/lib/lib$(1).a $(LIB)
+	@mkdir -p $$(dir $$@)
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $(4)
+endef
+CTRL_LIBS := $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
+$(eval $(call program,lightspeed-proxy,dataplane/proxy.c,$(PROXY_SRC),$(DP_LIBS)))
+$(eval $(call program,lightspeed-client,dataplane/client.c,$(CLIENT_SRC),$(DP_LIBS)))
+$(if $(CONTROLLER_SRC),$(eval $(call program,lightspeed-controller,controller/controller.c,$(CONTROLLER_SRC),$(CTRL_LIBS))))
+$(if $(AGENT_SRC),$(eval $(call program,lightspeed-agent,agent/agent.c,$(AGENT_SRC),$(CTRL_LIBS))))
+$(if $(LSCTL_SRC),$(eval $(call program,lsctl,api/lsctl.c,$(LSCTL_SRC),$(call pc_libs,$(SHARED_PKGS) $(LSCTL_PKGS)))))
+all: $(PROGS)
 
-$(B)/bin/lightspeed-client: $(CLIENT_SRC:%.c=$(B)/obj/%.o) $(LIB)
+# A unit suite links the libraries (it pulls just the modules it uses) and CUnit.
+$(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(PROG_LIBS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DP_LIBS)
-
-# A unit suite links only the library (it pulls just the modules it uses) and CUnit.
-$(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(LIB)
-	@mkdir -p $(dir $@)
-	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(TEST_PKGS)) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS)) -lm
 
 $(B)/tests/%: $(B)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -116,7 +138,8 @@ demo: check-deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)deploy/demo --build $(B) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
 
-bench: check-deps
+bench:
+	$(Q)deploy/install-deps --if-missing bench
 	$(Q)$(MAKE) --no-print-directory all tools $(BENCH_BINS)
 	$(Q)tests/bench/run $(B)
 
@@ -147,4 +170,4 @@ install: all
 clean:
 	rm -rf $(B)
 
--include $(ALL_OBJ:.o=.d)
+-include $(shell find $(B)/obj -name "*.d" 2>/dev/null)
