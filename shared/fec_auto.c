@@ -694,17 +694,18 @@ bool ls_fec_auto_choose(struct ls_fec_auto *a, uint64_t now_us, struct ls_fec_pa
 			 * report (a proxy runs one policy per session). */
 			double ld = maxd(a->loss, loss_bound(&a->fast, 0, 0, 1.0));
 			double bd = b ? a->burst : 1.0;
+			bool instant;
 
 			a->checked_us = now_us;
-			ls_fec_auto_eval(a, &a->cur, ld, bd, &w, &wait);
 			best_for(c, &sp, ld, bd, &best);
 			/* Cheaper: down, but with a band between cost and wait as for the
-			 * residual: a choice that recovers within the packet interval stays
-			 * while it is within the delay budget of the cheaper one, and one
+			 * residual: a choice that recovers within the packet interval and
+			 * meets the target stays while it is within the delay budget of the
+			 * cheaper one, and one
 			 * that waits less replaces the current one only for no more wire
 			 * packets. */
-			bool instant = wait < WAIT_STEP_US;
-
+			instant = ls_fec_auto_eval(a, &a->cur, ld, bd, &w, &wait) <= c->target_residual &&
+				  wait < WAIT_STEP_US;
 			if ((wire_less(best.wire, w) &&
 			     (!instant || wire_less(best.wire * (1.0 + c->delay_budget), w))) ||
 			    (best.wait_us <= wait - WAIT_STEP_US && !wire_less(w, best.wire)))
