@@ -103,7 +103,7 @@ static void fmt_time(int64_t wall_ms, char *buf, size_t len)
 
 /* A switch record as the API shows it. Someone else steering the dataplane is shown as
  * a manual switch, and the detail says by whom. */
-static json_t *switch_json(const struct switch_rec *r)
+json_t *api_switch_json(const struct switch_rec *r)
 {
 	static const char *const detail[SW__COUNT] = {
 		[SW_INITIAL] = "the first route",
@@ -129,7 +129,18 @@ static json_t *last_switch_json(const struct ctrl *c)
 {
 	unsigned n = history_len(&c->hist);
 
-	return n ? switch_json(history_at(&c->hist, n - 1)) : json_null();
+	return n ? api_switch_json(history_at(&c->hist, n - 1)) : json_null();
+}
+
+json_t *api_decision_json(const char *kind, const char *node, const char *detail)
+{
+	struct timespec ts;
+	char t[40];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fmt_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, t, sizeof(t));
+	return json_pack("{s:s,s:s,s:o,s:s}", "time", t, "kind", kind, "node", str_or_null(node),
+			 "detail", detail);
 }
 
 /* Why the active node is the active one, in a sentence. */
@@ -459,7 +470,7 @@ static enum ls_rc h_failover(void *ctx, const struct ls_httpd_req *req, struct l
 		snprintf(rep->msg, sizeof(rep->msg), "the dataplane took the route but no switch was seen");
 		return LS_RC_INTERNAL;
 	}
-	rep->json = switch_json(history_at(&c->hist, history_len(&c->hist) - 1));
+	rep->json = api_switch_json(history_at(&c->hist, history_len(&c->hist) - 1));
 	return LS_RC_OK;
 }
 
@@ -470,7 +481,7 @@ static enum ls_rc h_failovers(void *ctx, const struct ls_httpd_req *req, struct 
 
 	(void)req;
 	for (unsigned i = history_len(&c->hist); i-- > 0;)
-		json_array_append_new(arr, switch_json(history_at(&c->hist, i)));
+		json_array_append_new(arr, api_switch_json(history_at(&c->hist, i)));
 	rep->json = json_pack("{s:o}", "failovers", arr);
 	return LS_RC_OK;
 }
@@ -648,9 +659,14 @@ const struct ls_httpd_route *api_route_table(void)
 	return api_routes;
 }
 
+bool api_streams(const struct ctrl *c)
+{
+	return c->api && ls_httpd_streams(c->api);
+}
+
 void ctrl_publish(struct ctrl *c, const char *event, json_t *data)
 {
-	if (c->api && ls_httpd_streams(c->api))
+	if (api_streams(c))
 		ls_httpd_publish(c->api, event, data);
 	else
 		json_decref(data);

@@ -172,8 +172,15 @@ static void score_nodes(struct ctrl *c, uint64_t now)
 			s[i].usable = false;
 			snprintf(s[i].why, sizeof(s[i].why), "no route in the dataplane yet");
 		}
+		s[i].present = n->used && n->dp.present;
 		n->score = s[i];
 	}
+}
+
+void ctrl_decision(struct ctrl *c, const char *kind, int slot, const char *detail)
+{
+	ls_info("%s", detail);
+	ctrl_publish(c, "decision", api_decision_json(kind, slot_name(c, slot), detail));
 }
 
 static void log_hold(struct ctrl *c, enum fo_hold hold, uint64_t until, uint64_t now)
@@ -187,11 +194,11 @@ static void log_hold(struct ctrl *c, enum fo_hold hold, uint64_t until, uint64_t
 	c->hold_until_us = until;
 	if (hold == FO_HOLD_COOLDOWN || hold == FO_HOLD_LIMIT) {
 		char detail[200];
-		snprintf(detail, sizeof(detail), "%s would win (%s) but %s holds for %.1f s more",
-			 slot_name(c, d->choose), select_reason_name(d->reason),
+		snprintf(detail, sizeof(detail), "%s would win on score, but %s holds for %.1f s more",
+			 slot_name(c, d->choose),
 			 hold == FO_HOLD_COOLDOWN ? "the cooldown" : "the switch limit",
 			 until > now ? (double)(until - now) / 1e6 : 0);
-		ls_info("%s", detail);
+		ctrl_decision(c, "hold", d->choose, detail);
 	}
 }
 
@@ -212,17 +219,25 @@ void ctrl_round(struct ctrl *c)
 			  act, &hold, &until);
 	log_hold(c, hold, until, now);
 	for (unsigned i = 0; i < n; i++) {
-		if (act[i].kind == FO_SET_ROUTE) {
-			const struct select_decision *d = &c->decision;
-			const char *cur = slot_name(c, c->fo.active);
-			if (d->reason == SELECT_BETTER)
-				ls_info("switching %s -> %s: %.1f ms beat %.1f ms by the margin for %.1f s",
-					cur, slot_name(c, act[i].slot), s[act[i].slot].score_us / 1000,
-					s[c->fo.active].score_us / 1000, (double)d->beating_us / 1e6);
-			else
-				ls_info("switching %s -> %s (%s)", cur ? cur : "(none)",
-					slot_name(c, act[i].slot), failover_reason_name(act[i].reason));
-		}
+		const struct select_decision *d = &c->decision;
+		const char *cur = slot_name(c, c->fo.active), *to = slot_name(c, act[i].slot);
+		char detail[256];
+		if (act[i].kind == FO_SET_ROUTE && d->reason == SELECT_BETTER)
+			snprintf(detail, sizeof(detail),
+				 "switching %s -> %s: %.1f ms beat %.1f ms by the margin for %.1f s", cur, to,
+				 s[act[i].slot].score_us / 1000, s[c->fo.active].score_us / 1000,
+				 (double)d->beating_us / 1e6);
+		else if (act[i].kind == FO_SET_ROUTE)
+			snprintf(detail, sizeof(detail), "switching %s -> %s (%s)", cur ? cur : "(none)", to,
+				 failover_reason_name(act[i].reason));
+		else if (to)
+			snprintf(detail, sizeof(detail), "arming %s as the backup of %s (%s)", to,
+				 cur ? cur : "(none)", s[act[i].slot].why);
+		else
+			snprintf(detail, sizeof(detail), "disarming the backup of %s: no usable standby",
+				 cur ? cur : "(none)");
+		ctrl_decision(c, act[i].kind == FO_SET_ROUTE ? "switch" : to ? "arm" : "disarm",
+			      act[i].slot, detail);
 		dplink_act(c->dp, &act[i]);
 	}
 }
@@ -245,6 +260,7 @@ void ctrl_switched(struct ctrl *c, int from, int to, enum switch_reason why)
 	memset(&c->sel_state, 0, sizeof(c->sel_state));
 	ls_info("route: %s -> %s (%s)", f ? f : "(none)", t ? t : "(none)",
 		failover_reason_name(why));
+	ctrl_publish(c, "switch", api_switch_json(history_at(&c->hist, history_len(&c->hist) - 1)));
 	if (c->history_path[0] && history_save(&c->hist, c->history_path, err, sizeof(err)) < 0)
 		ls_warn("history not saved: %s", err);
 }
@@ -259,6 +275,9 @@ void ctrl_health_events(struct ctrl *c, int slot)
 		return;
 	ls_log(to == HEALTH_DOWN ? LS_LOG_WARN : LS_LOG_INFO, __func__, "node %s: %s -> %s (%s)",
 	       n->conf.name, health_state_name(from), health_state_name(to), why);
+	ctrl_publish(c, "state",
+		     json_pack("{s:s,s:s,s:s,s:s}", "name", n->conf.name, "state", health_state_name(to),
+			       "previous", health_state_name(from), "reason", why));
 	/* A change of health may change the route or the backup: decide now. */
 	ctrl_round(c);
 }

@@ -75,6 +75,8 @@ void ctrl_health_events(struct ctrl *c, int slot);
 enum ls_rc ctrl_node_add(struct ctrl *c, const struct node_conf *n, char *msg, size_t msglen);
 /* Publish an event to the API's streams (data is taken). */
 void ctrl_publish(struct ctrl *c, const char *event, json_t *data);
+/* A decision, for the log and the streams. */
+void ctrl_decision(struct ctrl *c, const char *kind, int slot, const char *detail);
 /* Names for failover_manual and the like: names[slot] or NULL. */
 void ctrl_names(const struct ctrl *c, const char *names[NODE_MAX]);
 /* Scores of the last round, per slot. */
@@ -121,5 +123,11 @@ int64_t icmp_rtt_us(const struct icmp_probe *i, enum icmp_state *state);
 
 int api_open(struct ctrl *c, char *err, size_t errlen);
 void api_close(struct ctrl *c);
+/* Is anyone listening to /events? (Build an event only then.) */
+bool api_streams(const struct ctrl *c);
+/* Event bodies in the API's shapes: a switch record, and a decision (kind: switch,
+ * hold, arm, disarm, refuse). */
+json_t *api_switch_json(const struct switch_rec *r);
+json_t *api_decision_json(const char *kind, const char *node, const char *detail);
 
 #endif

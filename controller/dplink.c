@@ -224,9 +224,10 @@ static void adopt_route(struct dplink *d, const char *name, const struct node_dp
 	nc.session_id = dp->session_id > 0 ? (uint32_t)dp->session_id : 0;
 	nc.probe_ms = dp->probe_ms ? dp->probe_ms : NODE_PROBE_MS_DEFAULT;
 	nc.source = NODE_SRC_DATAPLANE;
-	if (ctrl_node_add(d->c, &nc, msg, sizeof(msg)) == LS_RC_OK)
+	if (ctrl_node_add(d->c, &nc, msg, sizeof(msg)) == LS_RC_OK) {
 		ls_info("node %s: adopted from the dataplane's table (%s)", name, dp->proxy);
-	else
+		ctrl_publish(d->c, "node", json_pack("{s:s,s:s}", "name", name, "change", "added"));
+	} else
 		ls_warn("node %s: in the dataplane's table but not taken: %s", name, msg);
 }
 
@@ -481,6 +482,13 @@ static void ev_sample(struct dplink *d, json_t *ev)
 	health_sample(&c->nodes.n[slot].health, &c->conf.health, ls_now_us(), (uint32_t)rtt, jit, up,
 		      down);
 	c->ctr.samples++;
+	if (api_streams(c))
+		ctrl_publish(c, "sample",
+			     json_pack("{s:s,s:f,s:o,s:o,s:o}", "name", c->nodes.n[slot].conf.name, "rtt_ms",
+				       rtt / 1000.0, "jitter_ms",
+				       jit >= 0 ? json_real(jit / 1000.0) : json_null(), "loss_up",
+				       up >= 0 ? json_real(up) : json_null(), "loss_down",
+				       down >= 0 ? json_real(down) : json_null()));
 	ctrl_health_events(c, slot);
 }
 
@@ -541,6 +549,7 @@ static void ev_gap(struct dplink *d, json_t *ev)
 		bad_input(d, "switch_gap event");
 		return;
 	}
+	ctrl_publish(c, "gap", json_pack("{s:s,s:f}", "to", to, "gap_ms", gap / 1000.0));
 	if (history_set_gap(&c->hist, to, gap)) {
 		ls_info("route: switch to %s took %.1f ms between game packets", to, gap / 1000.0);
 		if (c->history_path[0] && history_save(&c->hist, c->history_path, err, sizeof(err)) < 0)
@@ -560,6 +569,7 @@ static void ev_backup(struct dplink *d, json_t *ev)
 		return;
 	}
 	failover_observe(&c->fo, c->fo.active, slot_of(d, name), false, ls_now_us(), &why);
+	ctrl_publish(c, "backup", json_pack("{s:o}", "name", name ? json_string(name) : json_null()));
 }
 
 static const struct {
@@ -596,6 +606,7 @@ static void on_connected(void *ctx)
 	memset(d->add_pending, 0, sizeof(d->add_pending));
 	memset(d->del_pending, 0, sizeof(d->del_pending));
 	ls_info("dataplane: connected to %s", d->c->conf.client_socket);
+	ctrl_publish(d->c, "dataplane", json_pack("{s:b}", "connected", 1));
 	poll_routes(d);
 	d->polls = 0;
 	on_poll(&d->poll);
@@ -606,6 +617,7 @@ static void on_disconnected(void *ctx, const char *why)
 	struct dplink *d = ctx;
 
 	d->adopted = false;
+	ctrl_publish(d->c, "dataplane", json_pack("{s:b}", "connected", 0));
 	ls_warn("dataplane: %s: lost (%s); it keeps forwarding on its last route, reconnecting",
 		d->c->conf.client_socket, why);
 }
@@ -723,7 +735,8 @@ static void on_arm_answer(void *ud, const struct ls_steerc_answer *a)
 	int slot = r->name[0] ? slot_of(r->d, r->name) : -1;
 
 	if (a->rc == LS_RC_OK)
-		ls_info("backup: %s armed", r->name[0] ? r->name : "none");
+		ctrl_publish(c, "backup",
+			     json_pack("{s:o}", "name", r->name[0] ? json_string(r->name) : json_null()));
 	else if (a->rc != LS_RC_NOT_READY)
 		ls_warn("arm_backup %s refused: %s: %s", r->name[0] ? r->name : "null",
 			a->code ? a->code : "?", a->message ? a->message : "");

@@ -27,6 +27,8 @@ const char *failover_hold_name(enum fo_hold h)
 		return "cooldown";
 	case FO_HOLD_LIMIT:
 		return "limit";
+	case FO_HOLD_DATAPLANE:
+		return "dataplane";
 	default:
 		return "none";
 	}
@@ -55,8 +57,12 @@ void failover_adopt(struct failover *f, int active, int backup)
 	f->arm_pending = false;
 }
 
-static void note_switch(struct failover *f, uint64_t now_us)
+static void note_switch(struct failover *f, enum switch_reason why, uint64_t now_us)
 {
+	f->down_seen_us = 0;
+	/* The first route is no flap: neither cooldown nor the limit counts it. */
+	if (why == SW_INITIAL)
+		return;
 	f->last_switch_us = now_us;
 	f->recent[(f->recent_head + f->n_recent) % FO_RECENT] = now_us;
 	if (f->n_recent < FO_RECENT)
@@ -104,7 +110,7 @@ bool failover_observe(struct failover *f, int active, int backup, bool dp_failov
 	if (f->backup == active)
 		f->backup = -1;
 	f->active = active;
-	note_switch(f, now_us);
+	note_switch(f, *why, now_us);
 	return true;
 }
 
@@ -127,7 +133,7 @@ bool failover_done(struct failover *f, enum fo_act kind, int slot, bool ok, uint
 	if (f->backup == slot)
 		f->backup = -1;
 	f->active = slot;
-	note_switch(f, now_us);
+	note_switch(f, *why, now_us);
 	return true;
 }
 
@@ -189,9 +195,18 @@ unsigned failover_step(struct failover *f, const struct failover_conf *c,
 	*until_us = 0;
 	expire_pending(f, now_us);
 
+	bool backup_ok = f->backup >= 0 && (size_t)f->backup < n && s[f->backup].usable;
+	if (d->reason != SELECT_DOWN || !backup_ok)
+		f->down_seen_us = 0;
+	else if (!f->down_seen_us)
+		f->down_seen_us = now_us;
+
 	if (d->choose >= 0 && d->choose != f->active) {
 		if (f->pending_to >= 0) {
 			*hold = FO_HOLD_PENDING;
+		} else if (f->down_seen_us && now_us - f->down_seen_us < FO_DATAPLANE_GRACE_US) {
+			*hold = FO_HOLD_DATAPLANE;
+			*until_us = f->down_seen_us + FO_DATAPLANE_GRACE_US;
 		} else if (d->reason == SELECT_BETTER && f->last_switch_us &&
 			   now_us - f->last_switch_us < (uint64_t)c->cooldown_ms * 1000) {
 			*hold = FO_HOLD_COOLDOWN;

@@ -23,7 +23,7 @@ void failover_conf_defaults(struct failover_conf *c);
 
 /* Why a route changed (the history keeps it). */
 enum switch_reason {
-	SW_INITIAL,  /* the controller set the first route */
+	SW_INITIAL,  /* the controller set the first route (no cooldown follows) */
 	SW_SELECTION, /* the controller: a challenger beat the margin for the window */
 	SW_RECOVERY, /* the controller: the active route was down and no backup took over */
 	SW_FAILOVER, /* the dataplane itself: 3 keepalives missed, to the armed backup */
@@ -49,6 +49,11 @@ struct failover {
 	bool arm_pending;
 	int arm_to;
 	uint64_t arm_us;
+
+	/* When the active route was first seen down with a usable backup armed: the
+	 * dataplane fails over to it by itself, so the controller waits a moment before
+	 * doing the same (0: not waiting). */
+	uint64_t down_seen_us;
 };
 
 enum fo_act { FO_NONE, FO_SET_ROUTE, FO_ARM };
@@ -59,7 +64,9 @@ struct failover_action {
 };
 
 /* Why a better route was not taken this round. */
-enum fo_hold { FO_HOLD_NONE, FO_HOLD_PENDING, FO_HOLD_COOLDOWN, FO_HOLD_LIMIT };
+enum fo_hold { FO_HOLD_NONE, FO_HOLD_PENDING, FO_HOLD_COOLDOWN, FO_HOLD_LIMIT, FO_HOLD_DATAPLANE };
+/* How long the dataplane gets to fail over to the armed backup by itself. */
+#define FO_DATAPLANE_GRACE_US 1000000ull
 const char *failover_hold_name(enum fo_hold h);
 
 void failover_init(struct failover *f);

@@ -24,6 +24,7 @@ void select_conf_defaults(struct select_conf *c)
 	c->margin_ratio = 1.1;
 	c->margin_ms = 5;
 	c->hold_ms = 5000;
+	c->initial_wait_ms = 1500;
 }
 
 bool select_beats(const struct select_conf *c, double cand_us, double cur_us)
@@ -84,12 +85,22 @@ void select_decide(struct select_state *st, const struct select_conf *c,
 			       s[current].score_us;
 
 	if (current < 0) {
-		if (out->best >= 0) {
+		bool all_known = true;
+		if (out->best < 0) {
+			st->first_usable_us = 0;
+			return;
+		}
+		if (!st->first_usable_us)
+			st->first_usable_us = now_us ? now_us : 1;
+		for (size_t i = 0; i < n; i++)
+			all_known = all_known && (!s[i].present || s[i].known);
+		if (all_known || now_us - st->first_usable_us >= (uint64_t)c->initial_wait_ms * 1000) {
 			out->reason = SELECT_INITIAL;
 			out->choose = out->best;
 		}
 		return;
 	}
+	st->first_usable_us = 0;
 	if (!s[current].known)
 		return;
 	if (!cur_ok) {

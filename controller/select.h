@@ -40,6 +40,8 @@ struct select_score {
 	bool usable;                 /* false: never chosen (down, unmeasured, ...) */
 	bool known;                  /* measured enough to judge; a current route not yet
 	                                known is kept, never left as if it were down */
+	bool present;                /* the slot holds a candidate (set by the caller, not
+	                                the selector: the first choice waits for them) */
 	double score_us;
 	char why[SELECT_WHY_LEN];    /* what /routes shows: how the score was made */
 };
@@ -69,6 +71,8 @@ struct select_conf {
 	double margin_ratio;         /* a challenger must beat score * ratio ... */
 	double margin_ms;            /* ... + this, */
 	uint32_t hold_ms;            /* sustained this long */
+	uint32_t initial_wait_ms;    /* the first choice waits this long for every
+	                                candidate to be measured (standbys probe slowly) */
 };
 void select_conf_defaults(struct select_conf *c);
 
@@ -78,11 +82,13 @@ void select_conf_defaults(struct select_conf *c);
 
 struct select_state {
 	uint64_t beat_since[SELECT_MAX]; /* 0: not beating the current route now */
+	uint64_t first_usable_us;        /* with no route: when a candidate became usable */
 };
 
 enum select_reason {
 	SELECT_KEEP,      /* stay */
-	SELECT_INITIAL,   /* no route yet: the best usable one */
+	SELECT_INITIAL,   /* no route yet: the best usable one, once every candidate is
+	                     measured or the initial wait is over */
 	SELECT_DOWN,      /* the current route is unusable: the best usable one, now */
 	SELECT_BETTER,    /* a challenger beat the margin for the whole hold window */
 };

@@ -78,6 +78,9 @@ static void test_initial_then_arm(void)
 	CU_ASSERT_EQUAL(hold, FO_HOLD_PENDING);
 	CU_ASSERT_TRUE(failover_observe(&x.f, 0, -1, false, 1020 * MS, &why));
 	CU_ASSERT_EQUAL(why, SW_INITIAL);
+	/* The first route is no flap: no cooldown, no count. */
+	CU_ASSERT_EQUAL(x.f.last_switch_us, 0);
+	CU_ASSERT_EQUAL(x.f.n_recent, 0);
 	/* Now the best standby is armed, once. */
 	d = decide(-1, SELECT_KEEP, 1);
 	CU_ASSERT_EQUAL(step(&x, &d, 1030 * MS, a, &hold), 1);
@@ -146,9 +149,15 @@ static void test_cooldown(void)
 	/* (meanwhile the backup is kept armed) */
 	CU_ASSERT_EQUAL(a[0].kind, FO_ARM);
 	failover_done(&x.f, FO_ARM, 2, true, 0, &why);
-	/* A dead route is left at once, cooldown or not. */
+	/* A dead route with a live backup armed: the dataplane gets a moment to fail over
+	 * by itself... (slot 1 does not beat the armed backup by the margin, so no re-arm) */
+	x.s[1] = sc(39);
 	d = decide(1, SELECT_DOWN, 1);
-	CU_ASSERT_EQUAL(step(&x, &d, 5100 * MS, a, &hold), 1);
+	CU_ASSERT_EQUAL(failover_step(&x.f, &x.c, &x.sc, &d, x.s, 3, 5100 * MS, a, &hold, &until), 0);
+	CU_ASSERT_EQUAL(hold, FO_HOLD_DATAPLANE);
+	CU_ASSERT_EQUAL(until, 5100 * MS + FO_DATAPLANE_GRACE_US);
+	/* ...then it is left, cooldown or not. */
+	CU_ASSERT_EQUAL(step(&x, &d, 5100 * MS + FO_DATAPLANE_GRACE_US, a, &hold), 1);
 	CU_ASSERT_EQUAL(a[0].kind, FO_SET_ROUTE);
 	CU_ASSERT_EQUAL(a[0].reason, SW_RECOVERY);
 	CU_ASSERT_TRUE(failover_observe(&x.f, 1, 2, false, 5200 * MS, &why));
@@ -156,6 +165,7 @@ static void test_cooldown(void)
 	/* After the cooldown the better switch goes. */
 	d = decide(2, SELECT_BETTER, 2);
 	CU_ASSERT_EQUAL(step(&x, &d, 15100 * MS, a, &hold), 0);
+	/* (the initial route is no flap: it starts no cooldown) */
 	CU_ASSERT_EQUAL(hold, FO_HOLD_COOLDOWN);
 	CU_ASSERT_EQUAL(step(&x, &d, 15200 * MS, a, &hold), 1);
 	CU_ASSERT_EQUAL(hold, FO_HOLD_NONE);
@@ -197,15 +207,17 @@ static void test_attempt_limit(void)
 	CU_ASSERT_EQUAL(a[0].kind, FO_ARM);
 	CU_ASSERT_EQUAL(until, 100000 * MS + 60000 * MS);
 	failover_done(&x.f, FO_ARM, a[0].slot, true, 0, &why);
-	/* A dead route is still left. */
+	/* A dead route is still left (after the dataplane's grace: slot 0 is armed). */
 	d = decide(0, SELECT_DOWN, 0);
-	CU_ASSERT_EQUAL(step(&x, &d, t + 1, a, &hold), 1);
+	CU_ASSERT_EQUAL(step(&x, &d, t + 1, a, &hold), 0);
+	CU_ASSERT_EQUAL(hold, FO_HOLD_DATAPLANE);
+	CU_ASSERT_EQUAL(step(&x, &d, t + 1 + FO_DATAPLANE_GRACE_US, a, &hold), 1);
 	CU_ASSERT_EQUAL(a[0].kind, FO_SET_ROUTE);
 	CU_ASSERT_EQUAL(a[0].reason, SW_RECOVERY);
 	failover_done(&x.f, FO_SET_ROUTE, a[0].slot, false, 0, &why);
 	/* Once the window has moved on, better-score switches go again. */
 	d = decide(0, SELECT_BETTER, 0);
-	CU_ASSERT_EQUAL(step(&x, &d, 100000 * MS + 60000 * MS, a, &hold), 1);
+	CU_ASSERT_EQUAL(step(&x, &d, 100000 * MS + 60000 * MS + 2 * FO_DATAPLANE_GRACE_US, a, &hold), 1);
 	CU_ASSERT_EQUAL(a[0].kind, FO_SET_ROUTE);
 }
 

@@ -122,7 +122,7 @@ static void test_margin(void)
 static void test_hold_window(void)
 {
 	struct select_conf c;
-	struct select_state st = { { 0 } };
+	struct select_state st = { .first_usable_us = 0 };
 	struct select_decision d;
 	struct select_score s[2];
 	uint64_t t = 1000000 * MS;
@@ -158,7 +158,7 @@ static void test_hold_window(void)
 	CU_ASSERT_EQUAL(d.choose, 1);
 	CU_ASSERT_STRING_EQUAL(select_reason_name(d.reason), "better");
 	/* A shorter window, configured. */
-	struct select_state st2 = { { 0 } };
+	struct select_state st2 = { .first_usable_us = 0 };
 	c.hold_ms = 0;
 	select_decide(&st2, &c, s, 2, 0, t, &d);
 	CU_ASSERT_EQUAL(d.choose, 1);
@@ -167,7 +167,7 @@ static void test_hold_window(void)
 static void test_crossing_below_margin(void)
 {
 	struct select_conf c;
-	struct select_state st = { { 0 } };
+	struct select_state st = { .first_usable_us = 0 };
 	struct select_decision d;
 	struct select_score s[2];
 	uint64_t t = 1000000 * MS;
@@ -191,7 +191,7 @@ static void test_crossing_below_margin(void)
 static void test_best_of_sustained(void)
 {
 	struct select_conf c;
-	struct select_state st = { { 0 } };
+	struct select_state st = { .first_usable_us = 0 };
 	struct select_decision d;
 	struct select_score s[3];
 	uint64_t t = 1000000 * MS;
@@ -219,7 +219,7 @@ static void test_best_of_sustained(void)
 static void test_initial_down_unknown(void)
 {
 	struct select_conf c;
-	struct select_state st = { { 0 } };
+	struct select_state st = { .first_usable_us = 0 };
 	struct select_decision d;
 	struct select_score s[3];
 
@@ -253,7 +253,43 @@ static void test_initial_down_unknown(void)
 	CU_ASSERT_EQUAL(d.choose, -1);
 }
 
+static void test_initial_wait(void)
+{
+	struct select_conf c;
+	struct select_state st = { .first_usable_us = 0 };
+	struct select_decision d;
+	struct select_score s[3];
+	uint64_t t = 1000000 * MS;
+
+	select_conf_defaults(&c);
+	CU_ASSERT_EQUAL(c.initial_wait_ms, 1500);
+	/* Slot 0 measured, slot 1 (a slow standby) not yet, slot 2 empty. */
+	s[0] = sc(40);
+	s[1] = sc(0);
+	s[0].present = s[1].present = true;
+	s[2] = sc(0);
+	select_decide(&st, &c, s, 3, -1, t, &d);
+	CU_ASSERT_EQUAL(d.choose, -1);
+	/* Slot 1 measured 800 ms later, and better: it is the first route. */
+	s[1] = sc(20);
+	s[1].present = true;
+	select_decide(&st, &c, s, 3, -1, t + 800 * MS, &d);
+	CU_ASSERT_EQUAL(d.reason, SELECT_INITIAL);
+	CU_ASSERT_EQUAL(d.choose, 1);
+	/* A candidate that never answers holds the first choice only for the wait. */
+	struct select_state st2 = { .first_usable_us = 0 };
+	s[1] = sc(0);
+	s[1].present = true;
+	select_decide(&st2, &c, s, 3, -1, t, &d);
+	CU_ASSERT_EQUAL(d.choose, -1);
+	select_decide(&st2, &c, s, 3, -1, t + 1499 * MS, &d);
+	CU_ASSERT_EQUAL(d.choose, -1);
+	select_decide(&st2, &c, s, 3, -1, t + 1500 * MS, &d);
+	CU_ASSERT_EQUAL(d.choose, 0);
+}
+
 UNIT_MAIN("select",
+	  { "initial choice waits for the candidates", test_initial_wait },
 	  { "nearest score", test_nearest_score },
 	  { "margin rule", test_margin },
 	  { "hold window", test_hold_window },
