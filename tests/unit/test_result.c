@@ -23,6 +23,8 @@ static const struct {
 	{ LS_RC_METHOD, "method_not_allowed", 405 },
 	{ LS_RC_NOT_READY, "not_ready", 503 },
 	{ LS_RC_INTERNAL, "internal", 500 },
+	{ LS_RC_UNAUTHORIZED, "unauthorized", 401 },
+	{ LS_RC_FORBIDDEN, "forbidden", 403 },
 };
 
 static void test_table(void)
