@@ -114,7 +114,7 @@ json_t *api_switch_json(const struct switch_rec *r)
 		[SW_MANUAL] = "requested through the API",
 		[SW_EXTERNAL] = "steered by another client of the dataplane's socket",
 	};
-	char t[40], d[200];
+	char t[64], d[200];
 	const char *reason = r->reason == SW_EXTERNAL ? "manual" : failover_reason_name(r->reason);
 
 	fmt_time(r->wall_ms, t, sizeof(t));
@@ -135,7 +135,7 @@ static json_t *last_switch_json(const struct ctrl *c)
 json_t *api_decision_json(const char *kind, const char *node, const char *detail)
 {
 	struct timespec ts;
-	char t[40];
+	char t[64];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	fmt_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, t, sizeof(t));

@@ -63,7 +63,7 @@ struct ctrl {
 	bool stopping;
 };
 
-/* ---- controller.c ---------------------------------------------------------------- */
+/* ---- round.c ------------------------------------------------------------------------ */
 
 /* Run one round now (after a switch or a node change, not to wait for the tick). */
 void ctrl_round(struct ctrl *c);
