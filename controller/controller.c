@@ -180,7 +180,15 @@ static void apply_nodes(struct ctrl *c, const struct ctrl_conf *nc)
 			continue;
 		}
 		ls_info("node %s: removed (no longer configured)", n->conf.name);
-		n->removing = true;
+		/* With a dataplane its route goes first (dplink_sync); without one the
+		 * dataplane's table is not ours to change, and the node just goes. */
+		if (dplink_connected(c->dp)) {
+			n->removing = true;
+		} else {
+			failover_forget(&c->fo, i);
+			select_forget(&c->sel_state, i);
+			node_remove(&c->nodes, i);
+		}
 	}
 	for (unsigned j = 0; j < nc->n_nodes; j++) {
 		int slot = node_find(&c->nodes, nc->nodes[j].name);
