@@ -653,6 +653,7 @@ static const struct ls_httpd_route api_routes[] = {
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 
+/* The table itself, for the unit suite. */
 const struct ls_httpd_route *api_route_table(void);
 const struct ls_httpd_route *api_route_table(void)
 {

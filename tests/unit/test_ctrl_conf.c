@@ -2,7 +2,7 @@
  * with every section, errors with file:line:col, flags over the file, key files, the
  * token rule off loopback, and that a failed build leaves the old configuration. */
 
-#include "ctrl_conf.h"
+#include "../../controller/ctrl_conf.h"
 
 #include <stdio.h>
 #include <stdlib.h>

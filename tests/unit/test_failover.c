@@ -3,7 +3,7 @@
  * a dead one), the dataplane's own switches adopted with their reason, and manual
  * failover's refusals. */
 
-#include "failover.h"
+#include "../../controller/failover.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * of one kind in a row, and each flip is reported once, with its reason), the sliding
  * window's quantiles, misses counted from the dataplane's running count. */
 
-#include "health.h"
+#include "../../controller/health.h"
 
 #include <string.h>
 

@@ -2,7 +2,7 @@
  * the newest switch to that node, and the state file: saved atomically, loaded back,
  * a hand-edited or truncated file read as far as it makes sense. */
 
-#include "history.h"
+#include "../../controller/history.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * 5 ms) and the hold window (a switch only when the challenger beat the margin for
  * the whole window, and never while the current route is not yet measured). */
 
-#include "select.h"
+#include "../../controller/select.h"
 
 #include <math.h>
 #include <string.h>
