@@ -8,6 +8,8 @@
 #   make install    install programs, units and example configs (PREFIX, DESTDIR)
 
 PREFIX  ?= /usr/local
+# Shipped game profiles (profiles/*.toml); a user's directory overrides them.
+PROFILEDIR ?= $(PREFIX)/share/lightspeed/profiles
 DESTDIR ?=
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -37,6 +39,7 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 CTRL_PKGS := libuv libmicrohttpd
 LSCTL_PKGS := libcurl
 LS_CFLAGS += $(call pc_cflags,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS) $(LSCTL_PKGS))
+LS_CFLAGS += -DLS_PROFILE_DIR='"$(PROFILEDIR)"'
 ALL_CFLAGS = $(LS_CFLAGS) $(CFLAGS)
 
 # The dataplane programs link jansson and nettle statically, so that an idle node
@@ -111,10 +114,11 @@ $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(PROG_LIBS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS)) -lm
 
+# Test tools may run the control plane's HTTP server (shared/httpd) on a libuv loop.
 $(B)/tests/%: $(B)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS)) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
 
 $(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -157,6 +161,8 @@ check-deps:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/lightspeed $(DESTDIR)/lib/systemd/system
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PROFILEDIR)
+	install -m 0644 profiles/*.toml $(DESTDIR)$(PROFILEDIR)/
 	@# An existing configuration is the operator's: never overwrite it.
 	@for f in deploy/config/*.toml; do \
 	  t=$(DESTDIR)/etc/lightspeed/$$(basename $$f); \

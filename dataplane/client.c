@@ -223,12 +223,12 @@ static int setup(struct client *c, const struct client_addrs *a, char *err, size
 	signal(SIGPIPE, SIG_IGN);
 
 	c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	c->fec.ka_ms = client_fec_ka_ms(c, c->started_us);
 	c->keepalive_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	c->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	c->old_route_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (c->epoll_fd < 0 || c->keepalive_fd < 0 || c->tick_fd < 0 || c->old_route_fd < 0 ||
-	    timer_set(c->keepalive_fd, (uint64_t)c->conf.keepalive_ms,
-		      (uint64_t)c->conf.keepalive_ms) < 0 ||
+	    timer_set(c->keepalive_fd, c->fec.ka_ms, c->fec.ka_ms) < 0 ||
 	    timer_set(c->tick_fd, 1000, 1000) < 0) {
 		snprintf(err, errlen, "epoll/timerfd: %s", strerror(errno));
 		return -1;
@@ -311,6 +311,7 @@ void client_send_keepalive(struct client *c, uint64_t now_us)
 	size_t len;
 
 	client_fec_ask(c, &k, &m);
+	client_fec_ka_request(c, c->cur, now_us);
 	len = client_route_ka_request(c->cur, now_us, k, m, buf);
 	if (len && client_send_control(c, c->cur, buf, len))
 		c->ctr.keepalives_sent++;
@@ -375,6 +376,11 @@ static void on_keepalive(struct client *c)
 	client_route_interval(c->cur, now, (uint32_t)c->conf.keepalive_ms);
 	client_send_keepalive(c, now);
 	client_ctl_route_events(c);
+	/* FEC auto reports faster while it learns (1.2.1). */
+	if (client_fec_ka_ms(c, now) != c->fec.ka_ms) {
+		c->fec.ka_ms = client_fec_ka_ms(c, now);
+		timer_set(c->keepalive_fd, c->fec.ka_ms, c->fec.ka_ms);
+	}
 }
 
 static void on_tick(struct client *c)

@@ -84,6 +84,8 @@ struct client_fec {
 	struct dp_fec_setting set;  /* --fec, fec, set_fec */
 	struct ls_fec_params up;    /* what the encoders use now */
 	struct dp_fec_auto au;      /* the upstream policy for the current route */
+	struct dp_fec_mirror mirror; /* the proxy's downstream policy, as seen from here */
+	uint32_t ka_ms;             /* the keepalive interval in force */
 	uint64_t next_us;           /* earliest deadline of an open block; 0: none */
 	struct dp_fec_counters ctr; /* parity sent, and what freed decoders counted */
 };
@@ -161,6 +163,10 @@ void client_txq_flush(struct client *c, struct client_txq *q);
 void client_fec_set(struct client *c, const struct dp_fec_setting *s);
 /* The FEC ask our keepalives carry. */
 void client_fec_ask(const struct client *c, uint8_t *fec_k, uint8_t *fec_m);
+/* A keepalive request to r is about to leave: auto follows the report it carries. */
+void client_fec_ka_request(struct client *c, const struct client_route *r, uint64_t now_us);
+/* The keepalive interval to use now (faster while auto learns, 1.2.1). */
+uint32_t client_fec_ka_ms(const struct client *c, uint64_t now_us);
 /* A game socket appears (it gets an encoder while FEC is on) or goes. */
 void client_fec_flow_new(struct client *c, struct client_flow *f);
 void client_fec_flow_gone(struct client *c, struct client_flow *f);

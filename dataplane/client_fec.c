@@ -38,9 +38,30 @@ void client_fec_set(struct client *c, const struct dp_fec_setting *s)
 {
 	struct ls_fec_params p;
 
+	uint64_t now = ls_now_us();
+
 	c->fec.set = *s;
-	dp_fec_start(s, &c->fec.au, ls_now_us(), &p);
+	dp_fec_start(s, &c->fec.au, now, &p);
+	dp_fec_mirror_start(&c->fec.mirror, now);
 	apply_up(c, &p);
+}
+
+void client_fec_ka_request(struct client *c, const struct client_route *r, uint64_t now_us)
+{
+	struct ls_rx_count rx = r->rx;
+	struct ls_keepalive ka;
+
+	if (c->fec.set.mode != DP_FEC_AUTO)
+		return;
+	/* The report the request will carry, from a copy: the route's count goes on. */
+	ls_rx_report(&rx, &ka);
+	dp_fec_mirror_report(&c->fec.mirror, &ka, now_us);
+}
+
+uint32_t client_fec_ka_ms(const struct client *c, uint64_t now_us)
+{
+	return dp_fec_ka_ms(&c->fec.set, &c->fec.au, &c->fec.mirror, (uint32_t)c->conf.keepalive_ms,
+			    now_us);
 }
 
 void client_fec_ask(const struct client *c, uint8_t *fec_k, uint8_t *fec_m)

@@ -220,7 +220,7 @@ void client_fwd_up(struct client *c)
 			}
 			client_txq_put(&io->up, client_txq_slot(c, &io->up), start, wire,
 				       &r->proxy);
-			c->fec.au.sent++;
+			dp_fec_auto_sent(&c->fec.au, now);
 			if (f->enc)
 				client_fec_sent(c, r, f, full, now);
 		}

@@ -273,7 +273,8 @@ static int start(struct px *p)
 	}
 	if (open_tunnel(p) < 0 || open_static_sessions(p, p->start_us) < 0)
 		return -1;
-	p->steer = ls_steer_open(p->conf.proxy.socket, 0660, px_ctl_cmds, p, err, sizeof(err));
+	p->steer = ls_steer_open(p->conf.proxy.socket, 0660, ls_steer_cmd_proxy, px_ctl_handlers, p,
+				 err, sizeof(err));
 	if (!p->steer) {
 		ls_err("%s", err);
 		return -1;

@@ -183,7 +183,7 @@ void px_fec_session_json(const struct px_session *s, json_t *o);
 void px_fec_counters(const struct px *p, struct dp_fec_counters *out);
 
 /* proxy_ctl.c: the steering commands and events. */
-extern const struct ls_steer_cmd px_ctl_cmds[];
+extern const struct ls_steer_handler px_ctl_handlers[];
 void px_ctl_counters_event(struct px *p);
 /* Publish the events deferred during ls_steer_run (and free them when steering is gone). */
 void px_ctl_flush_deferred(struct px *p);

@@ -904,7 +904,7 @@ static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t
 	f->last_us = now;
 	tx_push(p, p->tun_fd, pkt, total, &s->client, TX_REPLY, s, len);
 	if (s->fec)
-		s->fec->au.sent++;
+		dp_fec_auto_sent(&s->fec->au, now);
 	if (enc) {
 		/* Held parity follows the next data packet, then a full block's parity. */
 		f->fec_src_ip = sip;
