@@ -177,6 +177,8 @@ class SecurityTest(LSTestCase):
         proxy = self.proxy(config=auth_config(echo.addr[1]), auth=True)
         client = self.client(proxy.port, other.addr, session=(9, KEY))
         game = self.game(client.local_port)
+        # The route's first lifetime is one round trip away.
+        wait_for(lambda: client.steer("status")["path"] == "up", 3, what="the path")
         game.send(b"to a server the session may not reach")
         wait_for(lambda: proxy.stats()["drops"]["not_allowed"] >= 1, 3, what="not_allowed")
         self.assertEqual(other.count(), 0)
