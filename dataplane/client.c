@@ -314,7 +314,7 @@ void client_send_keepalive(struct client *c, uint64_t now_us)
 	client_fec_ask(c, &k, &m);
 	client_fec_ka_request(c, c->cur, now_us);
 	len = client_route_ka_request(c->cur, now_us, k, m, buf);
-	if (client_send_control(c, c->cur, buf, len))
+	if (len && client_send_control(c, c->cur, buf, len))
 		c->ctr.keepalives_sent++;
 }
 
@@ -413,9 +413,13 @@ static int run(struct client *c)
 	ls_info(CL_PROG " " LS_VERSION ": game -> %s, tunnel -> %s, steering %s",
 		ls_addr_fmt(&c->listen, local), ls_addr_fmt(&c->cur->proxy, proxy), c->conf.socket);
 	client_send_keepalive(c, ls_now_us());
+	uint64_t hs_next = client_handshakes_due(c, ls_now_us());
 	while (!c->stop) {
-		/* Open FEC blocks bound the wait: their parity leaves at their deadline. */
-		int timeout = c->fec.next_us ? dp_fec_wait_ms(c->fec.next_us, ls_now_us()) : -1;
+		/* Open FEC blocks and a handshake under way bound the wait. */
+		uint64_t next = c->fec.next_us;
+		if (hs_next && (!next || hs_next < next))
+			next = hs_next;
+		int timeout = next ? dp_fec_wait_ms(next, ls_now_us()) : -1;
 		int n = epoll_wait(c->epoll_fd, evs, (int)LS_ARRAY_LEN(evs), timeout);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -451,11 +455,14 @@ static int run(struct client *c)
 		}
 		if (c->fec.next_us)
 			client_fec_due(c, ls_now_us());
+		hs_next = client_handshakes_due(c, ls_now_us());
 	}
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */
 	uint8_t fin[LS_MAX_OVERHEAD];
-	client_send_control(c, c->cur, fin, client_route_fin(c->cur, ls_now_us(), fin));
+	size_t fin_len = client_route_fin(c->cur, ls_now_us(), fin);
+	if (fin_len)
+		client_send_control(c, c->cur, fin, fin_len);
 	return 0;
 }
 

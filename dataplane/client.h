@@ -48,7 +48,7 @@ struct client_counters {
 	uint64_t delivered_packets, delivered_bytes;
 	uint64_t keepalives_sent, keepalive_replies;
 	uint64_t route_changes;
-	uint64_t drops[CL_DROP__COUNT];
+	uint64_t drops[LS_DROP__COUNT];
 };
 
 /* Datagrams waiting for one sendmmsg. Most point into the receive buffers; parity and
@@ -145,6 +145,9 @@ void client_fwd_down(struct client *c);
  * the kernel refused it (counted). */
 bool client_send_control(struct client *c, const struct client_route *r, const uint8_t *buf,
 			 size_t len);
+/* Send the current route's handshake datagram if one is due; returns when the next
+ * one is (0: none under way), for the loop's wait. */
+uint64_t client_handshakes_due(struct client *c, uint64_t now_us);
 /* Forget game sockets idle for CL_FLOW_IDLE_US. */
 void client_flows_expire(struct client *c, uint64_t now_us);
 /* The outgoing queues: a slot (sending what is queued first when full), its
