@@ -113,6 +113,10 @@ struct client {
 	struct client_route routes[2];
 	struct client_route *cur;  /* every packet goes here */
 	struct client_route *old;  /* still accepted for late replies, or NULL */
+	/* Where game packets went last: the current route, or the old one while the
+	 * current one's first lifetime is a round trip away (so a switch loses nothing).
+	 * FEC blocks never span two: they close when this changes. */
+	struct client_route *up_route;
 	struct client_seq_memo memo[CL_SEQ_MEMO];
 
 	struct client_flow flows[CL_MAX_FLOWS];
@@ -135,6 +139,9 @@ bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_
 void client_send_keepalive(struct client *c, uint64_t now_us);
 
 /* ---- client_fwd.c: the packet paths -------------------------------------------- */
+
+/* The route game packets go to now (see up_route). */
+struct client_route *client_up_route(struct client *c, uint64_t now_us);
 
 int client_io_init(struct client *c);
 /* Game -> tunnel: read what the game sent, wrap it, send it to the current proxy. */

@@ -173,6 +173,18 @@ void client_flows_expire(struct client *c, uint64_t now_us)
 
 /* ---- game -> tunnel ------------------------------------------------------------ */
 
+struct client_route *client_up_route(struct client *c, uint64_t now_us)
+{
+	struct client_route *r = c->cur;
+
+	if (!client_route_ready(r, now_us) && c->old && client_route_ready(c->old, now_us))
+		r = c->old;
+	if (c->up_route && c->up_route != r)
+		client_fec_close_all(c, c->up_route, now_us);
+	c->up_route = r;
+	return r;
+}
+
 void client_fwd_up(struct client *c)
 {
 	struct client_io *io = c->io;
@@ -183,7 +195,7 @@ void client_fwd_up(struct client *c)
 			return;
 		uint64_t now = ls_now_us();
 		/* Read once per batch: set_route runs between batches, never inside. */
-		struct client_route *r = c->cur;
+		struct client_route *r = client_up_route(c, now);
 
 		for (int i = 0; i < n; i++) {
 			const struct msghdr *mh = &io->up_rx[i].msg_hdr;
