@@ -536,6 +536,8 @@ static enum MHD_Result sse_start(struct ls_httpd *h, struct MHD_Connection *conn
 	return queue(conn, 200, r);
 }
 
+static void uv_on_timer(uv_timer_t *t);
+
 void ls_httpd_publish(struct ls_httpd *h, const char *event, json_t *data)
 {
 	char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(9)) : strdup("{}");
@@ -563,6 +565,11 @@ void ls_httpd_publish(struct ls_httpd *h, const char *event, json_t *data)
 		sse_wake(c);
 	}
 	free(text);
+	/* A resumed connection is written only by the next MHD_run, and with an external
+	 * loop nothing else may come to run it (MHD's documentation of
+	 * MHD_resume_connection): run it on this loop turn. */
+	if (h->uv && h->streams)
+		uv_timer_start(&h->uv->timer, uv_on_timer, 0, 0);
 }
 
 unsigned ls_httpd_streams(const struct ls_httpd *h)
@@ -1006,7 +1013,6 @@ void ls_httpd_get_stats(const struct ls_httpd *h, struct ls_httpd_stats *st)
 
 /* ---- libuv glue: one poll on MHD's epoll fd and one timer for its deadlines ---- */
 
-static void uv_on_timer(uv_timer_t *t);
 
 static void uv_rearm(struct uv_glue *g)
 {
