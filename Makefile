@@ -8,6 +8,8 @@
 #   make install    install programs, units and example configs (PREFIX, DESTDIR)
 
 PREFIX  ?= /usr/local
+# Shipped game profiles (profiles/*.toml); a user's directory overrides them.
+PROFILEDIR ?= $(PREFIX)/share/lightspeed/profiles
 DESTDIR ?=
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -37,6 +39,7 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 CTRL_PKGS := libuv libmicrohttpd
 LSCTL_PKGS := libcurl
 LS_CFLAGS += $(call pc_cflags,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS) $(LSCTL_PKGS))
+LS_CFLAGS += -DLS_PROFILE_DIR='"$(PROFILEDIR)"'
 ALL_CFLAGS = $(LS_CFLAGS) $(CFLAGS)
 
 # The dataplane programs link jansson and nettle statically, so that an idle node
@@ -158,6 +161,8 @@ check-deps:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/lightspeed $(DESTDIR)/lib/systemd/system
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PROFILEDIR)
+	install -m 0644 profiles/*.toml $(DESTDIR)$(PROFILEDIR)/
 	@# An existing configuration is the operator's: never overwrite it.
 	@for f in deploy/config/*.toml; do \
 	  t=$(DESTDIR)/etc/lightspeed/$$(basename $$f); \
