@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "client_observe.h"
 #include "log.h"
 #include "util.h"
 
@@ -474,6 +475,10 @@ int main(int argc, char **argv)
 	int rc;
 
 	ls_log_init(CL_PROG, LS_LOG_INFO);
+	/* --observe is a mode of its own (capture mode's pcap tool), with its own options. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--observe") == 0)
+			return client_observe_main(argc, argv);
 	parse_cmdline(argc, argv, &cl);
 
 	c = calloc(1, sizeof(*c));

@@ -540,6 +540,8 @@ static enum MHD_Result sse_start(struct ls_httpd *h, struct MHD_Connection *conn
 	return queue(conn, 200, r);
 }
 
+static void uv_on_timer(uv_timer_t *t);
+
 void ls_httpd_publish(struct ls_httpd *h, const char *event, json_t *data)
 {
 	char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(9)) : strdup("{}");
@@ -1017,7 +1019,6 @@ void ls_httpd_get_stats(const struct ls_httpd *h, struct ls_httpd_stats *st)
 
 /* ---- libuv glue: one poll on MHD's epoll fd and one timer for its deadlines ---- */
 
-static void uv_on_timer(uv_timer_t *t);
 
 static void uv_rearm(struct uv_glue *g)
 {
