@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "client_observe.h"
 #include "log.h"
 #include "util.h"
 
@@ -300,6 +301,10 @@ static void forget_old_route(struct client *c)
 {
 	if (!c->old)
 		return;
+	if (c->up_route == c->old) {
+		client_fec_close_all(c, c->old, ls_now_us());
+		c->up_route = NULL;
+	}
 	memo_save(c, c->old);
 	c->old = NULL;
 	timer_set(c->old_route_fd, 0, 0);
@@ -313,7 +318,7 @@ void client_send_keepalive(struct client *c, uint64_t now_us)
 	client_fec_ask(c, &k, &m);
 	client_fec_ka_request(c, c->cur, now_us);
 	len = client_route_ka_request(c->cur, now_us, k, m, buf);
-	if (client_send_control(c, c->cur, buf, len))
+	if (len && client_send_control(c, c->cur, buf, len))
 		c->ctr.keepalives_sent++;
 }
 
@@ -412,9 +417,13 @@ static int run(struct client *c)
 	ls_info(CL_PROG " " LS_VERSION ": game -> %s, tunnel -> %s, steering %s",
 		ls_addr_fmt(&c->listen, local), ls_addr_fmt(&c->cur->proxy, proxy), c->conf.socket);
 	client_send_keepalive(c, ls_now_us());
+	uint64_t hs_next = client_handshakes_due(c, ls_now_us());
 	while (!c->stop) {
-		/* Open FEC blocks bound the wait: their parity leaves at their deadline. */
-		int timeout = c->fec.next_us ? dp_fec_wait_ms(c->fec.next_us, ls_now_us()) : -1;
+		/* Open FEC blocks and a handshake under way bound the wait. */
+		uint64_t next = c->fec.next_us;
+		if (hs_next && (!next || hs_next < next))
+			next = hs_next;
+		int timeout = next ? dp_fec_wait_ms(next, ls_now_us()) : -1;
 		int n = epoll_wait(c->epoll_fd, evs, (int)LS_ARRAY_LEN(evs), timeout);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -450,11 +459,14 @@ static int run(struct client *c)
 		}
 		if (c->fec.next_us)
 			client_fec_due(c, ls_now_us());
+		hs_next = client_handshakes_due(c, ls_now_us());
 	}
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */
 	uint8_t fin[LS_MAX_OVERHEAD];
-	client_send_control(c, c->cur, fin, client_route_fin(c->cur, ls_now_us(), fin));
+	size_t fin_len = client_route_fin(c->cur, ls_now_us(), fin);
+	if (fin_len)
+		client_send_control(c, c->cur, fin, fin_len);
 	return 0;
 }
 
@@ -467,6 +479,10 @@ int main(int argc, char **argv)
 	int rc;
 
 	ls_log_init(CL_PROG, LS_LOG_INFO);
+	/* --observe is a mode of its own (capture mode's pcap tool), with its own options. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--observe") == 0)
+			return client_observe_main(argc, argv);
 	parse_cmdline(argc, argv, &cl);
 
 	c = calloc(1, sizeof(*c));

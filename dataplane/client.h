@@ -48,7 +48,7 @@ struct client_counters {
 	uint64_t delivered_packets, delivered_bytes;
 	uint64_t keepalives_sent, keepalive_replies;
 	uint64_t route_changes;
-	uint64_t drops[CL_DROP__COUNT];
+	uint64_t drops[LS_DROP__COUNT];
 };
 
 /* Datagrams waiting for one sendmmsg. Most point into the receive buffers; parity and
@@ -59,6 +59,18 @@ struct client_txq {
 	struct iovec iov[CL_TXQ];
 	struct sockaddr_in to[CL_TXQ];
 	uint8_t own[CL_TXQ][LS_RX_BUF];
+	unsigned n;
+};
+
+/* Game datagrams that came before a keyed route's first lifetime (one round trip after
+ * start), sent when it begins; older than CL_HOLD_US they are dropped (`handshake`). */
+#define CL_HOLD 32
+#define CL_HOLD_US 1000000
+struct client_hold {
+	uint8_t buf[CL_HOLD][LS_RX_BUF]; /* payload at CL_HEADROOM, as in up_buf */
+	uint16_t len[CL_HOLD];
+	struct sockaddr_in from[CL_HOLD];
+	uint64_t at[CL_HOLD];
 	unsigned n;
 };
 
@@ -76,6 +88,7 @@ struct client_io {
 	struct iovec down_rx_iov[CL_BATCH];
 	struct sockaddr_in down_from[CL_BATCH];
 	struct client_txq down;
+	struct client_hold hold;
 };
 
 /* Forward error correction: the setting applies to both directions. Upstream the
@@ -113,6 +126,10 @@ struct client {
 	struct client_route routes[2];
 	struct client_route *cur;  /* every packet goes here */
 	struct client_route *old;  /* still accepted for late replies, or NULL */
+	/* Where game packets went last: the current route, or the old one while the
+	 * current one's first lifetime is a round trip away (so a switch loses nothing).
+	 * FEC blocks never span two: they close when this changes. */
+	struct client_route *up_route;
 	struct client_seq_memo memo[CL_SEQ_MEMO];
 
 	struct client_flow flows[CL_MAX_FLOWS];
@@ -136,6 +153,11 @@ void client_send_keepalive(struct client *c, uint64_t now_us);
 
 /* ---- client_fwd.c: the packet paths -------------------------------------------- */
 
+/* Send what waited for the first lifetime, once it is up (each loop turn). */
+void client_hold_release(struct client *c, uint64_t now_us);
+/* The route game packets go to now (see up_route). */
+struct client_route *client_up_route(struct client *c, uint64_t now_us);
+
 int client_io_init(struct client *c);
 /* Game -> tunnel: read what the game sent, wrap it, send it to the current proxy. */
 void client_fwd_up(struct client *c);
@@ -145,6 +167,9 @@ void client_fwd_down(struct client *c);
  * the kernel refused it (counted). */
 bool client_send_control(struct client *c, const struct client_route *r, const uint8_t *buf,
 			 size_t len);
+/* Send the current route's handshake datagram if one is due; returns when the next
+ * one is (0: none under way), for the loop's wait. */
+uint64_t client_handshakes_due(struct client *c, uint64_t now_us);
 /* Forget game sockets idle for CL_FLOW_IDLE_US. */
 void client_flows_expire(struct client *c, uint64_t now_us);
 /* The outgoing queues: a slot (sending what is queued first when full), its

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,8 +315,12 @@ static int raw_socket(uint32_t mark, char *err, size_t errlen)
 
 /* A process that outlives a killed client just long enough to remove the policy
  * routing (the nftables table goes by itself: it is owned). It holds only the read end
- * of a pipe, and acts when that reads end-of-file: the client is gone. */
-static pid_t watchdog_start(const struct client_capture_kconf *k, int *wfd)
+ * of a pipe, and acts when that reads end-of-file: the client is gone. The dying
+ * client's table may outlast the pipe by a moment (the kernel closes a dead process's
+ * files one by one), so a table still owned by the client's own netlink port is waited
+ * out; one owned by any other port belongs to a client started since, whose routing
+ * this is now. */
+static pid_t watchdog_start(const struct client_capture_kconf *k, uint32_t portid, int *wfd)
 {
 	int p[2];
 	pid_t pid;
@@ -337,12 +342,19 @@ static pid_t watchdog_start(const struct client_capture_kconf *k, int *wfd)
 		signal(SIGHUP, SIG_IGN);
 		if (dup2(p[0], 3) < 0)
 			_exit(1);
+		/* Nothing of the client's stays open here: not its netlink socket above all,
+		 * which would keep the owned table alive. */
 		syscall(SYS_close_range, 4, ~0u, 0);
 		while (read(3, &c, 1) < 0 && errno == EINTR)
 			;
-		/* A client started since then owns a table: the routing is its own now. */
-		if (client_capture_nft_probe(&owner, err, sizeof(err)) == 1 && owner)
-			_exit(0);
+		for (int i = 0; i < 200; i++) {
+			int found = client_capture_nft_probe(&owner, err, sizeof(err));
+			if (found == 1 && owner && owner != portid)
+				_exit(0);
+			if (found != 1 || !owner)
+				break;
+			usleep(10000);
+		}
 		client_capture_nft_route_del(k, err, sizeof(err));
 		_exit(0);
 	}
@@ -393,7 +405,11 @@ int client_capture_open(struct client_capture *cap, const struct client_capture_
 	if (client_capture_nft_route_add(&cap->k, err, errlen) < 0)
 		goto fail;
 	cap->route_on = true;
-	cap->watchdog = watchdog_start(&cap->k, &cap->watch_fd);
+	struct sockaddr_nl nl;
+	socklen_t nll = sizeof(nl);
+	if (getsockname(cap->nft.fd, (struct sockaddr *)&nl, &nll) < 0)
+		nl.nl_pid = 0;
+	cap->watchdog = watchdog_start(&cap->k, nl.nl_pid, &cap->watch_fd);
 	if (cap->watchdog < 0) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		cap->watchdog = 0;

@@ -104,9 +104,10 @@ static json_t *stats_json(const struct client *c)
 				      "p50_us", (json_int_t)ls_hist_quantile(h, 0.5),
 				      "p99_us", (json_int_t)ls_hist_quantile(h, 0.99),
 				      "max_us", (json_int_t)(h->count ? h->max : 0)));
-	for (int i = 0; i < CL_DROP__COUNT; i++)
-		json_object_set_new(drops, client_drop_names[i],
-				    json_integer((json_int_t)c->ctr.drops[i]));
+	for (int i = 0; i < LS_DROP__COUNT; i++)
+		if (ls_drop_counted_by((enum ls_drop)i, LS_DROP_CLIENT))
+			json_object_set_new(drops, ls_drop_names[i],
+					    json_integer((json_int_t)c->ctr.drops[i]));
 	json_object_set_new(o, "drops", drops);
 	client_fec_counters(c, &fec);
 	json_object_set_new(o, "fec", dp_fec_counters_json(&fec));
@@ -131,10 +132,12 @@ static char *stats_prometheus(const struct client *c)
 	}
 	ls_prom_header(&b, "lightspeed_client_drops_total", "counter",
 		       "Datagrams dropped, by reason.");
-	for (int i = 0; i < CL_DROP__COUNT; i++) {
+	for (int i = 0; i < LS_DROP__COUNT; i++) {
 		struct ls_buf label;
+		if (!ls_drop_counted_by((enum ls_drop)i, LS_DROP_CLIENT))
+			continue;
 		ls_buf_init(&label);
-		ls_prom_label(&label, "reason", client_drop_names[i]);
+		ls_prom_label(&label, "reason", ls_drop_names[i]);
 		ls_prom_u64(&b, "lightspeed_client_drops_total", label.data, c->ctr.drops[i]);
 		ls_buf_free(&label);
 	}
@@ -292,16 +295,25 @@ static void route_events(struct client *c, struct client_route *r, bool current)
 	bool subs;
 
 	/* Called after every batch: nothing is formatted unless something happened. */
-	if (!r->ev_fin && !r->ev_path && !r->n_ev_rtt)
+	if (!r->ev_fin && !r->ev_path && !r->n_ev_rtt && !r->ev_life && !r->ev_silent)
 		return;
 	subs = c->steer && ls_steer_has_subscribers(c->steer);
 	ls_addr_fmt(&r->proxy, buf);
 	if (r->ev_fin)
 		ls_warn("proxy %s sent FIN%s", buf,
 			current ? ": route down, still probing it" : " (old route)");
+	if (r->ev_silent)
+		ls_info("proxy %s went silent: handshaking (it may have restarted, or the "
+			"session been added again)", buf);
+	if (r->ev_life)
+		ls_debug("proxy %s: session %u, lifetime %u began", buf, r->session_id,
+			 r->handshakes);
 	if (current && r->ev_path) {
 		if (r->path == CL_PATH_DOWN)
 			ls_warn("path %s -> down", buf);
+		else if (r->path == CL_PATH_DEGRADED)
+			ls_warn("path %s -> degraded: keepalives are answered but the game packets "
+				"the proxy sends are dropped here (see stats drops)", buf);
 		else
 			ls_info("path %s -> %s", buf, client_path_name(r->path));
 		if (subs)
@@ -315,6 +327,8 @@ static void route_events(struct client *c, struct client_route *r, bool current)
 							   (json_int_t)r->ev_rtt[i])));
 	r->ev_fin = false;
 	r->ev_path = false;
+	r->ev_life = false;
+	r->ev_silent = false;
 	r->n_ev_rtt = 0;
 }
 

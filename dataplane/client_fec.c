@@ -102,34 +102,52 @@ static void noted(struct client *c, const struct client_flow *f)
 		c->fec.next_us = d;
 }
 
+/* The upstream queue as a parity sink towards one route. */
+struct parity_ctx {
+	struct client *c;
+	struct client_route *r;
+	uint64_t now_us;
+	unsigned slot;
+};
+
+static uint8_t *parity_slot(void *arg, size_t wire_len)
+{
+	struct parity_ctx *x = arg;
+
+	(void)wire_len;
+	x->slot = client_txq_slot(x->c, &x->c->io->up);
+	return x->c->io->up.own[x->slot];
+}
+
+static void parity_queue(void *arg, uint8_t *start, size_t len)
+{
+	struct parity_ctx *x = arg;
+
+	client_route_sent(x->r, x->now_us);
+	client_txq_put(&x->c->io->up, x->slot, start, len, &x->r->proxy);
+	x->c->fec.ctr.parity_sent++;
+}
+
 /* Parity rows first_row.. of a block into the upstream queue towards r. Parity carries
  * the flow's addresses, like its data (1.2). */
 static void send_parity(struct client *c, struct client_route *r, const struct client_flow *f,
 			const uint8_t *shards, size_t len, uint16_t block, uint8_t k,
 			uint8_t first_row, int count, uint64_t now_us)
 {
-	struct client_txq *q = &c->io->up;
+	struct parity_ctx x = { .c = c, .r = r, .now_us = now_us };
+	struct ls_parity_sink sink = { .slot = parity_slot, .queue = parity_queue, .ctx = &x };
+	struct ls_hdr addrs = {
+		.src_ip = f->ip,
+		.src_port = f->port,
+		.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
+		.dst_port = ntohs(c->game_server.sin_port),
+	};
+	struct ls_seal key;
 
-	for (int j = 0; j < count; j++) {
-		unsigned slot = client_txq_slot(c, q);
-		struct ls_hdr h = {
-			.version = LS_VER_FEC,
-			.src_ip = f->ip,
-			.src_port = f->port,
-			.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
-			.dst_port = ntohs(c->game_server.sin_port),
-			.fec_block = block,
-			.fec_index = (uint8_t)(k + first_row + j),
-			.fec_k = k,
-		};
-		uint8_t *start;
-		size_t wire;
-
-		memcpy(q->own[slot] + CL_HEADROOM, shards + (size_t)j * LS_FEC_SHARD_MAX, len);
-		wire = client_route_wrap(r, &h, q->own[slot], len, now_us, &start);
-		client_txq_put(q, slot, start, wire, &r->proxy);
-	}
-	c->fec.ctr.parity_sent += (uint64_t)(count > 0 ? count : 0);
+	if (count <= 0 || !client_route_sealer(r, &key))
+		return;
+	ls_parity_send(&key, &addrs, &r->tx_seq, (uint32_t)now_us, shards, len, block, k,
+		       first_row, count, &sink);
 }
 
 static void close_block(struct client *c, struct client_route *r, struct client_flow *f,
@@ -201,7 +219,7 @@ static void close_blocks(struct client *c, struct client_route *r, uint64_t now_
 void client_fec_due(struct client *c, uint64_t now_us)
 {
 	if (c->fec.next_us && now_us >= c->fec.next_us)
-		close_blocks(c, c->cur, now_us, false);
+		close_blocks(c, c->up_route ? c->up_route : c->cur, now_us, false);
 }
 
 void client_fec_close_all(struct client *c, struct client_route *r, uint64_t now_us)

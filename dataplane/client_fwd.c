@@ -78,7 +78,7 @@ void client_txq_flush(struct client *c, struct client_txq *q)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			c->ctr.drops[CL_DROP_SEND_ERROR]++;
+			c->ctr.drops[LS_DROP_SEND_ERROR]++;
 			i++;
 			continue;
 		}
@@ -112,7 +112,7 @@ bool client_send_control(struct client *c, const struct client_route *r, const u
 			   sizeof(r->proxy));
 
 	if (n < 0) {
-		c->ctr.drops[CL_DROP_SEND_ERROR]++;
+		c->ctr.drops[LS_DROP_SEND_ERROR]++;
 		return false;
 	}
 	c->ctr.tunnel_tx_packets++;
@@ -173,6 +173,89 @@ void client_flows_expire(struct client *c, uint64_t now_us)
 
 /* ---- game -> tunnel ------------------------------------------------------------ */
 
+/* A game datagram (payload at slot + CL_HEADROOM) into the upstream queue towards r.
+ * Before a keyed route's first lifetime (one round trip) it waits in the hold, when
+ * may_hold and there is room, else it is dropped as `handshake`. */
+static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size_t len,
+		   const struct sockaddr_in *from, uint64_t now, bool may_hold)
+{
+	struct client_io *io = c->io;
+	uint32_t ip = ntohl(from->sin_addr.s_addr);
+	uint16_t port = ntohs(from->sin_port);
+	struct client_flow *f = flow_touch(c, ip, port, now);
+	struct ls_hdr h = {
+		.version = LS_VER_PLAIN,
+		.src_ip = ip,
+		.src_port = port,
+		.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
+		.dst_port = ntohs(c->game_server.sin_port),
+	};
+	struct client_hold *hd = &io->hold;
+	uint8_t *start;
+	size_t wire;
+	bool full;
+
+	if (!client_route_ready(r, now)) {
+		if (may_hold && hd->n < CL_HOLD) {
+			memcpy(hd->buf[hd->n] + CL_HEADROOM, slot + CL_HEADROOM, len);
+			hd->len[hd->n] = (uint16_t)len;
+			hd->from[hd->n] = *from;
+			hd->at[hd->n] = now;
+			hd->n++;
+		} else {
+			c->ctr.drops[LS_DROP_HANDSHAKE]++;
+		}
+		return;
+	}
+	/* With an encoder the packet joins its flow's open block (or goes as version 1
+	 * when FEC is off or it is too long to protect). */
+	full = f->enc && ls_fec_enc_add(f->enc, slot + CL_HEADROOM, len, now, &h);
+	wire = client_route_wrap(r, &h, slot, len, now, &start);
+	client_txq_put(&io->up, client_txq_slot(c, &io->up), start, wire, &r->proxy);
+	dp_fec_auto_sent(&c->fec.au, now);
+	if (f->enc)
+		client_fec_sent(c, r, f, full, now);
+}
+
+void client_hold_release(struct client *c, uint64_t now_us)
+{
+	struct client_hold *hd = &c->io->hold;
+	struct client_route *r;
+
+	if (!hd->n)
+		return;
+	r = client_up_route(c, now_us);
+	if (!client_route_ready(r, now_us)) {
+		/* Still no lifetime after a while: the held packets are too old to matter. */
+		if (now_us - hd->at[0] >= CL_HOLD_US) {
+			c->ctr.drops[LS_DROP_HANDSHAKE] += hd->n;
+			hd->n = 0;
+		}
+		return;
+	}
+	for (unsigned i = 0; i < hd->n; i++) {
+		if (now_us - hd->at[i] >= CL_HOLD_US)
+			c->ctr.drops[LS_DROP_HANDSHAKE]++;
+		else
+			up_one(c, r, hd->buf[i], hd->len[i], &hd->from[i], now_us, false);
+	}
+	/* Out now: the queue points into the hold. */
+	client_txq_flush(c, &c->io->up);
+	hd->n = 0;
+}
+
+struct client_route *client_up_route(struct client *c, uint64_t now_us)
+{
+	struct client_route *r = c->cur;
+
+	if (!client_route_ready(r, now_us) && c->old && client_route_ready(c->old, now_us))
+		r = c->old;
+	if (c->up_route && c->up_route != r)
+		client_fec_close_all(c, c->up_route, now_us);
+	c->up_route = r;
+	return r;
+}
+
 void client_fwd_up(struct client *c)
 {
 	struct client_io *io = c->io;
@@ -183,46 +266,51 @@ void client_fwd_up(struct client *c)
 			return;
 		uint64_t now = ls_now_us();
 		/* Read once per batch: set_route runs between batches, never inside. */
-		struct client_route *r = c->cur;
+		struct client_route *r = client_up_route(c, now);
 
 		for (int i = 0; i < n; i++) {
 			const struct msghdr *mh = &io->up_rx[i].msg_hdr;
 			size_t len = io->up_rx[i].msg_len;
-			const struct sockaddr_in *from = &io->up_from[i];
 
 			c->ctr.game_rx_packets++;
 			c->ctr.game_rx_bytes += len;
 			if (len > LS_MAX_PAYLOAD || (mh->msg_flags & MSG_TRUNC)) {
-				c->ctr.drops[CL_DROP_OVERSIZE]++;
+				c->ctr.drops[LS_DROP_OVERSIZE]++;
 				continue;
 			}
-			uint32_t ip = ntohl(from->sin_addr.s_addr);
-			uint16_t port = ntohs(from->sin_port);
-			struct client_flow *f = flow_touch(c, ip, port, now);
-			struct ls_hdr h = {
-				.version = LS_VER_PLAIN,
-				.src_ip = ip,
-				.src_port = port,
-				.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
-				.dst_port = ntohs(c->game_server.sin_port),
-			};
-			/* With an encoder the packet joins its flow's open block (or goes as
-			 * version 1 when FEC is off or it is too long to protect). */
-			bool full = f->enc && ls_fec_enc_add(f->enc, io->up_buf[i] + CL_HEADROOM,
-							     len, now, &h);
-
-			uint8_t *start;
-			size_t wire = client_route_wrap(r, &h, io->up_buf[i], len, now, &start);
-			client_txq_put(&io->up, client_txq_slot(c, &io->up), start, wire,
-				       &r->proxy);
-			dp_fec_auto_sent(&c->fec.au, now);
-			if (f->enc)
-				client_fec_sent(c, r, f, full, now);
+			up_one(c, r, io->up_buf[i], len, &io->up_from[i], now, true);
 		}
 		client_txq_flush(c, &io->up);
 		if (n < CL_BATCH)
 			return;
 	}
+}
+
+/* ---- handshakes ---------------------------------------------------------------- */
+
+uint64_t client_handshakes_due(struct client *c, uint64_t now_us)
+{
+	struct client_route *r = c->cur;
+	uint8_t buf[LS_HS_MAX_LEN];
+	uint64_t next, watch;
+	size_t n;
+
+	/* A new lifetime: a keepalive at once carries our FEC ask and measures the path.
+	 * Then silence: it may begin a handshake that is due at once. */
+	if (r->ka_now) {
+		r->ka_now = false;
+		client_send_keepalive(c, now_us);
+	}
+	client_hold_release(c, now_us);
+	if (client_route_silence(r, now_us, &watch))
+		client_send_keepalive(c, now_us);
+	n = client_route_hs_due(r, now_us, buf);
+	if (n)
+		client_send_control(c, r, buf, n);
+	next = client_route_hs_next(r);
+	if (watch && (!next || watch < next))
+		next = watch;
+	return next;
 }
 
 /* ---- tunnel -> game ------------------------------------------------------------ */
@@ -273,7 +361,7 @@ void client_fwd_down(struct client *c)
 			size_t len = io->down_rx[i].msg_len;
 			const struct sockaddr_in *from = &io->down_from[i];
 			const uint8_t *buf = io->down_buf[i];
-			enum client_drop why = CL_DROP_MALFORMED;
+			enum ls_drop why = LS_DROP_MALFORMED;
 			struct client_route *r;
 			struct ls_pkt pkt;
 			int rc;
@@ -281,16 +369,16 @@ void client_fwd_down(struct client *c)
 			c->ctr.tunnel_rx_packets++;
 			c->ctr.tunnel_rx_bytes += len;
 			if (!known_proxy(c, from)) {
-				c->ctr.drops[CL_DROP_UNEXPECTED_SOURCE]++;
+				c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
 				continue;
 			}
 			if (len > LS_MAX_DATAGRAM || (mh->msg_flags & MSG_TRUNC)) {
-				c->ctr.drops[CL_DROP_OVERSIZE]++;
+				c->ctr.drops[LS_DROP_OVERSIZE]++;
 				continue;
 			}
 			rc = ls_pkt_decode(buf, len, &pkt);
 			if (rc != LS_PE_OK) {
-				c->ctr.drops[client_drop_from_decode(rc)]++;
+				c->ctr.drops[ls_drop_from_decode(rc)]++;
 				continue;
 			}
 			r = route_for(c, from, &pkt);
@@ -301,9 +389,18 @@ void client_fwd_down(struct client *c)
 			case CL_RX_KA_REQUEST: {
 				/* The proxy validates our address this way (1.6): answer at once. */
 				uint8_t ans[LS_MAX_OVERHEAD], k, m;
+				size_t alen;
 				client_fec_ask(c, &k, &m);
-				client_send_control(c, r, ans,
-						    client_route_ka_reply(r, &pkt.h, k, m, ans));
+				alen = client_route_ka_reply(r, &pkt.h, k, m, ans);
+				if (alen)
+					client_send_control(c, r, ans, alen);
+				continue;
+			}
+			case CL_RX_HANDSHAKE: {
+				uint8_t hs[LS_HS_MAX_LEN];
+				size_t hlen = client_route_hs_due(r, now, hs);
+				if (hlen)
+					client_send_control(c, r, hs, hlen);
 				continue;
 			}
 			case CL_RX_KA_REPLY:
@@ -318,7 +415,8 @@ void client_fwd_down(struct client *c)
 			}
 			struct client_flow *f = flow_find(c, pkt.h.dst_ip, pkt.h.dst_port);
 			if (!f) {
-				c->ctr.drops[CL_DROP_UNKNOWN_FLOW]++;
+				c->ctr.drops[LS_DROP_UNKNOWN_FLOW]++;
+				client_route_data_dropped(r);
 				continue;
 			}
 			/* The payload stays where it arrived; only its place is computed. */

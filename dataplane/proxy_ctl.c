@@ -10,26 +10,6 @@
 #include "prom.h"
 #include "util.h"
 
-const char *const px_drop_names[PX_DROP__COUNT] = {
-	[PX_DROP_MALFORMED] = "malformed",
-	[PX_DROP_BAD_VERSION] = "bad_version",
-	[PX_DROP_FEC_RANGE] = "fec_range",
-	[PX_DROP_OVERSIZE] = "oversize",
-	[PX_DROP_UNAUTHENTICATED] = "unauthenticated",
-	[PX_DROP_UNKNOWN_SESSION] = "unknown_session",
-	[PX_DROP_BAD_TAG] = "bad_tag",
-	[PX_DROP_REPLAY] = "replay",
-	[PX_DROP_DENIED_DESTINATION] = "denied_destination",
-	[PX_DROP_NOT_ALLOWED] = "not_allowed",
-	[PX_DROP_RATE_LIMITED] = "rate_limited",
-	[PX_DROP_SESSION_LIMIT] = "session_limit",
-	[PX_DROP_FLOW_LIMIT] = "flow_limit",
-	[PX_DROP_UNVALIDATED_LIMIT] = "unvalidated_limit",
-	[PX_DROP_UNEXPECTED_SOURCE] = "unexpected_source",
-	[PX_DROP_UNKNOWN_FLOW] = "unknown_flow",
-	[PX_DROP_SEND_ERROR] = "send_error",
-};
-
 /* The traffic counters of `stats`, as a table so JSON and Prometheus agree. */
 struct counter_def {
 	const char *name;
@@ -74,8 +54,8 @@ static json_t *stats_json(const struct px *p)
 		json_object_set_new(o, counter_defs[i].name, jint(counter_get(&p->ctr, &counter_defs[i])));
 	json_object_set_new(o, "sessions", jint(p->tab.n));
 	json_object_set_new(o, "flows", jint(p->tab.nflows));
-	for (int i = 0; i < PX_DROP__COUNT; i++)
-		json_object_set_new(drops, px_drop_names[i], jint(p->ctr.drops[i]));
+	for (int i = 0; i < LS_DROP__COUNT; i++)
+		json_object_set_new(drops, ls_drop_names[i], jint(p->ctr.drops[i]));
 	json_object_set_new(o, "drops", drops);
 	px_fec_counters(p, &fec);
 	json_object_set_new(o, "fec", dp_fec_counters_json(&fec));
@@ -103,11 +83,11 @@ static char *prom_text(const struct px *p)
 	ls_prom_u64(&b, "lightspeed_proxy_flows", NULL, p->tab.nflows);
 	ls_prom_header(&b, "lightspeed_proxy_drops_total", "counter",
 		       "Datagrams dropped, by reason.");
-	for (int i = 0; i < PX_DROP__COUNT; i++) {
+	for (int i = 0; i < LS_DROP__COUNT; i++) {
 		struct ls_buf lab;
 
 		ls_buf_init(&lab);
-		ls_prom_label(&lab, "reason", px_drop_names[i]);
+		ls_prom_label(&lab, "reason", ls_drop_names[i]);
 		ls_prom_u64(&b, "lightspeed_proxy_drops_total", lab.data, p->ctr.drops[i]);
 		ls_buf_free(&lab);
 	}
@@ -336,10 +316,21 @@ static enum ls_rc ctl_session_add(void *ctx, struct ls_steer_call *call)
 	if (n > PX_MAX_DESTS)
 		return ls_steer_fail(call, LS_RC_INVALID, "at most %d destinations", PX_MAX_DESTS);
 	for (size_t i = 0; i < n; i++) {
+		const char *denied;
+
 		if (ls_dest_parse(json_string_value(json_array_get(v, i)), &dests[i]) < 0)
 			return ls_steer_fail(call, LS_RC_INVALID,
 					     "destinations[%zu] is not \"ip[/len][:port[-port]]\"",
 					     i);
+		/* Its packets would all be dropped: say so now, not at the first packet. */
+		denied = ls_dest_denied(&p->conf.proxy.allow, &dests[i]);
+		if (denied)
+			return ls_steer_fail(call, LS_RC_INVALID,
+					     "destinations[%zu] '%.64s' is in the denied range %s "
+					     "(docs/protocol.md 1.6), which the proxy's allow list "
+					     "does not cover; let it through with --allow CIDR or "
+					     "[proxy] allow if it is a game server",
+					     i, json_string_value(json_array_get(v, i)), denied);
 	}
 	arg_rate(call, "pps", &pps);
 	arg_rate(call, "bps", &bps);

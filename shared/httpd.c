@@ -75,7 +75,10 @@ struct ls_httpd {
 	struct ls_ratelog rl;
 	struct uv_glue *uv;
 	bool at_limit;          /* every connection slot was taken at the last run */
+	bool resumed;           /* a stream was woken: MHD must run soon to send it */
 };
+
+static void uv_rearm(struct uv_glue *g);
 
 /* Per request, from the first call of the access handler to its completion. */
 struct reqst {
@@ -434,6 +437,7 @@ static void sse_wake(struct sse *c)
 {
 	if (c->suspended) {
 		c->suspended = false;
+		c->h->resumed = true;
 		MHD_resume_connection(c->conn);
 	}
 }
@@ -536,6 +540,8 @@ static enum MHD_Result sse_start(struct ls_httpd *h, struct MHD_Connection *conn
 	return queue(conn, 200, r);
 }
 
+static void uv_on_timer(uv_timer_t *t);
+
 void ls_httpd_publish(struct ls_httpd *h, const char *event, json_t *data)
 {
 	char *text = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(9)) : strdup("{}");
@@ -563,6 +569,10 @@ void ls_httpd_publish(struct ls_httpd *h, const char *event, json_t *data)
 		sse_wake(c);
 	}
 	free(text);
+	/* Published from outside a run (a timer, a dataplane event): MHD sends a resumed
+	 * connection's data only when it runs next, so make that now. */
+	if (h->resumed && h->uv)
+		uv_rearm(h->uv);
 }
 
 unsigned ls_httpd_streams(const struct ls_httpd *h)
@@ -968,6 +978,8 @@ int ls_httpd_timeout_ms(const struct ls_httpd *h)
 	MHD_UNSIGNED_LONG_LONG t;
 	int64_t ms = -1;
 
+	if (h->resumed)
+		return 0;
 	if (MHD_get_timeout(h->d, &t) == MHD_YES)
 		ms = t > INT32_MAX ? INT32_MAX : (int64_t)t;
 	if (h->nstreams) {
@@ -987,6 +999,7 @@ void ls_httpd_run(struct ls_httpd *h)
 		sse_keepalive(h);
 	else
 		h->next_keepalive_us = ls_now_us() + (uint64_t)h->conf.sse_keepalive_s * 1000000u;
+	h->resumed = false;
 	MHD_run(h->d);
 	/* At the connection limit MHD takes its listening socket out of its epoll set and
 	 * puts it back only on a later run; when the run above freed a slot, nothing else
@@ -1006,7 +1019,6 @@ void ls_httpd_get_stats(const struct ls_httpd *h, struct ls_httpd_stats *st)
 
 /* ---- libuv glue: one poll on MHD's epoll fd and one timer for its deadlines ---- */
 
-static void uv_on_timer(uv_timer_t *t);
 
 static void uv_rearm(struct uv_glue *g)
 {
