@@ -174,7 +174,13 @@ static int wanted_backup(const struct failover *f, const struct select_conf *sc,
 {
 	int armed = f->backup;
 
-	if (armed >= 0 && ((size_t)armed >= n || armed == f->active || !s[armed].usable))
+	if (armed >= 0 && ((size_t)armed >= n || armed == f->active))
+		armed = -1;
+	/* One not measured yet (a controller that just started adopts the dataplane's)
+	 * stays: judging it unknown would disarm a good backup for nothing. */
+	if (armed >= 0 && !s[armed].known)
+		return armed;
+	if (armed >= 0 && !s[armed].usable)
 		armed = -1;
 	if (d->standby < 0 || d->standby == f->active)
 		return armed;

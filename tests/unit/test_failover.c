@@ -118,11 +118,21 @@ static void test_backup_hysteresis_and_dead_backup(void)
 	 * to a dead node). */
 	x.s[1] = sc(0);
 	x.s[2] = sc(0);
+	x.s[1].known = x.s[2].known = true; /* measured: down */
 	d = decide(-1, SELECT_KEEP, -1);
 	CU_ASSERT_EQUAL(step(&x, &d, 1200 * MS, a, &hold), 1);
 	CU_ASSERT_EQUAL(a[0].kind, FO_ARM);
 	CU_ASSERT_EQUAL(a[0].slot, -1);
 	/* A failed arm request lets the next round try again. */
+	failover_done(&x.f, FO_ARM, a[0].slot, false, 0, &why);
+	CU_ASSERT_EQUAL(step(&x, &d, 1250 * MS, a, &hold), 1);
+	/* An armed backup not measured yet (adopted by a controller that just started)
+	 * is kept, even with nothing else usable. */
+	failover_done(&x.f, FO_ARM, 1, true, 0, &why);
+	x.f.backup = 1;
+	x.s[1].known = false;
+	CU_ASSERT_EQUAL(step(&x, &d, 1260 * MS, a, &hold), 0);
+	x.s[1].known = true;
 	failover_done(&x.f, FO_ARM, a[0].slot, false, 0, &why);
 	CU_ASSERT_EQUAL(step(&x, &d, 1300 * MS, a, &hold), 1);
 }
