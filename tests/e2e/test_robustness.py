@@ -166,7 +166,7 @@ class RobustnessTest(LSTestCase):
             st.ok("subscribe")
             subs.append(st)  # not read until the end
         # Events faster than anyone reads them: every session added and deleted is two
-        # events on the proxy, every route change one on the client. Far more than the
+        # events on the proxy, every backup armed or disarmed one on the client. Far more than the
         # 64 KiB a subscriber may have waiting, plus what the kernel buffers.
         ctl = Steer(proxy.sock_path)
         for i in range(2500):
@@ -175,9 +175,9 @@ class RobustnessTest(LSTestCase):
             ctl.ok("session_del", session_id=5000 + i % 7)
         ctl.close()
         cctl = Steer(client.sock_path)
+        cctl.ok("route_add", name="spare", proxy="127.0.0.1:9")
         for i in range(3000):
-            cctl.ok("set_route", proxy="127.0.0.1:%d" % (proxy.port if i % 2 else 9),
-                    session_id=3, key=KEY)
+            cctl.ok("arm_backup", name="spare" if i % 2 == 0 else None)
         cctl.close()
         self.assert_exchange(game, numbered_payloads(2000, seed=15))
         for proc in (proxy, client):
