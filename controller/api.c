@@ -114,15 +114,14 @@ json_t *api_switch_json(const struct switch_rec *r)
 		[SW_MANUAL] = "requested through the API",
 		[SW_EXTERNAL] = "steered by another client of the dataplane's socket",
 	};
-	char t[64], d[200];
+	char t[64];
 	const char *reason = r->reason == SW_EXTERNAL ? "manual" : failover_reason_name(r->reason);
 
 	fmt_time(r->wall_ms, t, sizeof(t));
-	snprintf(d, sizeof(d), "%s%s%s: %s", r->from[0] ? r->from : "", r->from[0] ? " -> " : "to ",
-		 r->to, (unsigned)r->reason < SW__COUNT ? detail[r->reason] : "");
 	return json_pack("{s:s,s:o,s:s,s:s,s:s,s:o}", "time", t, "from",
 			 r->from[0] ? json_string(r->from) : json_null(), "to", r->to, "reason", reason,
-			 "detail", d, "gap_ms", ms_or_null(r->gap_us));
+			 "detail", (unsigned)r->reason < SW__COUNT ? detail[r->reason] : "",
+			 "gap_ms", ms_or_null(r->gap_us));
 }
 
 static json_t *last_switch_json(const struct ctrl *c)
@@ -276,6 +275,24 @@ static enum ls_rc h_status(void *ctx, const struct ls_httpd_req *req, struct ls_
 		count[HEALTH_HEALTHY], "degraded", count[HEALTH_DEGRADED], "down", count[HEALTH_DOWN],
 		"unknown", count[HEALTH_UNKNOWN], "switches", (json_int_t)c->ctr.switches, "last_switch",
 		last_switch_json(c), "direct_rtt_ms", ms_or_null(icmp_rtt_us(c->icmp, &st)));
+	json_object_set_new(rep->json, "game", game_detect_json(c->games));
+	json_object_set_new(rep->json, "warp", warp_json(c->warp));
+	return LS_RC_OK;
+}
+
+/* POST /warp/compare: the user asks for a comparison with and without WARP. */
+static enum ls_rc h_warp_compare(void *ctx, const struct ls_httpd_req *req,
+				 struct ls_httpd_reply *rep)
+{
+	struct ctrl *c = ctx;
+	enum ls_rc rc;
+
+	(void)req;
+	rc = warp_compare(c->warp, rep->msg, sizeof(rep->msg));
+	if (rc != LS_RC_OK)
+		return rc;
+	rep->status = 202;
+	rep->json = json_pack("{s:o}", "warp", warp_json(c->warp));
 	return LS_RC_OK;
 }
 
@@ -650,6 +667,7 @@ static const struct ls_httpd_route api_routes[] = {
 	{ "GET", "/stats", h_stats, NULL, NULL, false },
 	{ "GET", "/events", h_events, NULL, NULL, true },
 	{ "GET", "/metrics", h_metrics, NULL, NULL, false },
+	{ "POST", "/warp/compare", h_warp_compare, NULL, NULL, false },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 
