@@ -15,7 +15,7 @@ LDFLAGS ?=
 PKG_CONFIG ?= pkg-config
 # What the build needs whatever CFLAGS says (`make CFLAGS=-O0` keeps the include path,
 # the language level and the warnings).
-LS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -MMD -MP -Ishared \
+LS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -MMD -MP -Ishared -I. \
              -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
 
@@ -85,13 +85,17 @@ $(LIB): $(LIB_OBJ)
 # (kept as a library, build/lib/libNAME.a, so that a unit suite links one module of a
 # program without its main), libls and LIBS.
 PROG_LIBS :=
-define program
-PROGS += $(B)/bin/$(1)
+# $(call library,NAME,SOURCES): build/lib/libNAME.a, which every unit suite links.
+define library
 PROG_LIBS += $(B)/lib/lib$(1).a
-$(B)/lib/lib$(1).a: $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(2),$(3)))
+$(B)/lib/lib$(1).a: $(patsubst %.c,$(B)/obj/%.o,$(2))
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  AR      $$@")
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+endef
+define program
+PROGS += $(B)/bin/$(1)
+$(call library,$(1),$(filter-out $(2),$(3)))
 $(B)/bin/$(1): $(B)/obj/$(2:.c=.o) $(B)/lib/lib$(1).a $(LIB)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  LD      $$@")
@@ -100,7 +104,8 @@ endef
 CTRL_LIBS := $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
 $(eval $(call program,lightspeed-proxy,dataplane/proxy.c,$(PROXY_SRC),$(DP_LIBS)))
 $(eval $(call program,lightspeed-client,dataplane/client.c,$(CLIENT_SRC),$(DP_LIBS)))
-$(if $(CONTROLLER_SRC),$(eval $(call program,lightspeed-controller,controller/controller.c,$(CONTROLLER_SRC),$(CTRL_LIBS))))
+# Before the controller has its main, its modules are a library only.
+$(if $(filter controller/controller.c,$(CONTROLLER_SRC)),$(eval $(call program,lightspeed-controller,controller/controller.c,$(CONTROLLER_SRC),$(CTRL_LIBS))),$(if $(CONTROLLER_SRC),$(eval $(call library,lightspeed-controller,$(CONTROLLER_SRC)))))
 $(if $(AGENT_SRC),$(eval $(call program,lightspeed-agent,agent/agent.c,$(AGENT_SRC),$(CTRL_LIBS))))
 $(if $(LSCTL_SRC),$(eval $(call program,lsctl,api/lsctl.c,$(LSCTL_SRC),$(call pc_libs,$(SHARED_PKGS) $(LSCTL_PKGS)))))
 all: $(PROGS)
@@ -115,6 +120,12 @@ $(B)/tests/%: $(B)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS)) -lm
+
+# The ML benchmark's tool runs the controller's model code.
+$(B)/bench/ml_%: $(B)/obj/tests/bench/ml_%.o $(PROG_LIBS) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
 
 $(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)

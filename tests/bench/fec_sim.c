@@ -24,7 +24,7 @@
 
 #include "fec.h"
 #include "fec_auto.h"
-#include "../netsim/prng.h"
+#include "prng.h"
 
 #define MAGIC 0x4c534653u /* "LSFS" */
 #define NONE UINT64_MAX
@@ -46,7 +46,7 @@ struct dir {
 	struct ls_fec_dec dec;
 	struct ls_fec_auto au;
 	bool autofec;
-	struct ns_prng rng;
+	struct ls_prng rng;
 	double p, r, loss; /* Gilbert-Elliott chain, or independent loss when p == 0 */
 	bool bad;
 	/* receiver's view, by wire sequence number */
@@ -69,12 +69,12 @@ static bool path_loses(struct dir *d)
 {
 	if (d->p > 0.0) {
 		/* ls-netsim's order: the state moves first, then the bad state loses. */
-		double u = ns_prng_unit(&d->rng);
+		double u = ls_prng_unit(&d->rng);
 
 		d->bad = d->bad ? u >= d->r : u < d->p;
 		return d->bad;
 	}
-	return ns_prng_unit(&d->rng) < d->loss;
+	return ls_prng_unit(&d->rng) < d->loss;
 }
 
 static void on_deliver(void *ctx, const uint8_t *p, size_t len)
@@ -252,7 +252,7 @@ static void dir_init(struct dir *d, const struct ls_fec_params *fp, bool autofec
 		die("%s", "out of memory");
 	ls_fec_auto_init(&d->au, NULL);
 	d->autofec = autofec;
-	ns_prng_seed(&d->rng, seed, stream);
+	ls_prng_seed(&d->rng, seed, stream);
 	d->loss = loss;
 	if (burst > 1.0 && loss > 0.0) {
 		d->r = 1.0 / burst;
