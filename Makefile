@@ -8,6 +8,8 @@
 #   make install    install programs, units and example configs (PREFIX, DESTDIR)
 
 PREFIX  ?= /usr/local
+# Shipped game profiles (profiles/*.toml); a user's directory overrides them.
+PROFILEDIR ?= $(PREFIX)/share/lightspeed/profiles
 DESTDIR ?=
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -15,7 +17,7 @@ LDFLAGS ?=
 PKG_CONFIG ?= pkg-config
 # What the build needs whatever CFLAGS says (`make CFLAGS=-O0` keeps the include path,
 # the language level and the warnings).
-LS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -MMD -MP -Ishared -I. \
+LS_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-math-errno -MMD -MP -Ishared \
              -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wpointer-arith -Wcast-qual -Werror=implicit-function-declaration
 
@@ -37,6 +39,7 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 CTRL_PKGS := libuv libmicrohttpd
 LSCTL_PKGS := libcurl
 LS_CFLAGS += $(call pc_cflags,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS) $(LSCTL_PKGS))
+LS_CFLAGS += -DLS_PROFILE_DIR='"$(PROFILEDIR)"'
 ALL_CFLAGS = $(LS_CFLAGS) $(CFLAGS)
 
 # The dataplane programs link jansson and nettle statically, so that an idle node
@@ -85,17 +88,13 @@ $(LIB): $(LIB_OBJ)
 # (kept as a library, build/lib/libNAME.a, so that a unit suite links one module of a
 # program without its main), libls and LIBS.
 PROG_LIBS :=
-# $(call library,NAME,SOURCES): build/lib/libNAME.a, which every unit suite links.
-define library
+define program
+PROGS += $(B)/bin/$(1)
 PROG_LIBS += $(B)/lib/lib$(1).a
-$(B)/lib/lib$(1).a: $(patsubst %.c,$(B)/obj/%.o,$(2))
+$(B)/lib/lib$(1).a: $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(2),$(3)))
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  AR      $$@")
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
-endef
-define program
-PROGS += $(B)/bin/$(1)
-$(call library,$(1),$(filter-out $(2),$(3)))
 $(B)/bin/$(1): $(B)/obj/$(2:.c=.o) $(B)/lib/lib$(1).a $(LIB)
 	@mkdir -p $$(dir $$@)
 	@$$(if $$(Q),echo "  LD      $$@")
@@ -104,8 +103,7 @@ endef
 CTRL_LIBS := $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
 $(eval $(call program,lightspeed-proxy,dataplane/proxy.c,$(PROXY_SRC),$(DP_LIBS)))
 $(eval $(call program,lightspeed-client,dataplane/client.c,$(CLIENT_SRC),$(DP_LIBS)))
-# Before the controller has its main, its modules are a library only.
-$(if $(filter controller/controller.c,$(CONTROLLER_SRC)),$(eval $(call program,lightspeed-controller,controller/controller.c,$(CONTROLLER_SRC),$(CTRL_LIBS))),$(if $(CONTROLLER_SRC),$(eval $(call library,lightspeed-controller,$(CONTROLLER_SRC)))))
+$(if $(CONTROLLER_SRC),$(eval $(call program,lightspeed-controller,controller/controller.c,$(CONTROLLER_SRC),$(CTRL_LIBS))))
 $(if $(AGENT_SRC),$(eval $(call program,lightspeed-agent,agent/agent.c,$(AGENT_SRC),$(CTRL_LIBS))))
 $(if $(LSCTL_SRC),$(eval $(call program,lsctl,api/lsctl.c,$(LSCTL_SRC),$(call pc_libs,$(SHARED_PKGS) $(LSCTL_PKGS)))))
 all: $(PROGS)
@@ -116,10 +114,11 @@ $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(PROG_LIBS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS)) -lm
 
+# Test tools may run the control plane's HTTP server (shared/httpd) on a libuv loop.
 $(B)/tests/%: $(B)/obj/tests/tools/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS)) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
 
 # The ML benchmark's tool runs the controller's model code.
 $(B)/bench/ml_%: $(B)/obj/tests/bench/ml_%.o $(PROG_LIBS) $(LIB)
@@ -168,6 +167,8 @@ check-deps:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/lightspeed $(DESTDIR)/lib/systemd/system
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PROFILEDIR)
+	install -m 0644 profiles/*.toml $(DESTDIR)$(PROFILEDIR)/
 	@# An existing configuration is the operator's: never overwrite it.
 	@for f in deploy/config/*.toml; do \
 	  t=$(DESTDIR)/etc/lightspeed/$$(basename $$f); \
@@ -177,6 +178,8 @@ install: all
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-proxy.service
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-client.service.in \
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-client.service
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-controller.service.in \
+	  > $(DESTDIR)/lib/systemd/system/lightspeed-controller.service
 
 clean:
 	rm -rf $(B)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "client_observe.h"
 #include "log.h"
 #include "util.h"
 
@@ -223,12 +224,12 @@ static int setup(struct client *c, const struct client_addrs *a, char *err, size
 	signal(SIGPIPE, SIG_IGN);
 
 	c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	c->fec.ka_ms = client_fec_ka_ms(c, c->started_us);
 	c->keepalive_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	c->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	c->old_route_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (c->epoll_fd < 0 || c->keepalive_fd < 0 || c->tick_fd < 0 || c->old_route_fd < 0 ||
-	    timer_set(c->keepalive_fd, (uint64_t)c->conf.keepalive_ms,
-		      (uint64_t)c->conf.keepalive_ms) < 0 ||
+	    timer_set(c->keepalive_fd, c->fec.ka_ms, c->fec.ka_ms) < 0 ||
 	    timer_set(c->tick_fd, 1000, 1000) < 0) {
 		snprintf(err, errlen, "epoll/timerfd: %s", strerror(errno));
 		return -1;
@@ -311,8 +312,9 @@ void client_send_keepalive(struct client *c, uint64_t now_us)
 	size_t len;
 
 	client_fec_ask(c, &k, &m);
+	client_fec_ka_request(c, c->cur, now_us);
 	len = client_route_ka_request(c->cur, now_us, k, m, buf);
-	if (client_send_control(c, c->cur, buf, len))
+	if (len && client_send_control(c, c->cur, buf, len))
 		c->ctr.keepalives_sent++;
 }
 
@@ -375,6 +377,11 @@ static void on_keepalive(struct client *c)
 	client_route_interval(c->cur, now, (uint32_t)c->conf.keepalive_ms);
 	client_send_keepalive(c, now);
 	client_ctl_route_events(c);
+	/* FEC auto reports faster while it learns (1.2.1). */
+	if (client_fec_ka_ms(c, now) != c->fec.ka_ms) {
+		c->fec.ka_ms = client_fec_ka_ms(c, now);
+		timer_set(c->keepalive_fd, c->fec.ka_ms, c->fec.ka_ms);
+	}
 }
 
 static void on_tick(struct client *c)
@@ -406,9 +413,13 @@ static int run(struct client *c)
 	ls_info(CL_PROG " " LS_VERSION ": game -> %s, tunnel -> %s, steering %s",
 		ls_addr_fmt(&c->listen, local), ls_addr_fmt(&c->cur->proxy, proxy), c->conf.socket);
 	client_send_keepalive(c, ls_now_us());
+	uint64_t hs_next = client_handshakes_due(c, ls_now_us());
 	while (!c->stop) {
-		/* Open FEC blocks bound the wait: their parity leaves at their deadline. */
-		int timeout = c->fec.next_us ? dp_fec_wait_ms(c->fec.next_us, ls_now_us()) : -1;
+		/* Open FEC blocks and a handshake under way bound the wait. */
+		uint64_t next = c->fec.next_us;
+		if (hs_next && (!next || hs_next < next))
+			next = hs_next;
+		int timeout = next ? dp_fec_wait_ms(next, ls_now_us()) : -1;
 		int n = epoll_wait(c->epoll_fd, evs, (int)LS_ARRAY_LEN(evs), timeout);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -444,11 +455,14 @@ static int run(struct client *c)
 		}
 		if (c->fec.next_us)
 			client_fec_due(c, ls_now_us());
+		hs_next = client_handshakes_due(c, ls_now_us());
 	}
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */
 	uint8_t fin[LS_MAX_OVERHEAD];
-	client_send_control(c, c->cur, fin, client_route_fin(c->cur, ls_now_us(), fin));
+	size_t fin_len = client_route_fin(c->cur, ls_now_us(), fin);
+	if (fin_len)
+		client_send_control(c, c->cur, fin, fin_len);
 	return 0;
 }
 
@@ -461,6 +475,10 @@ int main(int argc, char **argv)
 	int rc;
 
 	ls_log_init(CL_PROG, LS_LOG_INFO);
+	/* --observe is a mode of its own (capture mode's pcap tool), with its own options. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--observe") == 0)
+			return client_observe_main(argc, argv);
 	parse_cmdline(argc, argv, &cl);
 
 	c = calloc(1, sizeof(*c));

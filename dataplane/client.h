@@ -48,7 +48,7 @@ struct client_counters {
 	uint64_t delivered_packets, delivered_bytes;
 	uint64_t keepalives_sent, keepalive_replies;
 	uint64_t route_changes;
-	uint64_t drops[CL_DROP__COUNT];
+	uint64_t drops[LS_DROP__COUNT];
 };
 
 /* Datagrams waiting for one sendmmsg. Most point into the receive buffers; parity and
@@ -84,6 +84,8 @@ struct client_fec {
 	struct dp_fec_setting set;  /* --fec, fec, set_fec */
 	struct ls_fec_params up;    /* what the encoders use now */
 	struct dp_fec_auto au;      /* the upstream policy for the current route */
+	struct dp_fec_mirror mirror; /* the proxy's downstream policy, as seen from here */
+	uint32_t ka_ms;             /* the keepalive interval in force */
 	uint64_t next_us;           /* earliest deadline of an open block; 0: none */
 	struct dp_fec_counters ctr; /* parity sent, and what freed decoders counted */
 };
@@ -143,6 +145,9 @@ void client_fwd_down(struct client *c);
  * the kernel refused it (counted). */
 bool client_send_control(struct client *c, const struct client_route *r, const uint8_t *buf,
 			 size_t len);
+/* Send the current route's handshake datagram if one is due; returns when the next
+ * one is (0: none under way), for the loop's wait. */
+uint64_t client_handshakes_due(struct client *c, uint64_t now_us);
 /* Forget game sockets idle for CL_FLOW_IDLE_US. */
 void client_flows_expire(struct client *c, uint64_t now_us);
 /* The outgoing queues: a slot (sending what is queued first when full), its
@@ -158,6 +163,10 @@ void client_txq_flush(struct client *c, struct client_txq *q);
 void client_fec_set(struct client *c, const struct dp_fec_setting *s);
 /* The FEC ask our keepalives carry. */
 void client_fec_ask(const struct client *c, uint8_t *fec_k, uint8_t *fec_m);
+/* A keepalive request to r is about to leave: auto follows the report it carries. */
+void client_fec_ka_request(struct client *c, const struct client_route *r, uint64_t now_us);
+/* The keepalive interval to use now (faster while auto learns, 1.2.1). */
+uint32_t client_fec_ka_ms(const struct client *c, uint64_t now_us);
 /* A game socket appears (it gets an encoder while FEC is on) or goes. */
 void client_fec_flow_new(struct client *c, struct client_flow *f);
 void client_fec_flow_gone(struct client *c, struct client_flow *f);

@@ -105,9 +105,10 @@ static json_t *stats_json(const struct client *c)
 				      "p50_us", (json_int_t)ls_hist_quantile(h, 0.5),
 				      "p99_us", (json_int_t)ls_hist_quantile(h, 0.99),
 				      "max_us", (json_int_t)(h->count ? h->max : 0)));
-	for (int i = 0; i < CL_DROP__COUNT; i++)
-		json_object_set_new(drops, client_drop_names[i],
-				    json_integer((json_int_t)c->ctr.drops[i]));
+	for (int i = 0; i < LS_DROP__COUNT; i++)
+		if (ls_drop_counted_by((enum ls_drop)i, LS_DROP_CLIENT))
+			json_object_set_new(drops, ls_drop_names[i],
+					    json_integer((json_int_t)c->ctr.drops[i]));
 	json_object_set_new(o, "drops", drops);
 	client_fec_counters(c, &fec);
 	json_object_set_new(o, "fec", dp_fec_counters_json(&fec));
@@ -120,13 +121,13 @@ static json_t *stats_json(const struct client *c)
 	return o;
 }
 
-static json_t *stats_prometheus(const struct client *c)
+/* The Prometheus text (malloc'd), or NULL when out of memory. */
+static char *stats_prometheus(const struct client *c)
 {
 	const struct client_route *r = c->cur;
 	struct dp_fec_counters fec;
 	struct ls_buf b;
 	char name[96];
-	json_t *o;
 
 	ls_buf_init(&b);
 	for (size_t i = 0; i < LS_ARRAY_LEN(counter_table); i++) {
@@ -136,10 +137,12 @@ static json_t *stats_prometheus(const struct client *c)
 	}
 	ls_prom_header(&b, "lightspeed_client_drops_total", "counter",
 		       "Datagrams dropped, by reason.");
-	for (int i = 0; i < CL_DROP__COUNT; i++) {
+	for (int i = 0; i < LS_DROP__COUNT; i++) {
 		struct ls_buf label;
+		if (!ls_drop_counted_by((enum ls_drop)i, LS_DROP_CLIENT))
+			continue;
 		ls_buf_init(&label);
-		ls_prom_label(&label, "reason", client_drop_names[i]);
+		ls_prom_label(&label, "reason", ls_drop_names[i]);
 		ls_prom_u64(&b, "lightspeed_client_drops_total", label.data, c->ctr.drops[i]);
 		ls_buf_free(&label);
 	}
@@ -175,191 +178,116 @@ static json_t *stats_prometheus(const struct client *c)
 			       "Smoothed loss from the proxy.");
 		ls_prom_f64(&b, "lightspeed_client_loss_down_ratio", NULL, r->loss_down);
 	}
-	o = b.oom ? NULL : json_pack("{s:s}", "text", b.data ? b.data : "");
-	ls_buf_free(&b);
-	return o;
+	if (b.oom) {
+		ls_buf_free(&b);
+		return NULL;
+	}
+	return b.data ? b.data : strdup("");
 }
 
 /* ---- commands ---------------------------------------------------------------- */
 
-/* Arguments are checked precisely: a misspelt one is an error, not ignored. */
-static int only_args(json_t *req, const char *const *allowed, char *msg, size_t msglen)
+static enum ls_rc cmd_status(void *ctx, struct ls_steer_call *call)
 {
-	const char *key;
-	json_t *v;
-
-	json_object_foreach(req, key, v) {
-		bool ok = strcmp(key, "id") == 0 || strcmp(key, "cmd") == 0;
-		for (const char *const *a = allowed; !ok && *a; a++)
-			ok = strcmp(key, *a) == 0;
-		if (!ok) {
-			snprintf(msg, msglen, "unknown argument '%.64s'", key);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static enum ls_rc cmd_status(void *ctx, json_t *req, json_t **result, char *msg, size_t msglen)
-{
-	static const char *const args[] = { NULL };
-
-	if (only_args(req, args, msg, msglen) < 0)
-		return LS_RC_INVALID;
-	*result = status_json(ctx);
+	call->result = status_json(ctx);
 	return LS_RC_OK;
 }
 
-static enum ls_rc cmd_stats(void *ctx, json_t *req, json_t **result, char *msg, size_t msglen)
+static enum ls_rc cmd_stats(void *ctx, struct ls_steer_call *call)
 {
-	static const char *const args[] = { "format", NULL };
-	json_t *f = json_object_get(req, "format");
-	const char *fmt = "json";
+	int text = ls_steer_text_format(call);
 
-	if (only_args(req, args, msg, msglen) < 0)
+	if (text < 0)
 		return LS_RC_INVALID;
-	if (f) {
-		fmt = json_string_value(f);
-		if (!fmt || (strcmp(fmt, "json") != 0 && strcmp(fmt, "prometheus") != 0)) {
-			snprintf(msg, msglen, "format must be \"json\" or \"prometheus\"");
-			return LS_RC_INVALID;
-		}
-	}
-	if (strcmp(fmt, "json") == 0) {
-		*result = stats_json(ctx);
-		return LS_RC_OK;
-	}
-	*result = stats_prometheus(ctx);
-	if (!*result) {
-		snprintf(msg, msglen, "out of memory");
-		return LS_RC_INTERNAL;
-	}
+	if (text)
+		return ls_steer_answer_text(call, stats_prometheus(ctx));
+	call->result = stats_json(ctx);
 	return LS_RC_OK;
 }
 
 /* An "ip:port" argument the client can send to. */
-static int addr_arg(const struct client *c, const char *name, json_t *v, struct sockaddr_in *out,
-		    char *msg, size_t msglen)
+static enum ls_rc addr_arg(const struct client *c, struct ls_steer_call *call, const char *name,
+			   struct sockaddr_in *out)
 {
+	const char *s = json_string_value(json_object_get(call->req, name));
 	char err[128];
-	const char *s = json_string_value(v), *bad;
+	const char *bad;
 
-	if (!s) {
-		snprintf(msg, msglen, "%s must be a string \"ip:port\"", name);
-		return -1;
-	}
 	/* Numeric only: a name lookup would stall the packet loop. */
-	if (ls_hostport_parse(s, out, false, false, err, sizeof(err)) < 0) {
-		snprintf(msg, msglen, "%s: %s", name, err);
-		return -1;
-	}
+	if (ls_hostport_parse(s, out, false, false, err, sizeof(err)) < 0)
+		return ls_steer_fail(call, LS_RC_INVALID, "%s: %s", name, err);
 	bad = client_addr_unusable(out);
-	if (bad) {
-		snprintf(msg, msglen, "%s: '%.32s' is %s", name, s, bad);
-		return -1;
-	}
+	if (bad)
+		return ls_steer_fail(call, LS_RC_INVALID, "%s: '%.32s' is %s", name, s, bad);
 	if (out->sin_port == c->listen.sin_port &&
 	    (out->sin_addr.s_addr == c->listen.sin_addr.s_addr ||
 	     (c->listen.sin_addr.s_addr == htonl(INADDR_ANY) &&
-	      (ntohl(out->sin_addr.s_addr) >> 24) == 127))) {
-		snprintf(msg, msglen, "%s: '%.32s' is the client's own local address", name, s);
-		return -1;
-	}
-	return 0;
-}
-
-static enum ls_rc cmd_set_route(void *ctx, json_t *req, json_t **result, char *msg,
-				size_t msglen)
-{
-	static const char *const args[] = { "proxy", "session_id", "key", "game_server", NULL };
-	struct client *c = ctx;
-	struct sockaddr_in proxy, game;
-	json_t *jsid = json_object_get(req, "session_id");
-	json_t *jkey = json_object_get(req, "key");
-	json_t *jgame = json_object_get(req, "game_server");
-	uint8_t key[LS_KEY_LEN];
-	json_int_t sid = 0;
-
-	if (only_args(req, args, msg, msglen) < 0)
-		return LS_RC_INVALID;
-	if (!json_object_get(req, "proxy")) {
-		snprintf(msg, msglen, "proxy (\"ip:port\") is required");
-		return LS_RC_INVALID;
-	}
-	if (addr_arg(c, "proxy", json_object_get(req, "proxy"), &proxy, msg, msglen) < 0)
-		return LS_RC_INVALID;
-	/* null reads as absent, so that a status's session_id can be handed back. */
-	if (json_is_null(jsid))
-		jsid = NULL;
-	if (json_is_null(jkey))
-		jkey = NULL;
-	if (json_is_null(jgame))
-		jgame = NULL;
-	if (!jsid != !jkey) {
-		snprintf(msg, msglen, "session_id and key go together (both or neither)");
-		return LS_RC_INVALID;
-	}
-	if (jsid) {
-		sid = json_is_integer(jsid) ? json_integer_value(jsid) : 0;
-		if (sid < 1 || sid > (json_int_t)CL_SESSION_ID_MAX) {
-			snprintf(msg, msglen, "session_id must be an integer in 1..%u",
-				 CL_SESSION_ID_MAX);
-			return LS_RC_INVALID;
-		}
-		if (ls_hex_decode(json_string_value(jkey), key, LS_KEY_LEN) < 0) {
-			snprintf(msg, msglen, "key must be a string of %d hex digits",
-				 2 * LS_KEY_LEN);
-			return LS_RC_INVALID;
-		}
-	}
-	if (jgame && addr_arg(c, "game_server", jgame, &game, msg, msglen) < 0)
-		return LS_RC_INVALID;
-
-	client_set_route(c, &proxy, (uint32_t)sid, jsid ? key : NULL, jgame ? &game : NULL);
-	*result = status_json(c);
+	      (ntohl(out->sin_addr.s_addr) >> 24) == 127)))
+		return ls_steer_fail(call, LS_RC_INVALID,
+				     "%s: '%.32s' is the client's own local address", name, s);
 	return LS_RC_OK;
 }
 
-static enum ls_rc cmd_set_fec(void *ctx, json_t *req, json_t **result, char *msg,
-			      size_t msglen)
+static enum ls_rc cmd_set_route(void *ctx, struct ls_steer_call *call)
 {
-	static const char *const args[] = { "fec", NULL };
+	struct client *c = ctx;
+	struct sockaddr_in proxy, game;
+	/* null reads as absent, so that a status's session_id can be handed back. */
+	json_t *jsid = json_object_get(call->req, "session_id");
+	const char *key_hex = json_string_value(json_object_get(call->req, "key"));
+	bool game_set = json_is_string(json_object_get(call->req, "game_server"));
+	uint8_t key[LS_KEY_LEN];
+	enum ls_rc rc;
+
+	if (json_is_null(jsid))
+		jsid = NULL;
+	if ((rc = addr_arg(c, call, "proxy", &proxy)) != LS_RC_OK)
+		return rc;
+	if (!jsid != !key_hex)
+		return ls_steer_fail(call, LS_RC_INVALID,
+				     "session_id and key go together (both or neither)");
+	if (key_hex && ls_hex_decode(key_hex, key, LS_KEY_LEN) < 0)
+		return ls_steer_fail(call, LS_RC_INVALID, "key must be a string of %d hex digits",
+				     2 * LS_KEY_LEN);
+	if (game_set && (rc = addr_arg(c, call, "game_server", &game)) != LS_RC_OK)
+		return rc;
+
+	client_set_route(c, &proxy, jsid ? (uint32_t)json_integer_value(jsid) : 0,
+			 key_hex ? key : NULL, game_set ? &game : NULL);
+	call->result = status_json(c);
+	return LS_RC_OK;
+}
+
+static enum ls_rc cmd_set_fec(void *ctx, struct ls_steer_call *call)
+{
 	struct client *c = ctx;
 	struct dp_fec_setting s;
-	const char *v = json_string_value(json_object_get(req, "fec"));
+	const char *v = json_string_value(json_object_get(call->req, "fec"));
 	char err[160];
 
-	if (only_args(req, args, msg, msglen) < 0)
-		return LS_RC_INVALID;
-	if (!v) {
-		snprintf(msg, msglen, "fec (\"off\", \"auto\", \"K:M\" or \"K:M:MS\") is required");
-		return LS_RC_INVALID;
-	}
-	if (dp_fec_parse(v, &s, err, sizeof(err)) < 0) {
-		snprintf(msg, msglen, "fec: %s", err);
-		return LS_RC_INVALID;
-	}
+	if (dp_fec_parse(v, &s, err, sizeof(err)) < 0)
+		return ls_steer_fail(call, LS_RC_INVALID, "fec: %s", err);
 	client_fec_set(c, &s);
 	/* The proxy hears the new downstream ask now, not an interval later. */
 	client_send_keepalive(c, ls_now_us());
 	ls_info("fec: %s", v);
-	*result = status_json(c);
+	call->result = status_json(c);
 	return LS_RC_OK;
 }
 
-static const struct ls_steer_cmd client_cmds[] = {
-	{ "status", cmd_status, "route, path and measurements" },
-	{ "stats", cmd_stats, "counters; {\"format\":\"prometheus\"} for the text format" },
-	{ "set_route", cmd_set_route,
-	  "{\"proxy\":\"ip:port\"[,\"session_id\":N,\"key\":\"hex\"][,\"game_server\":\"ip:port\"]}" },
-	{ "set_fec", cmd_set_fec,
-	  "{\"fec\":\"off\"|\"auto\"|\"K:M\"|\"K:M:MS\"}: FEC for both directions" },
-	{ NULL, NULL, NULL },
+/* The commands' definitions are ls_steer_cmd_client (shared/steer_cmd.c). */
+static const struct ls_steer_handler client_handlers[] = {
+	{ "status", cmd_status },
+	{ "stats", cmd_stats },
+	{ "set_route", cmd_set_route },
+	{ "set_fec", cmd_set_fec },
+	{ NULL, NULL },
 };
 
 int client_ctl_open(struct client *c, char *err, size_t errlen)
 {
-	c->steer = ls_steer_open(c->conf.socket, 0660, client_cmds, c, err, errlen);
+	c->steer = ls_steer_open(c->conf.socket, 0660, ls_steer_cmd_client, client_handlers, c,
+				 err, errlen);
 	return c->steer ? 0 : -1;
 }
 
@@ -371,16 +299,25 @@ static void route_events(struct client *c, struct client_route *r, bool current)
 	bool subs;
 
 	/* Called after every batch: nothing is formatted unless something happened. */
-	if (!r->ev_fin && !r->ev_path && !r->n_ev_rtt)
+	if (!r->ev_fin && !r->ev_path && !r->n_ev_rtt && !r->ev_life && !r->ev_silent)
 		return;
 	subs = c->steer && ls_steer_has_subscribers(c->steer);
 	ls_addr_fmt(&r->proxy, buf);
 	if (r->ev_fin)
 		ls_warn("proxy %s sent FIN%s", buf,
 			current ? ": route down, still probing it" : " (old route)");
+	if (r->ev_silent)
+		ls_info("proxy %s went silent: handshaking (it may have restarted, or the "
+			"session been added again)", buf);
+	if (r->ev_life)
+		ls_debug("proxy %s: session %u, lifetime %u began", buf, r->session_id,
+			 r->handshakes);
 	if (current && r->ev_path) {
 		if (r->path == CL_PATH_DOWN)
 			ls_warn("path %s -> down", buf);
+		else if (r->path == CL_PATH_DEGRADED)
+			ls_warn("path %s -> degraded: keepalives are answered but the game packets "
+				"the proxy sends are dropped here (see stats drops)", buf);
 		else
 			ls_info("path %s -> %s", buf, client_path_name(r->path));
 		if (subs)
@@ -394,6 +331,8 @@ static void route_events(struct client *c, struct client_route *r, bool current)
 							   (json_int_t)r->ev_rtt[i])));
 	r->ev_fin = false;
 	r->ev_path = false;
+	r->ev_life = false;
+	r->ev_silent = false;
 	r->n_ev_rtt = 0;
 }
 

@@ -38,9 +38,30 @@ void client_fec_set(struct client *c, const struct dp_fec_setting *s)
 {
 	struct ls_fec_params p;
 
+	uint64_t now = ls_now_us();
+
 	c->fec.set = *s;
-	dp_fec_start(s, &c->fec.au, ls_now_us(), &p);
+	dp_fec_start(s, &c->fec.au, now, &p);
+	dp_fec_mirror_start(&c->fec.mirror, now);
 	apply_up(c, &p);
+}
+
+void client_fec_ka_request(struct client *c, const struct client_route *r, uint64_t now_us)
+{
+	struct ls_rx_count rx = r->rx;
+	struct ls_keepalive ka;
+
+	if (c->fec.set.mode != DP_FEC_AUTO)
+		return;
+	/* The report the request will carry, from a copy: the route's count goes on. */
+	ls_rx_report(&rx, &ka);
+	dp_fec_mirror_report(&c->fec.mirror, &ka, now_us);
+}
+
+uint32_t client_fec_ka_ms(const struct client *c, uint64_t now_us)
+{
+	return dp_fec_ka_ms(&c->fec.set, &c->fec.au, &c->fec.mirror, (uint32_t)c->conf.keepalive_ms,
+			    now_us);
 }
 
 void client_fec_ask(const struct client *c, uint8_t *fec_k, uint8_t *fec_m)
@@ -81,34 +102,52 @@ static void noted(struct client *c, const struct client_flow *f)
 		c->fec.next_us = d;
 }
 
+/* The upstream queue as a parity sink towards one route. */
+struct parity_ctx {
+	struct client *c;
+	struct client_route *r;
+	uint64_t now_us;
+	unsigned slot;
+};
+
+static uint8_t *parity_slot(void *arg, size_t wire_len)
+{
+	struct parity_ctx *x = arg;
+
+	(void)wire_len;
+	x->slot = client_txq_slot(x->c, &x->c->io->up);
+	return x->c->io->up.own[x->slot];
+}
+
+static void parity_queue(void *arg, uint8_t *start, size_t len)
+{
+	struct parity_ctx *x = arg;
+
+	client_route_sent(x->r, x->now_us);
+	client_txq_put(&x->c->io->up, x->slot, start, len, &x->r->proxy);
+	x->c->fec.ctr.parity_sent++;
+}
+
 /* Parity rows first_row.. of a block into the upstream queue towards r. Parity carries
  * the flow's addresses, like its data (1.2). */
 static void send_parity(struct client *c, struct client_route *r, const struct client_flow *f,
 			const uint8_t *shards, size_t len, uint16_t block, uint8_t k,
 			uint8_t first_row, int count, uint64_t now_us)
 {
-	struct client_txq *q = &c->io->up;
+	struct parity_ctx x = { .c = c, .r = r, .now_us = now_us };
+	struct ls_parity_sink sink = { .slot = parity_slot, .queue = parity_queue, .ctx = &x };
+	struct ls_hdr addrs = {
+		.src_ip = f->ip,
+		.src_port = f->port,
+		.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
+		.dst_port = ntohs(c->game_server.sin_port),
+	};
+	struct ls_seal key;
 
-	for (int j = 0; j < count; j++) {
-		unsigned slot = client_txq_slot(c, q);
-		struct ls_hdr h = {
-			.version = LS_VER_FEC,
-			.src_ip = f->ip,
-			.src_port = f->port,
-			.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
-			.dst_port = ntohs(c->game_server.sin_port),
-			.fec_block = block,
-			.fec_index = (uint8_t)(k + first_row + j),
-			.fec_k = k,
-		};
-		uint8_t *start;
-		size_t wire;
-
-		memcpy(q->own[slot] + CL_HEADROOM, shards + (size_t)j * LS_FEC_SHARD_MAX, len);
-		wire = client_route_wrap(r, &h, q->own[slot], len, now_us, &start);
-		client_txq_put(q, slot, start, wire, &r->proxy);
-	}
-	c->fec.ctr.parity_sent += (uint64_t)(count > 0 ? count : 0);
+	if (count <= 0 || !client_route_sealer(r, &key))
+		return;
+	ls_parity_send(&key, &addrs, &r->tx_seq, (uint32_t)now_us, shards, len, block, k,
+		       first_row, count, &sink);
 }
 
 static void close_block(struct client *c, struct client_route *r, struct client_flow *f,

@@ -78,7 +78,7 @@ void client_txq_flush(struct client *c, struct client_txq *q)
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			c->ctr.drops[CL_DROP_SEND_ERROR]++;
+			c->ctr.drops[LS_DROP_SEND_ERROR]++;
 			i++;
 			continue;
 		}
@@ -112,7 +112,7 @@ bool client_send_control(struct client *c, const struct client_route *r, const u
 			   sizeof(r->proxy));
 
 	if (n < 0) {
-		c->ctr.drops[CL_DROP_SEND_ERROR]++;
+		c->ctr.drops[LS_DROP_SEND_ERROR]++;
 		return false;
 	}
 	c->ctr.tunnel_tx_packets++;
@@ -193,7 +193,7 @@ void client_fwd_up(struct client *c)
 			c->ctr.game_rx_packets++;
 			c->ctr.game_rx_bytes += len;
 			if (len > LS_MAX_PAYLOAD || (mh->msg_flags & MSG_TRUNC)) {
-				c->ctr.drops[CL_DROP_OVERSIZE]++;
+				c->ctr.drops[LS_DROP_OVERSIZE]++;
 				continue;
 			}
 			uint32_t ip = ntohl(from->sin_addr.s_addr);
@@ -213,9 +213,14 @@ void client_fwd_up(struct client *c)
 
 			uint8_t *start;
 			size_t wire = client_route_wrap(r, &h, io->up_buf[i], len, now, &start);
+			if (!wire) {
+				/* A keyed route before its first lifetime (a round trip). */
+				c->ctr.drops[LS_DROP_HANDSHAKE]++;
+				continue;
+			}
 			client_txq_put(&io->up, client_txq_slot(c, &io->up), start, wire,
 				       &r->proxy);
-			c->fec.au.sent++;
+			dp_fec_auto_sent(&c->fec.au, now);
 			if (f->enc)
 				client_fec_sent(c, r, f, full, now);
 		}
@@ -223,6 +228,32 @@ void client_fwd_up(struct client *c)
 		if (n < CL_BATCH)
 			return;
 	}
+}
+
+/* ---- handshakes ---------------------------------------------------------------- */
+
+uint64_t client_handshakes_due(struct client *c, uint64_t now_us)
+{
+	struct client_route *r = c->cur;
+	uint8_t buf[LS_HS_MAX_LEN];
+	uint64_t next, watch;
+	size_t n;
+
+	/* A new lifetime: a keepalive at once carries our FEC ask and measures the path.
+	 * Then silence: it may begin a handshake that is due at once. */
+	if (r->ka_now) {
+		r->ka_now = false;
+		client_send_keepalive(c, now_us);
+	}
+	if (client_route_silence(r, now_us, &watch))
+		client_send_keepalive(c, now_us);
+	n = client_route_hs_due(r, now_us, buf);
+	if (n)
+		client_send_control(c, r, buf, n);
+	next = client_route_hs_next(r);
+	if (watch && (!next || watch < next))
+		next = watch;
+	return next;
 }
 
 /* ---- tunnel -> game ------------------------------------------------------------ */
@@ -273,7 +304,7 @@ void client_fwd_down(struct client *c)
 			size_t len = io->down_rx[i].msg_len;
 			const struct sockaddr_in *from = &io->down_from[i];
 			const uint8_t *buf = io->down_buf[i];
-			enum client_drop why = CL_DROP_MALFORMED;
+			enum ls_drop why = LS_DROP_MALFORMED;
 			struct client_route *r;
 			struct ls_pkt pkt;
 			int rc;
@@ -281,16 +312,16 @@ void client_fwd_down(struct client *c)
 			c->ctr.tunnel_rx_packets++;
 			c->ctr.tunnel_rx_bytes += len;
 			if (!known_proxy(c, from)) {
-				c->ctr.drops[CL_DROP_UNEXPECTED_SOURCE]++;
+				c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
 				continue;
 			}
 			if (len > LS_MAX_DATAGRAM || (mh->msg_flags & MSG_TRUNC)) {
-				c->ctr.drops[CL_DROP_OVERSIZE]++;
+				c->ctr.drops[LS_DROP_OVERSIZE]++;
 				continue;
 			}
 			rc = ls_pkt_decode(buf, len, &pkt);
 			if (rc != LS_PE_OK) {
-				c->ctr.drops[client_drop_from_decode(rc)]++;
+				c->ctr.drops[ls_drop_from_decode(rc)]++;
 				continue;
 			}
 			r = route_for(c, from, &pkt);
@@ -301,9 +332,18 @@ void client_fwd_down(struct client *c)
 			case CL_RX_KA_REQUEST: {
 				/* The proxy validates our address this way (1.6): answer at once. */
 				uint8_t ans[LS_MAX_OVERHEAD], k, m;
+				size_t alen;
 				client_fec_ask(c, &k, &m);
-				client_send_control(c, r, ans,
-						    client_route_ka_reply(r, &pkt.h, k, m, ans));
+				alen = client_route_ka_reply(r, &pkt.h, k, m, ans);
+				if (alen)
+					client_send_control(c, r, ans, alen);
+				continue;
+			}
+			case CL_RX_HANDSHAKE: {
+				uint8_t hs[LS_HS_MAX_LEN];
+				size_t hlen = client_route_hs_due(r, now, hs);
+				if (hlen)
+					client_send_control(c, r, hs, hlen);
 				continue;
 			}
 			case CL_RX_KA_REPLY:
@@ -318,7 +358,8 @@ void client_fwd_down(struct client *c)
 			}
 			struct client_flow *f = flow_find(c, pkt.h.dst_ip, pkt.h.dst_port);
 			if (!f) {
-				c->ctr.drops[CL_DROP_UNKNOWN_FLOW]++;
+				c->ctr.drops[LS_DROP_UNKNOWN_FLOW]++;
+				client_route_data_dropped(r);
 				continue;
 			}
 			/* The payload stays where it arrived; only its place is computed. */

@@ -5,34 +5,6 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-const char *const client_drop_names[CL_DROP__COUNT] = {
-	[CL_DROP_MALFORMED] = "malformed",
-	[CL_DROP_BAD_VERSION] = "bad_version",
-	[CL_DROP_FEC_RANGE] = "fec_range",
-	[CL_DROP_OVERSIZE] = "oversize",
-	[CL_DROP_UNAUTHENTICATED] = "unauthenticated",
-	[CL_DROP_UNKNOWN_SESSION] = "unknown_session",
-	[CL_DROP_BAD_TAG] = "bad_tag",
-	[CL_DROP_REPLAY] = "replay",
-	[CL_DROP_UNEXPECTED_SOURCE] = "unexpected_source",
-	[CL_DROP_UNKNOWN_FLOW] = "unknown_flow",
-	[CL_DROP_SEND_ERROR] = "send_error",
-};
-
-enum client_drop client_drop_from_decode(int err)
-{
-	switch (err) {
-	case LS_PE_VERSION:
-		return CL_DROP_BAD_VERSION;
-	case LS_PE_FEC_RANGE:
-		return CL_DROP_FEC_RANGE;
-	case LS_PE_OVERSIZE:
-		return CL_DROP_OVERSIZE;
-	default: /* LS_PE_SHORT, LS_PE_FLAGS */
-		return CL_DROP_MALFORMED;
-	}
-}
-
 const char *client_path_name(enum client_path p)
 {
 	switch (p) {
@@ -40,13 +12,17 @@ const char *client_path_name(enum client_path p)
 		return "up";
 	case CL_PATH_DOWN:
 		return "down";
+	case CL_PATH_DEGRADED:
+		return "degraded";
 	default:
 		return "unknown";
 	}
 }
 
-/* A packet more than this older than the newest accepted one is stale (1.3). */
-#define FRESHNESS_US 10000000
+/* Game packets dropped with none accepted over this long: the path is degraded. */
+#define DEGRADED_US 1000000
+/* Sending this long without hearing back is silence (at least; 4 RTT if longer). */
+#define SILENCE_MIN_US 200000
 /* A transit-time step this large is a clock restart on the proxy, not jitter: the
  * estimator starts over from the next packet instead of remembering a spike. */
 #define TRANSIT_STEP_MAX_US 10000000
@@ -69,7 +45,12 @@ void client_route_init(struct client_route *r, const struct sockaddr_in *proxy,
 	}
 	r->started_us = now_us;
 	r->tx_seq = first_seq;
-	ls_replay_init(&r->replay);
+	ls_lives_init(&r->lv);
+	/* A keyed route begins with a handshake: its first lifetime. Without randomness
+	 * it never gets one, and its game packets are counted as `handshake`. */
+	if (key)
+		ls_hs_start(&r->hs, now_us);
+	r->iv_start_us = now_us;
 	ls_hist_init(&r->rtt);
 	r->srtt_us = -1;
 	r->loss_up = -1;
@@ -88,64 +69,130 @@ bool client_route_is(const struct client_route *r, const struct sockaddr_in *pro
 	return r->keyed && r->session_id == session_id && memcmp(r->key, key, LS_KEY_LEN) == 0;
 }
 
-static void hdr_base(const struct client_route *r, struct ls_hdr *h, uint8_t flags)
+bool client_route_ready(const struct client_route *r, uint64_t now_us)
 {
-	memset(h, 0, sizeof(*h));
-	h->version = LS_VER_PLAIN;
-	h->flags = r->keyed ? (uint8_t)(flags | LS_F_AUTH) : flags;
-	h->token = r->token;
-	h->session_id = r->session_id;
+	return !r->keyed || ls_lives_up(&r->lv, now_us);
 }
 
-/* Encode h at buf, then sign header + payload_len bytes following it. */
-static size_t finish(struct client_route *r, const struct ls_hdr *h, uint8_t *buf,
-		     size_t payload_len)
+bool client_route_sealer(struct client_route *r, struct ls_seal *k)
 {
-	size_t n = ls_hdr_encode(h, buf) + payload_len;
+	k->mac = NULL;
+	k->token = 0;
+	k->session_id = 0;
+	if (!r->keyed)
+		return true;
+	if (!r->lv.cur.live)
+		return false;
+	k->mac = &r->lv.cur.mac;
+	k->token = r->token;
+	k->session_id = r->session_id;
+	return true;
+}
 
-	if (r->keyed) {
-		ls_mac_tag(&r->mac, buf, n, buf + n);
-		n += LS_TAG_LEN;
+void client_route_sent(struct client_route *r, uint64_t now_us)
+{
+	if (!r->quiet_since_us)
+		r->quiet_since_us = now_us ? now_us : 1;
+}
+
+/* How long sending without hearing back is silence: a few round trips, and never
+ * less than a game server's slowest usual answer. */
+static uint64_t silence_us(const struct client_route *r)
+{
+	uint64_t t = r->srtt_us > 0 ? 4 * (uint64_t)r->srtt_us : 0;
+
+	return t < SILENCE_MIN_US ? SILENCE_MIN_US : t;
+}
+
+bool client_route_silence(struct client_route *r, uint64_t now_us, uint64_t *next_us)
+{
+	uint64_t t = silence_us(r);
+
+	*next_us = 0;
+	if (!r->quiet_since_us || (r->keyed && r->hs.state != LS_HSS_IDLE))
+		return false;
+	if (!r->probe_us) {
+		if (now_us - r->quiet_since_us < t) {
+			*next_us = r->quiet_since_us + t;
+			return false;
+		}
+		r->probe_us = now_us;
+		*next_us = now_us + t;
+		return true;
 	}
-	return n;
+	if (now_us - r->probe_us < t) {
+		*next_us = r->probe_us + t;
+		return false;
+	}
+	/* The ask went unanswered too. */
+	r->probe_us = 0;
+	r->quiet_since_us = 0;
+	if (r->keyed && ls_hs_start(&r->hs, now_us) == 0)
+		r->ev_silent = true;
+	return false;
 }
 
 size_t client_route_wrap(struct client_route *r, struct ls_hdr *h, uint8_t *buf, size_t len,
 			 uint64_t now_us, uint8_t **start)
 {
-	h->flags = r->keyed ? LS_F_AUTH : 0;
-	h->token = r->token;
-	h->session_id = r->session_id;
+	struct ls_seal k;
+	size_t n;
+
+	if (!client_route_sealer(r, &k))
+		return 0;
 	h->seq = r->tx_seq++;
 	h->ts_us = (uint32_t)now_us;
-	*start = buf + CL_HEADROOM - ls_hdr_len(h->version, h->flags);
-	return finish(r, h, *start, len);
+	n = ls_seal_in_place(&k, h, buf + CL_HEADROOM, len, start);
+	client_route_sent(r, now_us);
+	return n;
 }
 
-/* A keepalive (ka set) or a FIN (ka NULL). */
+/* A keepalive (ka set) or a FIN (ka NULL); 0 when there is no lifetime to seal with. */
 static size_t control(struct client_route *r, uint8_t flags, uint16_t seq, uint32_t ts,
 		      struct ls_keepalive *ka, uint8_t *buf)
 {
+	struct ls_seal k;
 	struct ls_hdr h;
 
-	hdr_base(r, &h, flags);
+	if (!client_route_sealer(r, &k))
+		return 0;
+	memset(&h, 0, sizeof(h));
+	h.version = LS_VER_PLAIN;
+	h.flags = flags;
 	h.seq = seq;
 	h.ts_us = ts;
 	if (ka) {
 		ls_rx_report(&r->rx, ka);
 		ls_keepalive_to_hdr(ka, &h);
 	}
-	return finish(r, &h, buf, 0);
+	return ls_seal_at(&k, &h, buf, 0);
+}
+
+size_t client_route_hs_due(struct client_route *r, uint64_t now_us, uint8_t *buf)
+{
+	if (!r->keyed)
+		return 0;
+	return ls_hs_due(&r->hs, &r->mac, r->token, r->session_id, now_us, buf);
+}
+
+uint64_t client_route_hs_next(const struct client_route *r)
+{
+	return r->keyed && r->hs.state != LS_HSS_IDLE ? r->hs.next_us : 0;
 }
 
 size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t fec_k,
 			       uint8_t fec_m, uint8_t *buf)
 {
 	struct ls_keepalive ka = { .kind = LS_KA_REQUEST, .fec_k = fec_k, .fec_m = fec_m };
-	uint16_t seq = r->tx_seq++;
+	uint16_t seq;
 	uint32_t ts = (uint32_t)now_us;
-	unsigned slot = r->ka_next++ % CL_KA_OUTSTANDING;
+	unsigned slot;
 
+	if (!client_route_ready(r, now_us))
+		return 0; /* the handshake probes the proxy meanwhile */
+	seq = r->tx_seq++;
+	client_route_sent(r, now_us);
+	slot = r->ka_next++ % CL_KA_OUTSTANDING;
 	r->ka[slot].seq = seq;
 	r->ka[slot].ts = ts;
 	r->ka[slot].live = true;
@@ -162,9 +209,11 @@ size_t client_route_ka_reply(struct client_route *r, const struct ls_hdr *req, u
 
 size_t client_route_fin(struct client_route *r, uint64_t now_us, uint8_t *buf)
 {
-	uint16_t seq = r->tx_seq++;
+	size_t n = control(r, LS_F_FIN, r->tx_seq, (uint32_t)now_us, NULL, buf);
 
-	return control(r, LS_F_FIN, seq, (uint32_t)now_us, NULL, buf);
+	if (n)
+		r->tx_seq++;
+	return n;
 }
 
 /* The first reply to one of our requests: forget the request so that a duplicate or
@@ -250,9 +299,55 @@ static void path_set(struct client_route *r, enum client_path p)
 	}
 }
 
+/* Something genuine came from the proxy: a path down or unknown is up; a degraded one
+ * stays so until game packets get through again. */
+static void path_alive(struct client_route *r)
+{
+	if (r->path != CL_PATH_DEGRADED)
+		path_set(r, CL_PATH_UP);
+}
+
+void client_route_data_dropped(struct client_route *r)
+{
+	r->iv_data_drop++;
+}
+
+/* A HANDSHAKE from the proxy (1.8). */
+static enum client_rx handshake(struct client_route *r, const uint8_t *buf,
+				const struct ls_pkt *p, uint64_t now_us, enum ls_drop *why)
+{
+	enum ls_hs_event ev;
+
+	if (!r->keyed || p->h.session_id != r->session_id) {
+		*why = LS_DROP_UNKNOWN_SESSION;
+		return CL_RX_DROP;
+	}
+	ev = ls_hs_receive(&r->hs, &r->lv, &r->mac, r->token, p, buf, now_us, why);
+	switch (ev) {
+	case LS_HSE_DROP:
+		return CL_RX_DROP;
+	case LS_HSE_NONE:
+		return CL_RX_CONSUMED;
+	case LS_HSE_SEND:
+		r->last_rx_us = now_us;
+		return CL_RX_HANDSHAKE;
+	case LS_HSE_UP:
+		break;
+	}
+	r->handshakes++;
+	r->ev_life = true;
+	r->ka_now = true;
+	r->last_rx_us = now_us;
+	r->quiet_since_us = r->probe_us = 0;
+	/* The proxy counts our packets afresh in a new lifetime: so do the reports. */
+	r->up_base.any = false;
+	path_alive(r);
+	return CL_RX_CONSUMED;
+}
+
 enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 				    const struct ls_pkt *p, uint64_t now_us,
-				    enum client_drop *why)
+				    enum ls_drop *why)
 {
 	const struct ls_hdr *h = &p->h;
 	uint32_t now32 = (uint32_t)now_us;
@@ -267,44 +362,38 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 	if (h->flags & LS_F_KEEPALIVE) {
 		int rc = ls_keepalive_from_hdr(h, &ka);
 		if (p->payload_len != 0 || rc != LS_PE_OK) {
-			*why = rc == LS_PE_FEC_RANGE ? CL_DROP_FEC_RANGE : CL_DROP_MALFORMED;
+			*why = rc == LS_PE_FEC_RANGE ? LS_DROP_FEC_RANGE : LS_DROP_MALFORMED;
 			return CL_RX_DROP;
 		}
 		echo = ka.kind == LS_KA_REPLY;
 	}
 
+	if (h->flags & LS_F_HANDSHAKE)
+		return handshake(r, buf, p, now_us, why);
 	if (h->flags & LS_F_AUTH) {
+		struct ls_rx_ok ok;
+
 		if (!r->keyed || h->session_id != r->session_id) {
-			*why = CL_DROP_UNKNOWN_SESSION;
+			*why = LS_DROP_UNKNOWN_SESSION;
 			return CL_RX_DROP;
 		}
-		if (h->token != r->token || !ls_mac_verify(&r->mac, buf, p->signed_len, p->tag)) {
-			*why = CL_DROP_BAD_TAG;
-			return CL_RX_DROP;
-		}
-		/* Echoes take no seq of their own: they stay out of the window and are
-		 * matched to our requests instead. */
-		if (!echo) {
-			if (!ls_replay_check(&r->replay, h->seq, &ext) ||
-			    (clocked && r->ts_any &&
-			     (int32_t)(h->ts_us - r->ts_newest) < -FRESHNESS_US) ||
-			    (clocked && r->floor_any && (int32_t)(h->ts_us - r->ts_floor) <= 0)) {
-				*why = CL_DROP_REPLAY;
+		if (!ls_lives_check(&r->lv, r->token, p, buf, echo, clocked, now_us, &ok, why)) {
+			/* The first packet under the lifetime whose ACK is late or lost. */
+			if (*why != LS_DROP_BAD_TAG ||
+			    !ls_hs_try_pending(&r->hs, &r->lv, r->token, p, buf, now_us) ||
+			    !ls_lives_check(&r->lv, r->token, p, buf, echo, clocked, now_us, &ok, why)) {
+				if (!(h->flags & (LS_F_KEEPALIVE | LS_F_FIN)))
+					r->iv_data_drop++;
 				return CL_RX_DROP;
 			}
-			ls_replay_accept(&r->replay, ext);
-			if (clocked && (!r->ts_any || (int32_t)(h->ts_us - r->ts_newest) > 0)) {
-				r->ts_newest = h->ts_us;
-				r->ts_any = true;
-			}
-			/* Once freshness alone rules out everything before the FIN, the
-			 * floor retires (a 32-bit ts cannot be compared for ever). */
-			if (clocked && r->floor_any &&
-			    (int32_t)(h->ts_us - r->ts_floor) > FRESHNESS_US)
-				r->floor_any = false;
+			r->handshakes++;
+			r->ev_life = true;
+			r->ka_now = true;
+			r->up_base.any = false;
 		}
+		ext = ok.ext;
 	} else if (r->keyed) {
-		*why = CL_DROP_UNAUTHENTICATED;
+		*why = LS_DROP_UNAUTHENTICATED;
 		return CL_RX_DROP;
 	} else {
 		ext = r->rx.any ? ls_seq_extend(r->rx.top, h->seq) : h->seq;
@@ -316,7 +405,8 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 		if (!ka_match(r, h->seq, h->ts_us))
 			return CL_RX_CONSUMED;
 		r->last_rx_us = now_us;
-		path_set(r, CL_PATH_UP);
+		r->quiet_since_us = r->probe_us = 0;
+		path_alive(r);
 		rtt_sample(r, now32 - h->ts_us);
 		jitter_sample(r, 1, now32, h->ts_us);
 		loss_up_report(r, &ka);
@@ -325,28 +415,34 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 
 	ls_rx_note(&r->rx, ext);
 	r->last_rx_us = now_us;
+	r->quiet_since_us = r->probe_us = 0;
 	if (clocked)
 		jitter_sample(r, 0, now32, h->ts_us);
 	if (h->flags & LS_F_FIN) {
-		/* The proxy is going away. The route stays (fail-static): keepalives go on
-		 * and the path comes back up with the proxy. A proxy that comes back holds
-		 * the session afresh and counts its seq from the start again, so the
-		 * window and the loss baselines start over too; the ts floor keeps
-		 * anything sent before the FIN from being replayed into the new window. */
-		ls_replay_init(&r->replay);
+		/* The proxy is going away. The route stays (fail-static): its lifetime
+		 * ends with the proxy's, and handshakes go on until the proxy is back
+		 * (nothing sent before the FIN authenticates in the lifetime after it).
+		 * A proxy that comes back counts its seq afresh: so do the loss
+		 * baselines. */
+		ls_lives_end(&r->lv);
+		if (r->keyed)
+			ls_hs_start(&r->hs, now_us);
 		r->rx.any = false;
 		r->rx.top = 0;
 		r->down_any = false;
 		r->up_base.any = false;
 		r->transit_any[0] = false;
-		r->floor_any = r->ts_any;
-		r->ts_floor = r->ts_newest;
 		path_set(r, CL_PATH_DOWN);
 		r->ev_fin = true;
 		return CL_RX_CONSUMED;
 	}
+	if (h->flags & LS_F_KEEPALIVE) {
+		path_alive(r);
+		return CL_RX_KA_REQUEST;
+	}
+	r->iv_data_ok++;
 	path_set(r, CL_PATH_UP);
-	return (h->flags & LS_F_KEEPALIVE) ? CL_RX_KA_REQUEST : CL_RX_DATA;
+	return CL_RX_DATA;
 }
 
 void client_route_interval(struct client_route *r, uint64_t now_us, uint32_t keepalive_ms)
@@ -368,4 +464,23 @@ void client_route_interval(struct client_route *r, uint64_t now_us, uint32_t kee
 		limit = 1000000;
 	if (r->path != CL_PATH_DOWN && now_us - since >= limit)
 		path_set(r, CL_PATH_DOWN);
+
+	/* Keepalives answered while every game packet from the proxy is dropped here. */
+	if (now_us - r->iv_start_us >= DEGRADED_US) {
+		if (r->path == CL_PATH_UP && r->iv_data_drop && !r->iv_data_ok)
+			path_set(r, CL_PATH_DEGRADED);
+		else if (r->path == CL_PATH_DEGRADED && (r->iv_data_ok || !r->iv_data_drop))
+			path_set(r, CL_PATH_UP);
+		r->iv_data_ok = r->iv_data_drop = 0;
+		r->iv_start_us = now_us;
+	}
+
+	if (!r->keyed || r->hs.state != LS_HSS_IDLE)
+		return;
+	/* A silent proxy may have lost our lifetime (restarted, session re-added): a
+	 * handshake finds out, and costs nothing if it had not. A lifetime near its end
+	 * is renewed before the receivers refuse it (1.8). */
+	if (r->path == CL_PATH_DOWN ||
+	    (r->lv.cur.live && now_us - r->lv.cur.started_us >= LS_LIFE_REKEY_US))
+		ls_hs_start(&r->hs, now_us);
 }

@@ -1,7 +1,8 @@
-/* lightspeed-client: one route (a proxy, with or without a session key) — the tunnel
- * header it writes, the checks on what comes back from its proxy (docs/protocol.md
- * 1.3), and what its keepalives measure: RTT, jitter, loss per direction, path state
- * (1.4). Nothing here does I/O, logs or allocates: callers send and report. */
+/* lightspeed-client: one route (a proxy, with or without a session key) — its
+ * lifetimes and handshake (docs/protocol.md 1.8), the tunnel header it writes, the
+ * checks on what comes back from its proxy (1.3), and what its keepalives measure: RTT,
+ * jitter, loss per direction, path state (1.4). Nothing here does I/O, logs or
+ * allocates: callers send and report. */
 #ifndef LS_CLIENT_ROUTE_H
 #define LS_CLIENT_ROUTE_H
 
@@ -10,29 +11,11 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "drop.h"
 #include "hist.h"
+#include "life.h"
 #include "proto.h"
-
-/* ---- drop reasons the client counts (docs/protocol.md 1.7), one enum and names ---- */
-
-enum client_drop {
-	CL_DROP_MALFORMED,
-	CL_DROP_BAD_VERSION,
-	CL_DROP_FEC_RANGE,
-	CL_DROP_OVERSIZE,
-	CL_DROP_UNAUTHENTICATED,
-	CL_DROP_UNKNOWN_SESSION,
-	CL_DROP_BAD_TAG,
-	CL_DROP_REPLAY,
-	CL_DROP_UNEXPECTED_SOURCE,
-	CL_DROP_UNKNOWN_FLOW,
-	CL_DROP_SEND_ERROR,
-	CL_DROP__COUNT
-};
-extern const char *const client_drop_names[CL_DROP__COUNT];
-
-/* The drop reason for a decode error of ls_pkt_decode. */
-enum client_drop client_drop_from_decode(int err);
+#include "seal.h"
 
 /* ---- a route ------------------------------------------------------------------- */
 
@@ -42,7 +25,9 @@ enum client_drop client_drop_from_decode(int err);
 /* RTT samples awaiting an `rtt` event (normally one per batch of replies). */
 #define CL_RTT_PENDING 8
 
-enum client_path { CL_PATH_UNKNOWN, CL_PATH_UP, CL_PATH_DOWN };
+/* degraded: the proxy answers keepalives, but the game packets it sends are being
+ * dropped here (none accepted over a second while some were dropped). */
+enum client_path { CL_PATH_UNKNOWN, CL_PATH_UP, CL_PATH_DOWN, CL_PATH_DEGRADED };
 const char *client_path_name(enum client_path p);
 
 struct client_route {
@@ -51,21 +36,30 @@ struct client_route {
 	bool keyed;
 	uint32_t session_id;  /* 0 without a key */
 	uint8_t key[LS_KEY_LEN];
-	struct ls_mac mac;
+	struct ls_mac mac;    /* the session key: handshakes only */
 	uint8_t token;
 	uint64_t started_us;
+
+	/* keyed routes: the lifetimes everything else runs under, and the handshake
+	 * that begins the next one */
+	struct ls_lives lv;
+	struct ls_hs hs;
+	uint32_t handshakes;  /* lifetimes begun */
+	/* Silence: since when we have sent without hearing back (0: we heard), and a
+	 * keepalive sent to ask; unanswered too, a keyed route handshakes (the proxy may
+	 * have lost our lifetime: it never answers a tag it cannot check). */
+	uint64_t quiet_since_us;
+	uint64_t probe_us;
 
 	/* sending */
 	uint16_t tx_seq;      /* the seq of the next request or data packet */
 
-	/* receiving: replay state for keyed routes, counters for loss reports */
-	struct ls_replay replay;
-	bool ts_any;
-	uint32_t ts_newest;   /* newest ts_us accepted from the proxy (freshness) */
+	/* receiving: counters for loss reports */
 	struct ls_rx_count rx; /* packets accepted from the proxy, echoes left out */
 	uint64_t last_rx_us;  /* last accepted packet of any kind; 0: none yet */
-	bool floor_any;       /* after a FIN: nothing stamped at or before ts_floor */
-	uint32_t ts_floor;
+	/* game packets from the proxy accepted and dropped since iv_start_us (degraded) */
+	uint32_t iv_data_ok, iv_data_drop;
+	uint64_t iv_start_us;
 
 	/* keepalive requests awaiting their first reply */
 	struct {
@@ -101,6 +95,9 @@ struct client_route {
 	 * batch (the packet path itself never formats anything). */
 	bool ev_path;
 	bool ev_fin;
+	bool ev_life;         /* a lifetime began */
+	bool ev_silent;       /* the proxy went silent: handshaking */
+	bool ka_now;          /* a lifetime began: send a keepalive request now */
 	unsigned n_ev_rtt;
 	uint32_t ev_rtt[CL_RTT_PENDING];
 };
@@ -114,17 +111,35 @@ bool client_route_is(const struct client_route *r, const struct sockaddr_in *pro
 		     uint32_t session_id, const uint8_t *key);
 
 /* Headroom that callers leave in front of a payload for client_route_wrap. */
-#define CL_HEADROOM (LS_HDR_LEN + LS_FEC_EXT_LEN + LS_AUTH_ID_LEN)
+#define CL_HEADROOM LS_SEAL_HEADROOM
+
+/* Can the route carry game packets now? A keyed route needs a lifetime. */
+bool client_route_ready(const struct client_route *r, uint64_t now_us);
+/* The sealer for r's datagrams (false: a keyed route without a lifetime yet). */
+bool client_route_sealer(struct client_route *r, struct ls_seal *k);
+/* A datagram left towards the proxy (for the silence watch). */
+void client_route_sent(struct client_route *r, uint64_t now_us);
 
 /* Wrap the payload at buf[CL_HEADROOM .. CL_HEADROOM+len) in place: headers in front,
  * tag (keyed routes) behind; buf must hold CL_HEADROOM + len + LS_TAG_LEN bytes. h
  * brings the version, FEC fields and addresses (a data or parity packet); the route
  * fills in the rest. Sets *start to the first byte of the datagram and returns its
- * length. */
+ * length, or 0 when the route is not ready (the caller counts `handshake`). */
 size_t client_route_wrap(struct client_route *r, struct ls_hdr *h, uint8_t *buf, size_t len,
 			 uint64_t now_us, uint8_t **start);
 
-/* Control packets, built into buf (at least LS_MAX_OVERHEAD bytes); return the length.
+/* The handshake datagram due now (INIT or CONFIRM), or 0; and when the next one is
+ * due (0: no handshake under way). */
+size_t client_route_hs_due(struct client_route *r, uint64_t now_us, uint8_t *buf);
+uint64_t client_route_hs_next(const struct client_route *r);
+
+/* The silence watch, each loop turn: true when a keepalive request should go now to
+ * ask whether the proxy still hears us; a keyed route whose ask went unanswered too
+ * begins a handshake. *next_us: when to look again (0: nothing to watch). */
+bool client_route_silence(struct client_route *r, uint64_t now_us, uint64_t *next_us);
+
+/* Control packets, built into buf (at least LS_MAX_OVERHEAD bytes); return the length
+ * (0: a keyed route without a lifetime, nothing to send).
  * A keepalive request takes the next seq and is remembered for matching; a reply
  * echoes the request's seq and ts_us; a FIN request takes the next seq. Keepalives
  * carry our reception report and the FEC we ask the proxy for (fec_k, fec_m, 1.4). */
@@ -140,17 +155,22 @@ enum client_rx {
 	CL_RX_DATA,       /* deliver the payload */
 	CL_RX_KA_REQUEST, /* answer with client_route_ka_reply */
 	CL_RX_KA_REPLY,   /* the first reply to one of our requests (measured) */
-	CL_RX_CONSUMED,   /* a FIN, or a reply matching no request: nothing to do */
+	CL_RX_CONSUMED,   /* a FIN, a handshake, or a reply matching no request */
+	CL_RX_HANDSHAKE,  /* send what client_route_hs_due gives now */
 };
 /* Check a decoded datagram from this route's proxy (docs/protocol.md 1.3 order) and
  * account for it: replay window, counters, jitter, RTT, path. buf is the datagram
  * (the tag covers it). */
 enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
-				    const struct ls_pkt *p, uint64_t now_us,
-				    enum client_drop *why);
+				    const struct ls_pkt *p, uint64_t now_us, enum ls_drop *why);
+/* A game packet from r's proxy was dropped after client_route_receive accepted it
+ * (no such game socket): it counts towards `degraded`. */
+void client_route_data_dropped(struct client_route *r);
 
-/* Every keepalive interval: a downstream loss sample from the own counters, and the
- * path goes down after max(3 intervals, 1 s) without any packet from the proxy. */
+/* Every keepalive interval: a downstream loss sample from the own counters; the path
+ * goes down after max(3 intervals, 1 s) without any packet from the proxy (and a keyed
+ * route then begins a new handshake), and is degraded or up again by the second's
+ * game packets; a lifetime near its end is renewed. */
 void client_route_interval(struct client_route *r, uint64_t now_us, uint32_t keepalive_ms);
 
 #endif

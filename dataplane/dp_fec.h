@@ -134,6 +134,65 @@ static inline bool dp_fec_report(struct dp_fec_auto *x, bool active, uint32_t ex
 	return changed;
 }
 
+/* A data packet left now (per packet: it only counts and notes the spacing). */
+static inline void dp_fec_auto_sent(struct dp_fec_auto *x, uint64_t now_us)
+{
+	x->sent++;
+	ls_fec_auto_sent(&x->au, now_us);
+}
+
+/* The peer's policy seen from here: the client runs a copy of the proxy's downstream
+ * policy on the same reports its keepalive requests carry, to know whether that
+ * policy is still learning (it never acts on the copy's choices). */
+struct dp_fec_mirror {
+	struct ls_fec_auto au;
+	struct ls_rx_base base;
+};
+
+static inline void dp_fec_mirror_start(struct dp_fec_mirror *w, uint64_t now_us)
+{
+	struct ls_fec_params p;
+
+	memset(&w->base, 0, sizeof(w->base));
+	ls_fec_auto_init(&w->au, NULL);
+	ls_fec_auto_choose(&w->au, now_us, &p);
+}
+
+/* A keepalive request carrying ka is about to leave. */
+static inline void dp_fec_mirror_report(struct dp_fec_mirror *w, const struct ls_keepalive *ka,
+					uint64_t now_us)
+{
+	uint32_t expected, received;
+	struct ls_fec_params p;
+
+	if (ls_rx_growth(&w->base, ka, &expected, &received)) {
+		ls_fec_auto_report(&w->au, expected, received, ka->burst / 16.0, now_us);
+		ls_fec_auto_choose(&w->au, now_us, &p);
+	}
+}
+
+/* The client's keepalive cadence (docs/protocol.md 1.2.1): with auto, every
+ * DP_FEC_KA_LEARN_MS while game packets flow and either direction's policy is
+ * learning, else every DP_FEC_KA_WATCH_MS (so that the onset of loss is reported
+ * within that); the configured interval when it is shorter, or without auto. */
+#define DP_FEC_KA_LEARN_MS 100u
+#define DP_FEC_KA_WATCH_MS 500u
+#define DP_FEC_TRAFFIC_US 1000000u /* game packets flow: one sent this recently */
+static inline uint32_t dp_fec_ka_ms(const struct dp_fec_setting *s, const struct dp_fec_auto *up,
+				    const struct dp_fec_mirror *down, uint32_t keepalive_ms,
+				    uint64_t now_us)
+{
+	uint64_t last = up->au.gaps.last_us;
+	uint32_t want = DP_FEC_KA_WATCH_MS;
+
+	if (s->mode != DP_FEC_AUTO)
+		return keepalive_ms;
+	if (last && now_us - last <= DP_FEC_TRAFFIC_US &&
+	    (ls_fec_auto_learning(&up->au) || ls_fec_auto_learning(&down->au)))
+		want = DP_FEC_KA_LEARN_MS;
+	return want < keepalive_ms ? want : keepalive_ms;
+}
+
 /* epoll_wait's timeout for the earliest block deadline (0: none pending, -1 returned):
  * rounded up to the next millisecond, so parity never leaves before its time. */
 static inline int dp_fec_wait_ms(uint64_t deadline_us, uint64_t now_us)

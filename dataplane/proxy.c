@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -182,33 +181,6 @@ static void apply_cli(const struct cli *cli, struct px_conf *c)
 		c->proxy.log_level = cli->log_level;
 }
 
-uint64_t px_random(struct px *p)
-{
-	/* xorshift64*: unpredictable enough for validation nonces once seeded from
-	 * getrandom, and no system call per use. */
-	uint64_t x = p->rng;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	p->rng = x;
-	return x * 0x2545f4914f6cdd1dull;
-}
-
-static uint64_t seed64(void)
-{
-	uint64_t v = 0;
-
-	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
-		/* Only on kernels without getrandom: weaker, but never zero. */
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		v = (uint64_t)ts.tv_nsec << 32 ^ (uint64_t)ts.tv_sec ^ (uint64_t)getpid() << 16;
-	}
-	return v ? v : 0x9e3779b97f4a7c15ull;
-}
-
 /* ---- start-up ------------------------------------------------------------------ */
 
 static int watch(struct px *p, struct px_ev *ev, int kind, int fd)
@@ -272,7 +244,11 @@ static int start(struct px *p)
 
 	p->epfd = p->tun_fd = p->timer_fd = p->sig_fd = -1;
 	p->start_us = ls_now_us();
-	p->rng = seed64();
+	/* Nonces and cookies an attacker must not guess (docs/protocol.md 1.6, 1.8). */
+	if (ls_prf_init(&p->prf) < 0) {
+		ls_err("no randomness from the kernel (getrandom, /dev/urandom): cannot run safely");
+		return -1;
+	}
 	ls_raise_nofile();
 
 	/* Signals arrive as events of the loop, never as handlers racing it. */
@@ -291,13 +267,14 @@ static int start(struct px *p)
 		return -1;
 	}
 	if (px_table_init(&p->tab, (size_t)p->conf.proxy.max_sessions, !p->conf.proxy.require_auth,
-			  px_random(p)) < 0) {
+			  ls_prf_next(&p->prf)) < 0) {
 		ls_err("out of memory for the session table");
 		return -1;
 	}
 	if (open_tunnel(p) < 0 || open_static_sessions(p, p->start_us) < 0)
 		return -1;
-	p->steer = ls_steer_open(p->conf.proxy.socket, 0660, px_ctl_cmds, p, err, sizeof(err));
+	p->steer = ls_steer_open(p->conf.proxy.socket, 0660, ls_steer_cmd_proxy, px_ctl_handlers, p,
+				 err, sizeof(err));
 	if (!p->steer) {
 		ls_err("%s", err);
 		return -1;
@@ -309,6 +286,7 @@ static int start(struct px *p)
 		ls_err("cannot watch the sockets: %s", strerror(errno));
 		return -1;
 	}
+	px_flows_refill(p);
 	ls_info("listening on %s (steering %s, auth %s, max_sessions %lld, idle_timeout %llds)",
 		ls_addr_fmt(&p->bound, a), p->conf.proxy.socket,
 		p->conf.proxy.require_auth ? "required" : "OFF", (long long)p->conf.proxy.max_sessions,
@@ -425,7 +403,7 @@ static void run(struct px *p)
 		}
 		if (p->fec_next_us)
 			px_fec_due(p, ls_now_us());
-		px_table_reap(&p->tab);
+		px_turn_end(p);
 	}
 }
 

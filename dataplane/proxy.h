@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "drop.h"
 #include "log.h"
 #include "steer.h"
 #include "proxy_session.h"
@@ -26,30 +27,6 @@
 #define PX_FLOWS_MAX        256
 #define PX_RATE_MAX         INT64_MAX
 
-/* ---- drop reasons (docs/protocol.md 1.7), one enum and its string table ---------- */
-
-enum px_drop {
-	PX_DROP_MALFORMED,
-	PX_DROP_BAD_VERSION,
-	PX_DROP_FEC_RANGE,
-	PX_DROP_OVERSIZE,
-	PX_DROP_UNAUTHENTICATED,
-	PX_DROP_UNKNOWN_SESSION,
-	PX_DROP_BAD_TAG,
-	PX_DROP_REPLAY,
-	PX_DROP_DENIED_DESTINATION,
-	PX_DROP_NOT_ALLOWED,
-	PX_DROP_RATE_LIMITED,
-	PX_DROP_SESSION_LIMIT,
-	PX_DROP_FLOW_LIMIT,
-	PX_DROP_UNVALIDATED_LIMIT,
-	PX_DROP_UNEXPECTED_SOURCE,
-	PX_DROP_UNKNOWN_FLOW, /* a client-side reason; listed so stats shows all of 1.7 */
-	PX_DROP_SEND_ERROR,
-	PX_DROP__COUNT
-};
-extern const char *const px_drop_names[PX_DROP__COUNT];
-
 struct px_counters {
 	uint64_t rx_packets, rx_bytes;
 	uint64_t forwarded_packets, forwarded_bytes;
@@ -57,7 +34,7 @@ struct px_counters {
 	uint64_t tx_packets, tx_bytes;
 	uint64_t keepalives, keepalives_unanswered;
 	uint64_t sessions_created, sessions_expired;
-	uint64_t drops[PX_DROP__COUNT];
+	uint64_t drops[LS_DROP__COUNT];
 };
 
 /* ---- configuration (proxy_conf.c) ------------------------------------------------ */
@@ -128,6 +105,14 @@ void px_conf_free(struct px_conf *c);
 
 /* ---- the process ----------------------------------------------------------------- */
 
+/* A drop with no session to charge, as last seen, for the log (proxy_warn.c). */
+struct px_note {
+	uint64_t count;        /* since the last log line */
+	struct sockaddr_in peer;
+	uint32_t session_id;   /* what the datagram named; 0: none */
+	struct ls_ratelog rl;
+};
+
 enum px_ev_kind { PX_EV_TUNNEL, PX_EV_STEER, PX_EV_TIMER, PX_EV_SIGNAL, PX_EV_FLOW };
 
 struct px {
@@ -139,9 +124,13 @@ struct px {
 	struct px_counters ctr;
 	struct sockaddr_in bound; /* the tunnel socket's actual address */
 	uint64_t start_us;
-	uint64_t rng;             /* xorshift64* state, seeded from getrandom */
+	struct ls_prf prf;        /* validation nonces and handshake cookies (1.6, 1.8) */
 	struct ls_ratelog rl_warn;  /* outside-input problems */
 	struct ls_ratelog rl_sess;  /* session up/down caused by packets */
+	/* Drops the packet path noted for the loop to log: sessions with new reasons,
+	 * and per reason the peer of the latest drop no session was charged for. */
+	struct px_session *warn_list;
+	struct px_note notes[LS_DROP__COUNT];
 	/* Flows with an open FEC block or held-back parity, and the earliest deadline
 	 * among them (0: none): the loop's wait ends there. */
 	struct px_flow *fec_pending;
@@ -153,19 +142,24 @@ struct px {
 	json_t *deferred;           /* [[name, data], ...] or NULL */
 };
 
-uint64_t px_random(struct px *p);
-
 /* proxy_fwd.c: the packet paths. */
 void px_tunnel_readable(struct px *p);
 void px_flow_readable(struct px *p, struct px_flow *f);
-/* Send what is queued; must run before any flow socket is closed. */
+/* Send what is queued (one sendmmsg per socket). */
 void px_tx_flush(struct px *p);
+/* The end of a loop turn: the queues go out, closed flows are shut, deleted sessions
+ * freed, spare flows refilled, and what the packet path noted is logged. */
+void px_turn_end(struct px *p);
 /* Housekeeping: resend address-validation requests that went unanswered. */
 void px_revalidate(struct px *p, struct px_session *s, uint64_t now);
 /* Shutdown: a FIN to every session's validated client address. */
 void px_send_fins(struct px *p);
 /* Parity whose time has come (blocks closed by their time limit, parity held back). */
 void px_fec_due(struct px *p, uint64_t now);
+
+/* proxy_warn.c: what the packet path noted, logged at warn with what to do (the
+ * first drop of each reason in a session, then at a rate limit). */
+void px_warn_flush(struct px *p);
 
 /* proxy_fec.c: each session's downstream FEC (docs/protocol.md 1.2, 3.1) and the
  * codecs' lifetimes. */
@@ -189,7 +183,7 @@ void px_fec_session_json(const struct px_session *s, json_t *o);
 void px_fec_counters(const struct px *p, struct dp_fec_counters *out);
 
 /* proxy_ctl.c: the steering commands and events. */
-extern const struct ls_steer_cmd px_ctl_cmds[];
+extern const struct ls_steer_handler px_ctl_handlers[];
 void px_ctl_counters_event(struct px *p);
 /* Publish the events deferred during ls_steer_run (and free them when steering is gone). */
 void px_ctl_flush_deferred(struct px *p);

@@ -10,26 +10,6 @@
 #include "prom.h"
 #include "util.h"
 
-const char *const px_drop_names[PX_DROP__COUNT] = {
-	[PX_DROP_MALFORMED] = "malformed",
-	[PX_DROP_BAD_VERSION] = "bad_version",
-	[PX_DROP_FEC_RANGE] = "fec_range",
-	[PX_DROP_OVERSIZE] = "oversize",
-	[PX_DROP_UNAUTHENTICATED] = "unauthenticated",
-	[PX_DROP_UNKNOWN_SESSION] = "unknown_session",
-	[PX_DROP_BAD_TAG] = "bad_tag",
-	[PX_DROP_REPLAY] = "replay",
-	[PX_DROP_DENIED_DESTINATION] = "denied_destination",
-	[PX_DROP_NOT_ALLOWED] = "not_allowed",
-	[PX_DROP_RATE_LIMITED] = "rate_limited",
-	[PX_DROP_SESSION_LIMIT] = "session_limit",
-	[PX_DROP_FLOW_LIMIT] = "flow_limit",
-	[PX_DROP_UNVALIDATED_LIMIT] = "unvalidated_limit",
-	[PX_DROP_UNEXPECTED_SOURCE] = "unexpected_source",
-	[PX_DROP_UNKNOWN_FLOW] = "unknown_flow",
-	[PX_DROP_SEND_ERROR] = "send_error",
-};
-
 /* The traffic counters of `stats`, as a table so JSON and Prometheus agree. */
 struct counter_def {
 	const char *name;
@@ -75,8 +55,8 @@ static json_t *stats_json(const struct px *p)
 		json_object_set_new(o, counter_defs[i].name, jint(counter_get(&p->ctr, &counter_defs[i])));
 	json_object_set_new(o, "sessions", jint(p->tab.n));
 	json_object_set_new(o, "flows", jint(p->tab.nflows));
-	for (int i = 0; i < PX_DROP__COUNT; i++)
-		json_object_set_new(drops, px_drop_names[i], jint(p->ctr.drops[i]));
+	for (int i = 0; i < LS_DROP__COUNT; i++)
+		json_object_set_new(drops, ls_drop_names[i], jint(p->ctr.drops[i]));
 	json_object_set_new(o, "drops", drops);
 	px_fec_counters(p, &fec);
 	json_object_set_new(o, "fec", dp_fec_counters_json(&fec));
@@ -111,11 +91,11 @@ static char *prom_text(const struct px *p)
 	ls_prom_u64(&b, "lightspeed_proxy_flows", NULL, p->tab.nflows);
 	ls_prom_header(&b, "lightspeed_proxy_drops_total", "counter",
 		       "Datagrams dropped, by reason.");
-	for (int i = 0; i < PX_DROP__COUNT; i++) {
+	for (int i = 0; i < LS_DROP__COUNT; i++) {
 		struct ls_buf lab;
 
 		ls_buf_init(&lab);
-		ls_prom_label(&lab, "reason", px_drop_names[i]);
+		ls_prom_label(&lab, "reason", ls_drop_names[i]);
 		ls_prom_u64(&b, "lightspeed_proxy_drops_total", lab.data, p->ctr.drops[i]);
 		ls_buf_free(&lab);
 	}
@@ -214,115 +194,76 @@ void px_ctl_flush_deferred(struct px *p)
 
 /* ---- commands ---------------------------------------------------------------------- */
 
-static enum ls_rc ctl_status(void *ctx, json_t *req, json_t **result, char *msg, size_t msglen)
+static enum ls_rc ctl_status(void *ctx, struct ls_steer_call *call)
 {
 	struct px *p = ctx;
 	char a[LS_ADDRSTRLEN];
 
-	(void)req, (void)msg, (void)msglen;
-	*result = json_pack("{s:s,s:I,s:s,s:b,s:I,s:I,s:I}", "version", LS_VERSION, "uptime_s",
-			    (json_int_t)((ls_now_us() - p->start_us) / 1000000u), "bind",
-			    ls_addr_fmt(&p->bound, a), "require_auth", p->conf.proxy.require_auth,
-			    "sessions", (json_int_t)p->tab.n, "max_sessions",
-			    (json_int_t)p->conf.proxy.max_sessions, "idle_timeout_s",
-			    (json_int_t)p->conf.proxy.idle_timeout);
-	return *result ? LS_RC_OK : LS_RC_INTERNAL;
+	call->result = json_pack("{s:s,s:I,s:s,s:b,s:I,s:I,s:I}", "version", LS_VERSION,
+				 "uptime_s", (json_int_t)((ls_now_us() - p->start_us) / 1000000u),
+				 "bind", ls_addr_fmt(&p->bound, a), "require_auth",
+				 p->conf.proxy.require_auth, "sessions", (json_int_t)p->tab.n,
+				 "max_sessions", (json_int_t)p->conf.proxy.max_sessions,
+				 "idle_timeout_s", (json_int_t)p->conf.proxy.idle_timeout);
+	return call->result ? LS_RC_OK : LS_RC_INTERNAL;
 }
 
-static enum ls_rc ctl_stats(void *ctx, json_t *req, json_t **result, char *msg, size_t msglen)
+static enum ls_rc ctl_stats(void *ctx, struct ls_steer_call *call)
 {
-	struct px *p = ctx;
-	json_t *fmt = json_object_get(req, "format");
-	const char *f = fmt ? json_string_value(fmt) : "json";
+	int text = ls_steer_text_format(call);
 
-	if (!f || (strcmp(f, "json") != 0 && strcmp(f, "prometheus") != 0)) {
-		snprintf(msg, msglen, "format must be \"json\" or \"prometheus\"");
+	if (text < 0)
 		return LS_RC_INVALID;
-	}
-	if (strcmp(f, "json") == 0) {
-		*result = stats_json(p);
-		return LS_RC_OK;
-	}
-	char *text = prom_text(p);
-	if (!text) {
-		snprintf(msg, msglen, "out of memory");
-		return LS_RC_INTERNAL;
-	}
-	*result = json_pack("{s:s}", "text", text);
-	free(text);
-	return *result ? LS_RC_OK : LS_RC_INTERNAL;
+	if (text)
+		return ls_steer_answer_text(call, prom_text(ctx));
+	call->result = stats_json(ctx);
+	return LS_RC_OK;
 }
 
-static enum ls_rc ctl_sessions(void *ctx, json_t *req, json_t **result, char *msg, size_t msglen)
+static enum ls_rc ctl_sessions(void *ctx, struct ls_steer_call *call)
 {
 	struct px *p = ctx;
 	json_t *arr = json_array();
 	uint64_t now = ls_now_us();
 
-	(void)req, (void)msg, (void)msglen;
 	for (const struct px_session *s = p->tab.head; s; s = s->next)
 		json_array_append_new(arr, session_json(s, now));
-	*result = json_pack("{s:o}", "sessions", arr);
-	return *result ? LS_RC_OK : LS_RC_INTERNAL;
+	call->result = json_pack("{s:o}", "sessions", arr);
+	return call->result ? LS_RC_OK : LS_RC_INTERNAL;
 }
 
-static enum ls_rc arg_session_id(json_t *req, uint32_t *id, char *msg, size_t msglen)
+/* The definition (steer_cmd.c) has checked the type and range of every argument. */
+static uint32_t arg_session_id(const struct ls_steer_call *call)
 {
-	json_t *v = json_object_get(req, "session_id");
-
-	if (!v) {
-		snprintf(msg, msglen, "session_id is missing");
-		return LS_RC_INVALID;
-	}
-	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-	    json_integer_value(v) > (json_int_t)UINT32_MAX) {
-		snprintf(msg, msglen, "session_id must be an integer in 1..4294967295");
-		return LS_RC_INVALID;
-	}
-	*id = (uint32_t)json_integer_value(v);
-	return LS_RC_OK;
+	return (uint32_t)json_integer_value(json_object_get(call->req, "session_id"));
 }
 
 /* An optional rate: absent or null keeps the default; 0 means unlimited. */
-static enum ls_rc arg_rate(json_t *req, const char *name, uint64_t *out, char *msg,
-			   size_t msglen)
+static void arg_rate(const struct ls_steer_call *call, const char *name, uint64_t *out)
 {
-	json_t *v = json_object_get(req, name);
+	json_t *v = json_object_get(call->req, name);
 
-	if (!v || json_is_null(v))
-		return LS_RC_OK;
-	if (!json_is_integer(v) || json_integer_value(v) < 0) {
-		snprintf(msg, msglen, "%s must be an integer >= 0 (0 = unlimited)", name);
-		return LS_RC_INVALID;
-	}
-	*out = (uint64_t)json_integer_value(v);
-	return LS_RC_OK;
+	if (json_is_integer(v))
+		*out = (uint64_t)json_integer_value(v);
 }
 
 /* An optional FEC setting: absent or null follows what the client asks (*set = NULL). */
-static enum ls_rc arg_fec(json_t *req, struct dp_fec_setting *out,
-			  const struct dp_fec_setting **set, char *msg, size_t msglen)
+static enum ls_rc arg_fec(struct ls_steer_call *call, struct dp_fec_setting *out,
+			  const struct dp_fec_setting **set)
 {
-	json_t *v = json_object_get(req, "fec");
+	const char *v = json_string_value(json_object_get(call->req, "fec"));
 	char err[160];
 
 	*set = NULL;
-	if (!v || json_is_null(v))
+	if (!v)
 		return LS_RC_OK;
-	if (!json_is_string(v)) {
-		snprintf(msg, msglen, "fec must be \"off\", \"auto\", \"K:M\", \"K:M:MS\" or null");
-		return LS_RC_INVALID;
-	}
-	if (dp_fec_parse(json_string_value(v), out, err, sizeof(err)) < 0) {
-		snprintf(msg, msglen, "fec: %s", err);
-		return LS_RC_INVALID;
-	}
+	if (dp_fec_parse(v, out, err, sizeof(err)) < 0)
+		return ls_steer_fail(call, LS_RC_INVALID, "fec: %s", err);
 	*set = out;
 	return LS_RC_OK;
 }
 
-static enum ls_rc ctl_session_add(void *ctx, json_t *req, json_t **result, char *msg,
-				  size_t msglen)
+static enum ls_rc ctl_session_add(void *ctx, struct ls_steer_call *call)
 {
 	struct px *p = ctx;
 	struct ls_dest dests[PX_MAX_DESTS];
@@ -330,128 +271,81 @@ static enum ls_rc ctl_session_add(void *ctx, json_t *req, json_t **result, char 
 	uint64_t pps = p->conf.limits.pps, bps = p->conf.limits.bps;
 	struct dp_fec_setting fec;
 	const struct dp_fec_setting *fec_set;
-	uint32_t id;
-	json_t *v;
-	const char *ks;
-	size_t n;
+	uint32_t id = arg_session_id(call);
+	json_t *v = json_object_get(call->req, "destinations");
+	size_t n = json_array_size(v);
 	enum ls_rc rc;
 
-	if ((rc = arg_session_id(req, &id, msg, msglen)) != LS_RC_OK)
-		return rc;
-	v = json_object_get(req, "key");
-	if (!v) {
-		snprintf(msg, msglen, "key is missing");
-		return LS_RC_INVALID;
-	}
-	ks = json_string_value(v);
-	if (!ks || ls_hex_decode(ks, key, sizeof(key)) < 0) {
-		snprintf(msg, msglen, "key must be a string of exactly 32 hex digits");
-		return LS_RC_INVALID;
-	}
-	v = json_object_get(req, "destinations");
-	if (!v) {
-		snprintf(msg, msglen, "destinations is missing");
-		return LS_RC_INVALID;
-	}
-	if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > PX_MAX_DESTS) {
-		snprintf(msg, msglen, "destinations must be an array of 1 to %d strings",
-			 PX_MAX_DESTS);
-		return LS_RC_INVALID;
-	}
-	n = json_array_size(v);
+	if (ls_hex_decode(json_string_value(json_object_get(call->req, "key")), key,
+			  sizeof(key)) < 0)
+		return ls_steer_fail(call, LS_RC_INVALID, "key must be 32 hex digits");
+	if (n > PX_MAX_DESTS)
+		return ls_steer_fail(call, LS_RC_INVALID, "at most %d destinations", PX_MAX_DESTS);
 	for (size_t i = 0; i < n; i++) {
-		const char *d = json_string_value(json_array_get(v, i));
-
-		if (!d || ls_dest_parse(d, &dests[i]) < 0) {
-			snprintf(msg, msglen,
-				 "destinations[%zu] is not a string \"ip[/len][:port[-port]]\"", i);
-			return LS_RC_INVALID;
-		}
+		if (ls_dest_parse(json_string_value(json_array_get(v, i)), &dests[i]) < 0)
+			return ls_steer_fail(call, LS_RC_INVALID,
+					     "destinations[%zu] is not \"ip[/len][:port[-port]]\"",
+					     i);
 	}
-	if ((rc = arg_rate(req, "pps", &pps, msg, msglen)) != LS_RC_OK ||
-	    (rc = arg_rate(req, "bps", &bps, msg, msglen)) != LS_RC_OK ||
-	    (rc = arg_fec(req, &fec, &fec_set, msg, msglen)) != LS_RC_OK)
+	arg_rate(call, "pps", &pps);
+	arg_rate(call, "bps", &bps);
+	if ((rc = arg_fec(call, &fec, &fec_set)) != LS_RC_OK)
 		return rc;
-
-	if (px_session_by_id(&p->tab, id)) {
-		snprintf(msg, msglen, "session %u exists", id);
-		return LS_RC_EXISTS;
-	}
-	if (p->tab.n >= (size_t)p->conf.proxy.max_sessions) {
-		snprintf(msg, msglen, "%zu sessions: max_sessions reached", p->tab.n);
-		return LS_RC_FULL;
-	}
+	if (px_session_by_id(&p->tab, id))
+		return ls_steer_fail(call, LS_RC_EXISTS, "session %u exists", id);
+	if (p->tab.n >= (size_t)p->conf.proxy.max_sessions)
+		return ls_steer_fail(call, LS_RC_FULL, "%zu sessions: max_sessions reached",
+				     p->tab.n);
 	struct px_session *s = px_session_add_keyed(p, id, key, dests, n, pps, bps, fec_set,
 						    false, ls_now_us());
 	memset(key, 0, sizeof(key));
-	if (!s) {
-		snprintf(msg, msglen, "out of memory");
-		return LS_RC_INTERNAL;
-	}
+	if (!s)
+		return ls_steer_fail(call, LS_RC_INTERNAL, "out of memory");
 	px_session_up(p, s, false);
-	*result = json_pack("{s:I}", "session_id", (json_int_t)id);
+	call->result = json_pack("{s:I}", "session_id", (json_int_t)id);
 	return LS_RC_OK;
 }
 
-static enum ls_rc ctl_session_del(void *ctx, json_t *req, json_t **result, char *msg,
-				  size_t msglen)
+static enum ls_rc ctl_session_del(void *ctx, struct ls_steer_call *call)
 {
 	struct px *p = ctx;
-	struct px_session *s;
-	uint32_t id;
-	enum ls_rc rc;
+	uint32_t id = arg_session_id(call);
+	struct px_session *s = px_session_by_id(&p->tab, id);
 
-	if ((rc = arg_session_id(req, &id, msg, msglen)) != LS_RC_OK)
-		return rc;
-	s = px_session_by_id(&p->tab, id);
-	if (!s) {
-		snprintf(msg, msglen, "no session %u", id);
-		return LS_RC_NOT_FOUND;
-	}
+	if (!s)
+		return ls_steer_fail(call, LS_RC_NOT_FOUND, "no session %u", id);
 	px_session_end(p, s, PX_END_DELETED);
-	*result = json_pack("{s:I}", "session_id", (json_int_t)id);
+	call->result = json_pack("{s:I}", "session_id", (json_int_t)id);
 	return LS_RC_OK;
 }
 
-static enum ls_rc ctl_set_fec(void *ctx, json_t *req, json_t **result, char *msg,
-			      size_t msglen)
+static enum ls_rc ctl_set_fec(void *ctx, struct ls_steer_call *call)
 {
 	struct px *p = ctx;
 	struct dp_fec_setting fec;
 	const struct dp_fec_setting *set;
+	uint32_t id = arg_session_id(call);
 	struct px_session *s;
-	uint32_t id;
 	enum ls_rc rc;
 
-	if ((rc = arg_session_id(req, &id, msg, msglen)) != LS_RC_OK)
-		return rc;
-	if (!json_object_get(req, "fec")) {
-		snprintf(msg, msglen, "fec is missing (a setting, or null to follow the client)");
-		return LS_RC_INVALID;
-	}
-	if ((rc = arg_fec(req, &fec, &set, msg, msglen)) != LS_RC_OK)
+	if ((rc = arg_fec(call, &fec, &set)) != LS_RC_OK)
 		return rc;
 	s = px_session_by_id(&p->tab, id);
-	if (!s) {
-		snprintf(msg, msglen, "no session %u", id);
-		return LS_RC_NOT_FOUND;
-	}
-	if (px_fec_pin(s, set, ls_now_us()) < 0) {
-		snprintf(msg, msglen, "out of memory");
-		return LS_RC_INTERNAL;
-	}
-	*result = session_json(s, ls_now_us());
+	if (!s)
+		return ls_steer_fail(call, LS_RC_NOT_FOUND, "no session %u", id);
+	if (px_fec_pin(s, set, ls_now_us()) < 0)
+		return ls_steer_fail(call, LS_RC_INTERNAL, "out of memory");
+	call->result = session_json(s, ls_now_us());
 	return LS_RC_OK;
 }
 
-const struct ls_steer_cmd px_ctl_cmds[] = {
-	{ "status", ctl_status, "version, uptime, bind address, auth, sessions and limits" },
-	{ "stats", ctl_stats, "counters and drops; format: \"json\" (default) or \"prometheus\"" },
-	{ "sessions", ctl_sessions, "every session with its client, flows and counters" },
-	{ "session_add", ctl_session_add,
-	  "add a session: session_id, key (32 hex digits), destinations, optional pps, bps, fec" },
-	{ "session_del", ctl_session_del, "delete a session: session_id" },
-	{ "set_fec", ctl_set_fec,
-	  "a session's downstream FEC: session_id, fec (\"off\", \"auto\", \"K:M[:MS]\"; null: as the client asks)" },
-	{ NULL, NULL, NULL },
+/* The commands' definitions are ls_steer_cmd_proxy (shared/steer_cmd.c). */
+const struct ls_steer_handler px_ctl_handlers[] = {
+	{ "status", ctl_status },
+	{ "stats", ctl_stats },
+	{ "sessions", ctl_sessions },
+	{ "session_add", ctl_session_add },
+	{ "session_del", ctl_session_del },
+	{ "set_fec", ctl_set_fec },
+	{ NULL, NULL },
 };

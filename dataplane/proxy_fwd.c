@@ -1,7 +1,9 @@
-/* lightspeed-proxy packet paths (docs/protocol.md 1.3-1.6): tunnel datagrams in,
+/* lightspeed-proxy packet paths (docs/protocol.md 1.3-1.8): tunnel datagrams in,
  * payloads out to game servers, replies wrapped back. Per packet there is no
- * allocation, no logging and no formatting: datagrams are read and sent in batches
- * through static buffers, and every outcome is a counter. */
+ * allocation, no logging and no formatting: datagrams are read into the receive
+ * buffers of the loop turn, every send is queued, and the queue goes out at the end of
+ * the turn with one sendmmsg per socket. Every outcome is a counter; drops a user
+ * should hear about are noted for the loop to log. */
 #include "proxy.h"
 
 #include <arpa/inet.h>
@@ -9,19 +11,27 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "life.h"
 #include "proto.h"
+#include "seal.h"
 #include "util.h"
 
 #define RX_BATCH    32   /* datagrams per recvmmsg */
 #define RX_PER_WAKE 256  /* per socket and wake-up, so no socket starves the others */
-#define TXQ         (2 * RX_BATCH) /* sends queued before a flush: a datagram can cause two */
-#define CTL_LEN     48   /* room for any control packet (36 bytes at most) */
-/* Replies are read behind room for the headers, so they are wrapped in place. */
-#define HEADROOM    (LS_HDR_LEN + LS_FEC_EXT_LEN + LS_AUTH_ID_LEN)
-#define FRESH_US    10000000 /* ts_us freshness: 10 s (1.3) */
+#define RX_SLOTS    256  /* receive buffers of one loop turn */
+#define TXQ         512  /* sends queued in one loop turn before an early flush */
+#define TX_BIG      64   /* of them, with a datagram of their own (parity, rebuilt) */
+#define CTL_LEN     LS_HS_MAX_LEN
+#define FRESH_HEADROOM LS_SEAL_HEADROOM
 #define REVALIDATE_US 1000000
+/* Wrong echoes from the client address that void a validation request: the nonce
+ * cannot be guessed at the packet rate (a new one comes after REVALIDATE_US). */
+#define CHAL_FAIL_MAX 8
 
-static uint8_t rx_buf[RX_BATCH][LS_RX_BUF];
+/* Receive buffers: a recvmmsg takes RX_BATCH free slots; the data stays put until the
+ * queue that points into it has gone out. */
+static uint8_t rx_buf[RX_SLOTS][LS_RX_BUF];
+static unsigned rx_used;
 static struct mmsghdr rx_msg[RX_BATCH];
 static struct iovec rx_iov[RX_BATCH];
 static struct sockaddr_in rx_from[RX_BATCH];
@@ -40,30 +50,54 @@ static struct iovec tx_iov[TXQ];
 static struct sockaddr_in tx_to[TXQ];
 static struct tx_meta tx_meta[TXQ];
 static uint8_t tx_ctl[TXQ][CTL_LEN];
-/* Datagrams with no receive buffer of their own (recovered packets, parity), by slot:
- * touched only when FEC is in use. */
-static uint8_t tx_big[TXQ][LS_MAX_DATAGRAM];
-static int tx_n;
+static unsigned tx_n;
+/* Datagrams with no receive buffer of their own (rebuilt packets, parity): touched
+ * only when FEC is in use. */
+static uint8_t tx_big[TX_BIG][LS_SEAL_HEADROOM + LS_FEC_SHARD_MAX + LS_TAG_LEN];
+static unsigned big_used;
+/* The flush groups the queue by socket. */
+static struct mmsghdr tx_out[TXQ];
+static unsigned tx_order[TXQ];
+static uint8_t tx_taken[TXQ];
 
-static inline void drop(struct px *p, enum px_drop why)
+/* ---- drops: counted at once, noted for the loop to log ----------------------- */
+
+static void note_warn(struct px *p, struct px_session *s, enum ls_drop why)
+{
+	uint32_t bit = 1u << why;
+
+	if (s->warn_new & bit)
+		return;
+	if (!s->warn_new) {
+		s->warn_next = p->warn_list;
+		p->warn_list = s;
+	}
+	s->warn_new |= bit;
+}
+
+static inline void drop(struct px *p, enum ls_drop why)
 {
 	p->ctr.drops[why]++;
 }
 
-static inline void drop_s(struct px *p, struct px_session *s, enum px_drop why)
+static inline void drop_s(struct px *p, struct px_session *s, enum ls_drop why)
 {
 	p->ctr.drops[why]++;
 	s->drops++;
+	note_warn(p, s, why);
 }
 
-static enum px_drop decode_drop(int rc)
+/* A drop with no session to charge (forged ids are free): the peer and the id it
+ * named are kept for the log line. */
+static void drop_peer(struct px *p, enum ls_drop why, const struct sockaddr_in *from,
+		      uint32_t session_id)
 {
-	switch (rc) {
-	case LS_PE_VERSION: return PX_DROP_BAD_VERSION;
-	case LS_PE_FEC_RANGE: return PX_DROP_FEC_RANGE;
-	case LS_PE_OVERSIZE: return PX_DROP_OVERSIZE;
-	default: return PX_DROP_MALFORMED; /* LS_PE_SHORT, LS_PE_FLAGS */
-	}
+	struct px_note *n = &p->notes[why];
+
+	p->ctr.drops[why]++;
+	n->count++;
+	n->peer = *from;
+	n->session_id = session_id;
 }
 
 static inline bool same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
@@ -73,7 +107,7 @@ static inline bool same_addr(const struct sockaddr_in *a, const struct sockaddr_
 
 /* ---- sending ------------------------------------------------------------------- */
 
-static void tx_done(struct px *p, int i)
+static void tx_done(struct px *p, unsigned i)
 {
 	struct tx_meta *m = &tx_meta[i];
 	size_t len = tx_iov[i].iov_len;
@@ -97,38 +131,72 @@ static void tx_done(struct px *p, int i)
 
 void px_tx_flush(struct px *p)
 {
-	int i = 0;
+	unsigned n = 0, i, j;
 
-	/* Every queued send uses the same socket: the queue is flushed when it changes. */
-	while (i < tx_n) {
-		int r = sendmmsg(tx_meta[i].fd, tx_msg + i, (unsigned)(tx_n - i), 0);
+	/* Group by socket, each keeping its order: one sendmmsg per socket. */
+	memset(tx_taken, 0, tx_n);
+	for (i = 0; i < tx_n; i++) {
+		if (tx_taken[i])
+			continue;
+		for (j = i; j < tx_n; j++) {
+			if (!tx_taken[j] && tx_meta[j].fd == tx_meta[i].fd) {
+				tx_taken[j] = 1;
+				tx_order[n] = j;
+				tx_out[n] = tx_msg[j];
+				n++;
+			}
+		}
+	}
+	i = 0;
+	while (i < n) {
+		unsigned run = 1;
+		int fd = tx_meta[tx_order[i]].fd;
 
+		while (i + run < n && tx_meta[tx_order[i + run]].fd == fd)
+			run++;
+		int r = sendmmsg(fd, tx_out + i, run, 0);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			/* The first message was refused (full buffer, unreachable, port 0):
 			 * count it and go on with the rest. */
-			drop(p, PX_DROP_SEND_ERROR);
-			if (tx_meta[i].s)
-				tx_meta[i].s->drops++;
+			struct px_session *s = tx_meta[tx_order[i]].s;
+			drop(p, LS_DROP_SEND_ERROR);
+			if (s)
+				s->drops++;
 			i++;
 			continue;
 		}
-		for (int j = i; j < i + r; j++)
-			tx_done(p, j);
-		i += r;
+		for (unsigned k = i; k < i + (unsigned)r; k++)
+			tx_done(p, tx_order[k]);
+		i += (unsigned)r;
 	}
 	tx_n = 0;
+	big_used = 0;
 }
 
-static int tx_slot(struct px *p, int fd)
+/* A place in the queue, and with big a datagram slot of its own: what is queued goes
+ * out first when either has run out (never while a caller holds a place). */
+static unsigned tx_reserve(struct px *p, uint8_t **big)
 {
-	if (tx_n && (tx_n == TXQ || tx_meta[tx_n - 1].fd != fd))
+	if (tx_n == TXQ || (big && big_used == TX_BIG))
 		px_tx_flush(p);
+	if (big)
+		*big = tx_big[big_used++];
 	return tx_n++;
 }
 
-static void tx_fill(int i, int fd, uint8_t *data, size_t len, const struct sockaddr_in *to,
+void px_turn_end(struct px *p)
+{
+	px_tx_flush(p);
+	rx_used = 0;
+	/* Logged before the reap: a session deleted this turn is still readable. */
+	px_warn_flush(p);
+	px_table_reap(&p->tab);
+	px_flows_refill(p);
+}
+
+static void tx_fill(unsigned i, int fd, uint8_t *data, size_t len, const struct sockaddr_in *to,
 		    enum tx_kind kind, struct px_session *s, size_t payload)
 {
 	tx_iov[i].iov_base = data;
@@ -145,43 +213,64 @@ static void tx_fill(int i, int fd, uint8_t *data, size_t len, const struct socka
 	tx_meta[i].payload = payload;
 }
 
-/* data must stay valid until the flush: the receive buffers do, within a batch. */
+/* data must stay valid until the flush: the receive buffers of the turn do. */
 static void tx_push(struct px *p, int fd, uint8_t *data, size_t len,
 		    const struct sockaddr_in *to, enum tx_kind kind, struct px_session *s,
 		    size_t payload)
 {
-	tx_fill(tx_slot(p, fd), fd, data, len, to, kind, s, payload);
+	tx_fill(tx_reserve(p, NULL), fd, data, len, to, kind, s, payload);
 }
 
 /* A control packet built on the stack goes into the queue's own storage. */
 static void tx_push_ctl(struct px *p, struct px_session *s, const uint8_t *pkt, size_t len,
 			const struct sockaddr_in *to)
 {
-	int i = tx_slot(p, p->tun_fd);
+	unsigned i = tx_reserve(p, NULL);
 
 	memcpy(tx_ctl[i], pkt, len);
 	tx_fill(i, p->tun_fd, tx_ctl[i], len, to, TX_CONTROL, s, 0);
 }
 
-/* Until the client address is validated it gets no more bytes than it sent (1.6).
- * Echoes to another address are never larger than the request they answer. */
-static bool budget_take(struct px_session *s, const struct sockaddr_in *to, size_t len)
+/* May len bytes go to `to` for session s? Until the client address is validated it
+ * gets no more bytes than it sent (1.6); game replies and their parity (budget) take
+ * from the session's reply budget, the request path's limits. Control packets answer
+ * one request each, no larger than it; echoes to another address likewise. */
+static enum ls_drop tx_admit(struct px_session *s, const struct sockaddr_in *to, size_t len,
+			     bool budget, uint64_t now)
 {
-	if (s->validated || !same_addr(to, &s->client))
-		return true;
-	if (s->unval_tx + len > s->unval_rx)
-		return false;
-	s->unval_tx += len;
-	return true;
+	if (!same_addr(to, &s->client))
+		return LS_DROP__COUNT;
+	if (!s->validated && s->unval_tx + len > s->unval_rx)
+		return LS_DROP_UNVALIDATED_LIMIT;
+	if (budget && !ls_bucket_take(&s->t_pps, 1, now))
+		return LS_DROP_RATE_LIMITED;
+	if (budget && !ls_bucket_take(&s->t_bps, len, now))
+		return LS_DROP_RATE_LIMITED;
+	if (!s->validated)
+		s->unval_tx += len;
+	return LS_DROP__COUNT;
 }
 
-/* KEEPALIVE or FIN, version 1, authenticated when the session is. s may be NULL
- * (a stateless FIN answer without auth). */
-static size_t build_ctl(struct px_session *s, uint8_t flags, uint16_t seq, uint32_t ts,
-			const struct ls_keepalive *ka, uint8_t *out)
+/* Who seals for the session: its current lifetime, or no AUTH without a key. */
+static struct ls_seal seal_of(struct px_session *s, struct ls_mac *mac)
 {
+	struct ls_seal k = { .mac = NULL, .token = 0, .session_id = 0 };
+
+	if (s && s->auth) {
+		k.mac = mac ? mac : &s->lv.cur.mac;
+		k.token = (uint8_t)s->id;
+		k.session_id = s->id;
+	}
+	return k;
+}
+
+/* KEEPALIVE or FIN, version 1, sealed under mac (NULL: the current lifetime). s may be
+ * NULL (a stateless FIN answer without auth). */
+static size_t build_ctl(struct px_session *s, struct ls_mac *mac, uint8_t flags, uint16_t seq,
+			uint32_t ts, const struct ls_keepalive *ka, uint8_t *out)
+{
+	struct ls_seal k = seal_of(s, mac);
 	struct ls_hdr h;
-	size_t n;
 
 	memset(&h, 0, sizeof(h));
 	h.version = LS_VER_PLAIN;
@@ -190,17 +279,7 @@ static size_t build_ctl(struct px_session *s, uint8_t flags, uint16_t seq, uint3
 	h.ts_us = ts;
 	if (ka)
 		ls_keepalive_to_hdr(ka, &h);
-	if (s && s->auth) {
-		h.flags |= LS_F_AUTH;
-		h.token = (uint8_t)s->id;
-		h.session_id = s->id;
-	}
-	n = ls_hdr_encode(&h, out);
-	if (s && s->auth) {
-		ls_mac_tag(&s->mac, out, n, out + n);
-		n += LS_TAG_LEN;
-	}
-	return n;
+	return ls_seal_at(&k, &h, out, 0);
 }
 
 /* Our reception report. The proxy asks nothing of the client's FEC (fec_k 0): the
@@ -212,25 +291,28 @@ static void fill_report(struct px_session *s, uint8_t kind, struct ls_keepalive 
 	ka->kind = kind;
 }
 
-/* A KEEPALIVE request with a random ts_us to the client address: its echo proves the
- * client can receive there (1.6). */
+/* A KEEPALIVE request with an unpredictable ts_us (the keyed PRF) to the client
+ * address: its echo proves the client can receive there (1.6). */
 static void send_challenge(struct px *p, struct px_session *s, uint64_t now)
 {
 	uint8_t pkt[CTL_LEN];
 	struct ls_keepalive ka;
-	uint16_t seq = (uint16_t)(s->tx_seq + 1);
-	uint32_t ts = (uint32_t)px_random(p);
+	uint16_t seq = s->tx_seq;
+	uint32_t ts = (uint32_t)ls_prf_next(&p->prf);
 	size_t n;
 
+	if (s->auth && !s->lv.cur.live)
+		return; /* nothing to seal with: the client's handshake comes first */
 	fill_report(s, LS_KA_REQUEST, &ka);
-	n = build_ctl(s, LS_F_KEEPALIVE, seq, ts, &ka, pkt);
-	if (!budget_take(s, &s->client, n))
+	n = build_ctl(s, NULL, LS_F_KEEPALIVE, seq, ts, &ka, pkt);
+	s->chal_us = now;
+	if (tx_admit(s, &s->client, n, false, now) != LS_DROP__COUNT)
 		return;
-	s->tx_seq = seq;
+	s->tx_seq++;
 	s->chal_seq = seq;
 	s->chal_ts = ts;
 	s->chal_pending = true;
-	s->chal_us = now;
+	s->chal_fail = 0;
 	tx_push_ctl(p, s, pkt, n, &s->client);
 }
 
@@ -238,8 +320,7 @@ void px_revalidate(struct px *p, struct px_session *s, uint64_t now)
 {
 	/* A lost request would otherwise leave the address on its byte budget for good;
 	 * the budget itself keeps these from flooding an address that sends nothing. */
-	if (s->has_client && !s->validated &&
-	    (!s->chal_pending || now - s->chal_us >= REVALIDATE_US))
+	if (s->has_client && !s->validated && now - s->chal_us >= REVALIDATE_US)
 		send_challenge(p, s, now);
 }
 
@@ -251,10 +332,9 @@ void px_send_fins(struct px *p)
 		uint8_t pkt[CTL_LEN];
 		size_t n;
 
-		if (!s->has_client || !s->validated)
+		if (!s->has_client || !s->validated || (s->auth && !s->lv.cur.live))
 			continue;
-		s->tx_seq++;
-		n = build_ctl(s, LS_F_FIN, s->tx_seq, ts, NULL, pkt);
+		n = build_ctl(s, NULL, LS_F_FIN, s->tx_seq++, ts, NULL, pkt);
 		tx_push_ctl(p, s, pkt, n, &s->client);
 	}
 	px_tx_flush(p);
@@ -287,23 +367,25 @@ struct fwd_ctx {
 };
 
 /* The decoder's delivery: a packet still in our receive buffer is sent from there; a
- * rebuilt one, valid only during this call, is copied into the queue's own storage. */
+ * rebuilt one, valid only during this call, is copied into a slot of its own. */
 static void fwd_deliver(void *arg, const uint8_t *payload, size_t len)
 {
 	struct fwd_ctx *x = arg;
-	int fd = x->f->ev.fd, i;
+	int fd = x->f->ev.fd;
+	uint8_t *own;
+	unsigned i;
 
 	if (!rate_ok(x->s, len, x->now)) {
-		drop_s(x->p, x->s, PX_DROP_RATE_LIMITED);
+		drop_s(x->p, x->s, LS_DROP_RATE_LIMITED);
 		return;
 	}
 	if (payload == x->arrived) {
 		tx_push(x->p, fd, x->arrived_w, len, &x->to, TX_FORWARD, x->s, len);
 		return;
 	}
-	i = tx_slot(x->p, fd);
-	memcpy(tx_big[i], payload, len);
-	tx_fill(i, fd, tx_big[i], len, &x->to, TX_FORWARD, x->s, len);
+	i = tx_reserve(x->p, &own);
+	memcpy(own, payload, len);
+	tx_fill(i, fd, own, len, &x->to, TX_FORWARD, x->s, len);
 }
 
 static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
@@ -316,23 +398,27 @@ static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
 	/* A parity packet names the flow's destination like data does, and is checked
 	 * the same way: what it rebuilds goes there. */
 	if (!ls_addr_permitted(&p->conf.proxy.allow, h->dst_ip)) {
-		drop_s(p, s, PX_DROP_DENIED_DESTINATION);
+		drop_s(p, s, LS_DROP_DENIED_DESTINATION);
+		s->warn_dst_ip = h->dst_ip;
+		s->warn_dst_port = h->dst_port;
 		return;
 	}
 	if (s->ndests && !dest_allowed(s, h->dst_ip, h->dst_port)) {
-		drop_s(p, s, PX_DROP_NOT_ALLOWED);
+		drop_s(p, s, LS_DROP_NOT_ALLOWED);
+		s->warn_dst_ip = h->dst_ip;
+		s->warn_dst_port = h->dst_port;
 		return;
 	}
 	/* FEC traffic is rate-checked packet by packet as the decoder delivers it. */
 	if (!fec && !rate_ok(s, len, now)) {
-		drop_s(p, s, PX_DROP_RATE_LIMITED);
+		drop_s(p, s, LS_DROP_RATE_LIMITED);
 		return;
 	}
 	f = px_flow_find(s, h->src_ip, h->src_port);
 	if (!f) {
 		f = px_flow_new(p, s, h->src_ip, h->src_port, now);
 		if (!f) {
-			drop_s(p, s, PX_DROP_FLOW_LIMIT);
+			drop_s(p, s, LS_DROP_FLOW_LIMIT);
 			return;
 		}
 	}
@@ -352,19 +438,19 @@ static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
 		fwd_deliver(&x, payload, len); /* no decoder (out of memory): data still goes */
 }
 
-static void answer_keepalive(struct px *p, struct px_session *s, const struct ls_hdr *h,
-			     const struct sockaddr_in *from)
+static void answer_keepalive(struct px *p, struct px_session *s, struct ls_mac *mac,
+			     const struct ls_hdr *h, const struct sockaddr_in *from, uint64_t now)
 {
 	uint8_t pkt[CTL_LEN];
 	struct ls_keepalive ka;
 	size_t n;
 
 	fill_report(s, LS_KA_REPLY, &ka);
-	n = build_ctl(s, LS_F_KEEPALIVE, h->seq, h->ts_us, &ka, pkt);
-	/* The client's first probe pays for the validation challenge, so its echo usually
-	 * does not fit the budget: the client misses one RTT sample, no data is lost, and
-	 * nothing is counted as dropped (1.6). */
-	if (!budget_take(s, from, n)) {
+	n = build_ctl(s, mac, LS_F_KEEPALIVE, h->seq, h->ts_us, &ka, pkt);
+	/* The client's first probe after roaming pays for the validation request, so its
+	 * echo may not fit the budget: the client misses one RTT sample, no data is lost,
+	 * and nothing is counted as dropped (1.6). */
+	if (tx_admit(s, from, n, false, now) != LS_DROP__COUNT) {
 		p->ctr.keepalives_unanswered++;
 		return;
 	}
@@ -372,63 +458,98 @@ static void answer_keepalive(struct px *p, struct px_session *s, const struct ls
 }
 
 static void answer_fin(struct px *p, struct px_session *s, const struct ls_hdr *h,
-		       const struct sockaddr_in *from)
+		       const struct sockaddr_in *from, uint64_t now)
 {
 	uint8_t pkt[CTL_LEN];
-	size_t n = build_ctl(s, LS_F_FIN, h->seq, h->ts_us, NULL, pkt);
+	size_t n = build_ctl(s, NULL, LS_F_FIN, h->seq, h->ts_us, NULL, pkt);
+	enum ls_drop why;
 
 	if (!s) {
 		tx_push_ctl(p, NULL, pkt, n, from);
 		return;
 	}
-	if (budget_take(s, from, n))
+	why = tx_admit(s, from, n, false, now);
+	if (why == LS_DROP__COUNT)
 		tx_push_ctl(p, s, pkt, n, from);
 	else
-		drop_s(p, s, PX_DROP_UNVALIDATED_LIMIT);
-	/* Out before the session's sockets close (which flushes anyway) and before its
-	 * state resets. */
+		drop_s(p, s, why);
+	/* Out before the session's state resets. */
 	px_tx_flush(p);
 	px_session_end(p, s, PX_END_FIN);
 }
 
-/* An AUTH datagram: the checks of 1.3 in their order. Returns the session, or NULL
- * when dropped. *moved tells that the client address changed (roaming). */
+/* A HANDSHAKE of a known session (1.8): answered statelessly, or a CONFIRM that
+ * begins a new lifetime from the address it came from. Never refreshes the session
+ * unless it begins one. */
+static void handshake(struct px *p, struct px_session *s, const struct ls_pkt *pkt,
+		      const uint8_t *buf, const struct sockaddr_in *from, uint64_t now)
+{
+	uint8_t out[LS_HS_MAX_LEN];
+	size_t n = 0;
+	enum ls_drop why = LS_DROP_MALFORMED;
+	enum ls_hs_verdict v;
+
+	if (!ls_hs_tag_ok(&s->mac, (uint8_t)s->id, pkt, buf)) {
+		drop_peer(p, LS_DROP_BAD_TAG, from, pkt->h.session_id);
+		return;
+	}
+	v = ls_hs_respond(&s->lv, &s->mac, &p->prf, (uint8_t)s->id, s->id, pkt,
+			  ntohl(from->sin_addr.s_addr), ntohs(from->sin_port), now, out, &n, &why);
+	if (v == LS_HSV_DROP) {
+		drop_s(p, s, why);
+		return;
+	}
+	if (v == LS_HSV_COMMIT)
+		px_session_commit(p, s, from, now);
+	/* No answer outgrows its request: INIT and REPLY are the same size. */
+	tx_push_ctl(p, s, out, n, from);
+}
+
+/* An AUTH datagram other than a HANDSHAKE: the checks of 1.3 in their order. Returns
+ * the session, or NULL when dropped. *mac is the lifetime that accepted it; *moved
+ * tells that the client address changed (roaming). */
 static struct px_session *auth_check(struct px *p, const struct ls_pkt *pkt, const uint8_t *buf,
-				     bool echo, const struct sockaddr_in *from, bool *moved)
+				     bool echo, const struct sockaddr_in *from, uint64_t now,
+				     struct ls_mac **mac, bool *moved)
 {
 	const struct ls_hdr *h = &pkt->h;
 	struct px_session *s = px_session_by_id(&p->tab, h->session_id);
-	uint64_t ext;
+	enum ls_drop why = LS_DROP_BAD_TAG;
+	struct ls_rx_ok ok;
 
 	if (!s) {
-		drop(p, PX_DROP_UNKNOWN_SESSION);
+		drop_peer(p, LS_DROP_UNKNOWN_SESSION, from, h->session_id);
 		return NULL;
 	}
-	/* Forged ids are free to send, so a bad tag is not charged to the session. */
-	if (h->token != (uint8_t)s->id || !ls_mac_verify(&s->mac, buf, pkt->signed_len, pkt->tag)) {
-		drop(p, PX_DROP_BAD_TAG);
+	if (h->flags & LS_F_HANDSHAKE) {
+		handshake(p, s, pkt, buf, from, now);
 		return NULL;
 	}
-	/* Echoes take no seq of their own: no replay window, no roaming (1.4). */
+	/* The client's packets carry its clock, except echoes of our requests. */
+	if (!ls_lives_check(&s->lv, (uint8_t)s->id, pkt, buf, echo, !echo, now, &ok, &why)) {
+		if (why == LS_DROP_BAD_TAG) {
+			/* Forged ids are free to send, so a bad tag is not charged to the
+			 * session; nor is it ever answered (a client whose lifetime we lost,
+			 * after a restart, finds out by our silence: 1.8). */
+			drop_peer(p, why, from, h->session_id);
+		} else {
+			drop_s(p, s, why);
+			s->warn_peer = *from;
+		}
+		return NULL;
+	}
+	*mac = ok.prev ? &s->lv.prev.mac : &s->lv.cur.mac;
 	if (echo)
 		return s;
-	if (!ls_replay_check(&s->replay, h->seq, &ext)) {
-		drop_s(p, s, PX_DROP_REPLAY);
+	/* A FIN of a lifetime that has ended ends nothing. */
+	if (ok.prev && (h->flags & LS_F_FIN)) {
+		drop_s(p, s, LS_DROP_REPLAY);
+		s->warn_peer = *from;
 		return NULL;
 	}
-	if (s->ts_any && (int32_t)(h->ts_us - s->newest_ts) < -FRESH_US) {
-		drop_s(p, s, PX_DROP_REPLAY);
-		return NULL;
-	}
-	bool newest = ls_replay_accept(&s->replay, ext);
-	if (!s->ts_any || (int32_t)(h->ts_us - s->newest_ts) > 0) {
-		s->newest_ts = h->ts_us;
-		s->ts_any = true;
-	}
-	ls_rx_note(&s->rx, ext);
-	/* A first address is taken from any authentic packet (even a reordered one);
-	 * an existing one moves only for the newest. */
-	if (!s->has_client || (newest && !same_addr(from, &s->client))) {
+	ls_rx_note(&s->rx, ok.ext);
+	/* Only the newest packet of the current lifetime moves the session (roaming). */
+	if (!ok.prev && (!s->has_client || (ok.newest && !same_addr(from, &s->client)))) {
 		bool first = !s->has_client;
 
 		px_session_set_client(p, s, from);
@@ -449,25 +570,25 @@ static struct px_session *addr_check(struct px *p, const struct ls_pkt *pkt, boo
 	struct px_session *s;
 
 	if (p->conf.proxy.require_auth) {
-		drop(p, PX_DROP_UNAUTHENTICATED);
+		drop_peer(p, LS_DROP_UNAUTHENTICATED, from, 0);
 		return NULL;
 	}
 	s = px_session_by_addr(&p->tab, from);
 	if (!s) {
 		if (echo) {
 			/* An echo of a request no session of this address sent. */
-			drop(p, PX_DROP_UNKNOWN_SESSION);
+			drop_peer(p, LS_DROP_UNKNOWN_SESSION, from, 0);
 			return NULL;
 		}
 		if (h->flags & LS_F_FIN) {
 			/* Nothing to end; the answer still tells the client the route is
 			 * gone, and is no larger than the FIN. */
-			answer_fin(p, NULL, h, from);
+			answer_fin(p, NULL, h, from, now);
 			return NULL;
 		}
 		if (p->tab.n >= (size_t)p->conf.proxy.max_sessions ||
 		    !(s = px_session_add_addr(p, from, now))) {
-			drop(p, PX_DROP_SESSION_LIMIT);
+			drop_peer(p, LS_DROP_SESSION_LIMIT, from, 0);
 			return NULL;
 		}
 		*moved = true;
@@ -478,36 +599,55 @@ static struct px_session *addr_check(struct px *p, const struct ls_pkt *pkt, boo
 	return s;
 }
 
+/* An echo of our validation request, from the client address: it validates the
+ * address, refreshes the session, and is the only echo that does (1.4). */
+static void echo_received(struct px *p, struct px_session *s, const struct ls_hdr *h,
+			  const struct sockaddr_in *from, uint64_t now)
+{
+	p->ctr.keepalives++;
+	if (!s->chal_pending || !same_addr(from, &s->client))
+		return;
+	if (h->seq == s->chal_seq && h->ts_us == s->chal_ts) {
+		s->validated = true;
+		s->chal_pending = false;
+		s->last_us = now;
+	} else if (++s->chal_fail >= CHAL_FAIL_MAX) {
+		s->chal_pending = false;
+	}
+}
+
 static void tunnel_packet(struct px *p, uint8_t *buf, size_t len, int mflags,
 			  const struct sockaddr_in *from, uint64_t now)
 {
 	struct ls_pkt pkt;
 	struct ls_keepalive ka;
 	struct px_session *s;
+	struct ls_mac *mac = NULL;
 	bool echo = false, moved = false;
 	int rc;
 
 	p->ctr.rx_packets++;
 	p->ctr.rx_bytes += len;
 	if ((mflags & MSG_TRUNC) || len > LS_MAX_DATAGRAM) {
-		drop(p, PX_DROP_OVERSIZE);
+		drop_peer(p, LS_DROP_OVERSIZE, from, 0);
 		return;
 	}
 	rc = ls_pkt_decode(buf, len, &pkt);
 	if (rc != LS_PE_OK) {
-		drop(p, decode_drop(rc));
+		drop_peer(p, ls_drop_from_decode(rc), from, 0);
 		return;
 	}
 	if (pkt.h.flags & LS_F_KEEPALIVE) {
 		rc = ls_keepalive_from_hdr(&pkt.h, &ka);
-		if (rc != LS_PE_OK) {
-			drop(p, rc == LS_PE_FEC_RANGE ? PX_DROP_FEC_RANGE : PX_DROP_MALFORMED);
+		if (rc != LS_PE_OK || pkt.payload_len) {
+			drop_peer(p, rc == LS_PE_FEC_RANGE ? LS_DROP_FEC_RANGE : LS_DROP_MALFORMED,
+				  from, 0);
 			return;
 		}
 		echo = ka.kind == LS_KA_REPLY;
 	}
 	if (pkt.h.flags & LS_F_AUTH)
-		s = auth_check(p, &pkt, buf, echo, from, &moved);
+		s = auth_check(p, &pkt, buf, echo, from, now, &mac, &moved);
 	else
 		s = addr_check(p, &pkt, echo, from, now, &moved);
 	if (!s)
@@ -515,29 +655,24 @@ static void tunnel_packet(struct px *p, uint8_t *buf, size_t len, int mflags,
 
 	s->rx_packets++;
 	s->rx_bytes += len;
-	s->last_us = now;
 	if (!s->validated && same_addr(from, &s->client))
 		s->unval_rx += len;
 	if (moved)
 		send_challenge(p, s, now);
 
 	if (echo) {
-		p->ctr.keepalives++;
-		if (s->chal_pending && pkt.h.seq == s->chal_seq && pkt.h.ts_us == s->chal_ts &&
-		    same_addr(from, &s->client)) {
-			s->validated = true;
-			s->chal_pending = false;
-		}
+		echo_received(p, s, &pkt.h, from, now);
 		return;
 	}
+	s->last_us = now;
 	if (pkt.h.flags & LS_F_KEEPALIVE) {
 		p->ctr.keepalives++;
-		answer_keepalive(p, s, &pkt.h, from);
+		answer_keepalive(p, s, mac, &pkt.h, from, now);
 		px_fec_client_request(s, &ka, now);
 		return;
 	}
 	if (pkt.h.flags & LS_F_FIN) {
-		answer_fin(p, s, &pkt.h, from);
+		answer_fin(p, s, &pkt.h, from, now);
 		return;
 	}
 	/* The payload lies in our own writable buffer; the decoder only hands out a
@@ -545,10 +680,19 @@ static void tunnel_packet(struct px *p, uint8_t *buf, size_t len, int mflags,
 	forward(p, s, &pkt.h, buf + (pkt.payload - buf), pkt.payload_len, now);
 }
 
-static void rx_prepare(size_t headroom, size_t room)
+/* RX_BATCH receive buffers of the turn, headroom bytes in: the queue goes out first
+ * when the turn has used them all. */
+static uint8_t (*rx_prepare(struct px *p, size_t headroom, size_t room))[LS_RX_BUF]
 {
+	uint8_t(*slots)[LS_RX_BUF];
+
+	if (rx_used + RX_BATCH > RX_SLOTS) {
+		px_tx_flush(p);
+		rx_used = 0;
+	}
+	slots = &rx_buf[rx_used];
 	for (int i = 0; i < RX_BATCH; i++) {
-		rx_iov[i].iov_base = rx_buf[i] + headroom;
+		rx_iov[i].iov_base = slots[i] + headroom;
 		rx_iov[i].iov_len = room;
 		memset(&rx_msg[i].msg_hdr, 0, sizeof(rx_msg[i].msg_hdr));
 		rx_msg[i].msg_hdr.msg_name = &rx_from[i];
@@ -556,6 +700,7 @@ static void rx_prepare(size_t headroom, size_t room)
 		rx_msg[i].msg_hdr.msg_iov = &rx_iov[i];
 		rx_msg[i].msg_hdr.msg_iovlen = 1;
 	}
+	return slots;
 }
 
 void px_tunnel_readable(struct px *p)
@@ -563,25 +708,25 @@ void px_tunnel_readable(struct px *p)
 	int total = 0;
 
 	while (total < RX_PER_WAKE) {
-		rx_prepare(0, LS_RX_BUF);
+		uint8_t(*slots)[LS_RX_BUF] = rx_prepare(p, 0, LS_RX_BUF);
 		int n = recvmmsg(p->tun_fd, rx_msg, RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
+		rx_used += (unsigned)n;
 		uint64_t now = ls_now_us();
 		for (int i = 0; i < n; i++) {
 			if (rx_msg[i].msg_hdr.msg_namelen < sizeof(struct sockaddr_in) ||
 			    rx_from[i].sin_family != AF_INET) {
 				p->ctr.rx_packets++;
 				p->ctr.rx_bytes += rx_msg[i].msg_len;
-				drop(p, PX_DROP_MALFORMED);
+				drop(p, LS_DROP_MALFORMED);
 				continue;
 			}
-			tunnel_packet(p, rx_buf[i], rx_msg[i].msg_len, rx_msg[i].msg_hdr.msg_flags,
+			tunnel_packet(p, slots[i], rx_msg[i].msg_len, rx_msg[i].msg_hdr.msg_flags,
 				      &rx_from[i], now);
 		}
-		px_tx_flush(p);
 		total += n;
 		if (n < RX_BATCH)
 			break;
@@ -590,48 +735,56 @@ void px_tunnel_readable(struct px *p)
 
 /* ---- game server -> tunnel ------------------------------------------------------ */
 
-/* Parity rows first_row.. of a flow's block into the tunnel queue. Parity carries the
- * flow's addresses (1.2) and is held to the unvalidated budget like replies. */
+/* Parity into the tunnel queue, within the session's reply budget (1.2, 1.6). */
+struct parity_ctx {
+	struct px *p;
+	struct px_session *s;
+	uint64_t now;
+	unsigned slot; /* the queue place parity_slot reserved */
+};
+
+static uint8_t *parity_slot(void *arg, size_t wire_len)
+{
+	struct parity_ctx *x = arg;
+	enum ls_drop why = tx_admit(x->s, &x->s->client, wire_len, true, x->now);
+	uint8_t *own;
+
+	if (why != LS_DROP__COUNT) {
+		drop_s(x->p, x->s, why);
+		return NULL;
+	}
+	x->slot = tx_reserve(x->p, &own);
+	return own;
+}
+
+static void parity_queue(void *arg, uint8_t *start, size_t len)
+{
+	struct parity_ctx *x = arg;
+
+	tx_fill(x->slot, x->p->tun_fd, start, len, &x->s->client, TX_PARITY, x->s, 0);
+	x->p->fec_ctr.parity_sent++;
+}
+
+/* Parity rows first_row.. of a flow's block: they carry the flow's addresses, the
+ * server of the block's latest reply as their source. */
 static void send_parity(struct px *p, struct px_flow *f, const uint8_t *shards, size_t len,
 			uint16_t block, uint8_t k, uint8_t first_row, int count, uint64_t now)
 {
 	struct px_session *s = f->s;
-	uint8_t flags = s->auth ? LS_F_AUTH : 0;
-	size_t hlen = ls_hdr_len(LS_VER_FEC, flags);
-	size_t total = hlen + len + (s->auth ? LS_TAG_LEN : 0);
+	struct parity_ctx x = { .p = p, .s = s, .now = now };
+	struct ls_parity_sink sink = { .slot = parity_slot, .queue = parity_queue, .ctx = &x };
+	struct ls_seal key = seal_of(s, NULL);
+	struct ls_hdr addrs = {
+		.src_ip = f->fec_src_ip,
+		.src_port = f->fec_src_port,
+		.dst_ip = f->src_ip,
+		.dst_port = f->src_port,
+	};
 
-	for (int j = 0; j < count && s->has_client; j++) {
-		struct ls_hdr h = {
-			.version = LS_VER_FEC,
-			.flags = flags,
-			.token = s->auth ? (uint8_t)s->id : 0,
-			.ts_us = (uint32_t)now,
-			.src_ip = f->fec_src_ip,
-			.src_port = f->fec_src_port,
-			.dst_ip = f->src_ip,
-			.dst_port = f->src_port,
-			.fec_block = block,
-			.fec_index = (uint8_t)(k + first_row + j),
-			.fec_k = k,
-			.session_id = s->id,
-		};
-		uint8_t *pkt;
-		int i;
-
-		if (!budget_take(s, &s->client, total)) {
-			drop_s(p, s, PX_DROP_UNVALIDATED_LIMIT);
-			continue;
-		}
-		h.seq = ++s->tx_seq;
-		i = tx_slot(p, p->tun_fd);
-		pkt = tx_big[i];
-		ls_hdr_encode(&h, pkt);
-		memcpy(pkt + hlen, shards + (size_t)j * LS_FEC_SHARD_MAX, len);
-		if (s->auth)
-			ls_mac_tag(&s->mac, pkt, hlen + len, pkt + hlen + len);
-		tx_fill(i, p->tun_fd, pkt, total, &s->client, TX_PARITY, s, 0);
-		p->fec_ctr.parity_sent++;
-	}
+	if (count <= 0 || !s->has_client)
+		return;
+	ls_parity_send(&key, &addrs, &s->tx_seq, (uint32_t)now, shards, len, block, k, first_row,
+		       count, &sink);
 }
 
 static void close_block(struct px *p, struct px_flow *f, uint64_t now)
@@ -695,7 +848,6 @@ void px_fec_due(struct px *p, uint64_t now)
 		pp = &f->fec_next;
 	}
 	p->fec_next_us = next;
-	px_tx_flush(p);
 }
 
 static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t len,
@@ -704,61 +856,55 @@ static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t
 	struct px_session *s = f->s;
 	uint32_t sip = ntohl(from->sin_addr.s_addr);
 	uint16_t sport = ntohs(from->sin_port);
-	uint8_t flags = s->auth ? LS_F_AUTH : 0;
+	struct ls_seal key = seal_of(s, NULL);
 	struct ls_fec_enc *enc;
 	struct ls_hdr h;
-	size_t hlen, total;
+	size_t total;
 	uint8_t *pkt;
+	enum ls_drop why;
 	bool full = false;
 
 	if (!px_flow_sent_to(f, sip, sport)) {
-		drop_s(p, s, PX_DROP_UNEXPECTED_SOURCE);
+		drop_s(p, s, LS_DROP_UNEXPECTED_SOURCE);
 		return;
 	}
-	/* Checked for the larger header a block member gets: an encoder must only see
-	 * what is sent, or the client could rebuild a reply that was dropped. */
-	enc = px_fec_enc(s, f);
-	hlen = ls_hdr_len(enc && len <= LS_FEC_MAX_DATA ? LS_VER_FEC : LS_VER_PLAIN, flags);
-	total = hlen + len + (s->auth ? LS_TAG_LEN : 0);
-	/* The same limit as the tunnel's other direction: the wrapped datagram. */
-	if ((mflags & MSG_TRUNC) || total > LS_MAX_DATAGRAM) {
-		drop_s(p, s, PX_DROP_OVERSIZE);
+	/* The same payload limit as the other direction, with or without AUTH. */
+	if ((mflags & MSG_TRUNC) || len > LS_MAX_PAYLOAD) {
+		drop_s(p, s, LS_DROP_OVERSIZE);
 		return;
 	}
 	if (!s->has_client) {
 		/* Flows close when a session loses its client, so this cannot happen;
 		 * counted rather than sent nowhere. */
-		drop_s(p, s, PX_DROP_SEND_ERROR);
+		drop_s(p, s, LS_DROP_SEND_ERROR);
 		return;
 	}
-	if (!budget_take(s, &s->client, total)) {
-		drop_s(p, s, PX_DROP_UNVALIDATED_LIMIT);
+	/* Checked for the larger header a block member gets: an encoder must only see
+	 * what is sent, or the client could rebuild a reply that was dropped. */
+	enc = px_fec_enc(s, f);
+	total = ls_hdr_len(enc && len <= LS_FEC_MAX_DATA ? LS_VER_FEC : LS_VER_PLAIN,
+			   s->auth ? LS_F_AUTH : 0) + len + (s->auth ? LS_TAG_LEN : 0);
+	why = tx_admit(s, &s->client, total, true, now);
+	if (why != LS_DROP__COUNT) {
+		drop_s(p, s, why);
 		return;
 	}
 	memset(&h, 0, sizeof(h));
 	h.version = LS_VER_PLAIN;
-	h.flags = flags;
-	h.token = s->auth ? (uint8_t)s->id : 0;
-	h.seq = ++s->tx_seq;
+	h.seq = s->tx_seq++;
 	h.ts_us = (uint32_t)now;
 	h.src_ip = sip;
 	h.src_port = sport;
 	h.dst_ip = f->src_ip;
 	h.dst_port = f->src_port;
-	h.session_id = s->id;
 	if (enc)
 		full = ls_fec_enc_add(enc, payload, len, now, &h);
-	hlen = ls_hdr_len(h.version, flags);
-	total = hlen + len + (s->auth ? LS_TAG_LEN : 0);
-	pkt = payload - hlen;
-	ls_hdr_encode(&h, pkt);
-	if (s->auth)
-		ls_mac_tag(&s->mac, pkt, hlen + len, pkt + hlen + len);
+	total = ls_seal_in_place(&key, &h, payload, len, &pkt);
 	s->last_us = now;
 	f->last_us = now;
 	tx_push(p, p->tun_fd, pkt, total, &s->client, TX_REPLY, s, len);
 	if (s->fec)
-		s->fec->au.sent++;
+		dp_fec_auto_sent(&s->fec->au, now);
 	if (enc) {
 		/* Held parity follows the next data packet, then a full block's parity. */
 		f->fec_src_ip = sip;
@@ -774,18 +920,19 @@ void px_flow_readable(struct px *p, struct px_flow *f)
 {
 	int total = 0;
 
-	while (total < RX_PER_WAKE) {
-		rx_prepare(HEADROOM, LS_RX_BUF - HEADROOM - LS_TAG_LEN);
+	while (total < RX_PER_WAKE && f->ev.fd >= 0) {
+		uint8_t(*slots)[LS_RX_BUF] = rx_prepare(p, FRESH_HEADROOM,
+							LS_RX_BUF - FRESH_HEADROOM - LS_TAG_LEN);
 		int n = recvmmsg(f->ev.fd, rx_msg, RX_BATCH, MSG_DONTWAIT, NULL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
+		rx_used += (unsigned)n;
 		uint64_t now = ls_now_us();
 		for (int i = 0; i < n; i++)
-			flow_reply(p, f, rx_buf[i] + HEADROOM, rx_msg[i].msg_len,
+			flow_reply(p, f, slots[i] + FRESH_HEADROOM, rx_msg[i].msg_len,
 				   rx_msg[i].msg_hdr.msg_flags, &rx_from[i], now);
-		px_tx_flush(p);
 		total += n;
 		if (n < RX_BATCH)
 			break;

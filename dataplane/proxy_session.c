@@ -127,7 +127,10 @@ static void session_init_common(struct px_session *s, uint64_t pps, uint64_t bps
 	s->bps = bps;
 	ls_bucket_init(&s->b_pps, pps, 0, now);
 	ls_bucket_init(&s->b_bps, bps, 0, now);
-	ls_replay_init(&s->replay);
+	/* The reply path has the same budget as the request path (parity included). */
+	ls_bucket_init(&s->t_pps, pps, 0, now);
+	ls_bucket_init(&s->t_bps, bps, 0, now);
+	ls_lives_init(&s->lv);
 	s->last_us = now;
 }
 
@@ -187,8 +190,23 @@ void px_session_set_client(struct px *p, struct px_session *s, const struct sock
 	s->has_client = true;
 	s->validated = false;
 	s->chal_pending = false;
+	s->chal_fail = 0;
+	s->chal_us = 0;
 	s->unval_rx = 0;
 	s->unval_tx = 0;
+}
+
+void px_session_commit(struct px *p, struct px_session *s, const struct sockaddr_in *a,
+		       uint64_t now)
+{
+	bool first = !s->has_client;
+
+	px_session_set_client(p, s, a);
+	/* The CONFIRM echoed a cookie only this address received. */
+	s->validated = true;
+	s->last_us = now;
+	if (first && s->is_static)
+		px_session_up(p, s, true);
 }
 
 static void close_flows(struct px *p, struct px_session *s)
@@ -213,8 +231,9 @@ void px_session_delete(struct px *p, struct px_session *s)
 void px_session_reset(struct px *p, struct px_session *s)
 {
 	close_flows(p, s);
-	/* The replay window and the newest timestamp stay: they are what keeps packets
-	 * recorded before the reset from being accepted after it. */
+	/* The lifetime ends with the client: whatever was recorded under it never
+	 * authenticates again, and the next client begins its own (1.8). */
+	ls_lives_end(&s->lv);
 	s->has_client = false;
 	s->validated = false;
 	s->chal_pending = false;
@@ -233,16 +252,14 @@ struct px_flow *px_flow_find(struct px_session *s, uint32_t ip, uint16_t port)
 	return NULL;
 }
 
-struct px_flow *px_flow_new(struct px *p, struct px_session *s, uint32_t ip, uint16_t port,
-			    uint64_t now)
+/* A flow with its socket bound and watched, for the spare list. */
+static struct px_flow *flow_make(struct px *p)
 {
 	struct sockaddr_in any = { .sin_family = AF_INET };
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct px_flow *f;
 	int fd;
 
-	if (s->nflows >= (uint64_t)p->conf.proxy.max_flows)
-		return NULL;
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		ls_warn_rl(&p->rl_warn, "cannot open a flow socket: %s", strerror(errno));
@@ -262,10 +279,7 @@ struct px_flow *px_flow_new(struct px *p, struct px_session *s, uint32_t ip, uin
 	}
 	f->ev.kind = PX_EV_FLOW;
 	f->ev.fd = fd;
-	f->s = s;
-	f->src_ip = ip;
-	f->src_port = port;
-	f->last_us = now;
+	f->close_fd = -1;
 	ev.data.ptr = &f->ev;
 	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		ls_warn_rl(&p->rl_warn, "cannot watch a flow socket: %s", strerror(errno));
@@ -273,10 +287,61 @@ struct px_flow *px_flow_new(struct px *p, struct px_session *s, uint32_t ip, uin
 		free(f);
 		return NULL;
 	}
+	return f;
+}
+
+void px_flows_refill(struct px *p)
+{
+	struct px_table *t = &p->tab;
+
+	while (t->nspare < PX_SPARE_FLOWS) {
+		struct px_flow *f = flow_make(p);
+
+		if (!f)
+			return;
+		f->next = t->spare;
+		t->spare = f;
+		t->nspare++;
+	}
+}
+
+/* The least recently used flow of s that has been quiet long enough, or NULL. */
+static struct px_flow *flow_lru_quiet(struct px_session *s, uint64_t now)
+{
+	struct px_flow *lru = NULL;
+
+	for (struct px_flow *f = s->flows; f; f = f->next)
+		if (now - f->last_us >= PX_FLOW_QUIET_US && (!lru || f->last_us < lru->last_us))
+			lru = f;
+	return lru;
+}
+
+struct px_flow *px_flow_new(struct px *p, struct px_session *s, uint32_t ip, uint16_t port,
+			    uint64_t now)
+{
+	struct px_table *t = &p->tab;
+	struct px_flow *f;
+
+	if (s->nflows >= (uint64_t)p->conf.proxy.max_flows) {
+		struct px_flow *old = flow_lru_quiet(s, now);
+
+		if (!old)
+			return NULL;
+		px_flow_close(p, old);
+	}
+	f = t->spare;
+	if (!f)
+		return NULL;
+	t->spare = f->next;
+	t->nspare--;
+	f->s = s;
+	f->src_ip = ip;
+	f->src_port = port;
+	f->last_us = now;
 	f->next = s->flows;
 	s->flows = f;
 	s->nflows++;
-	p->tab.nflows++;
+	t->nflows++;
 	return f;
 }
 
@@ -285,14 +350,14 @@ void px_flow_close(struct px *p, struct px_flow *f)
 	struct px_session *s = f->s;
 	struct px_flow **pp = &s->flows;
 
-	/* Sends still queued may name this socket; its number could be reused at once. */
-	px_tx_flush(p);
 	px_fec_flow_close(p, f);
 	while (*pp && *pp != f)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = f->next;
-	close(f->ev.fd); /* also leaves the epoll set */
+	/* Sends still queued may name this socket: it stays open (and its number
+	 * unused) until the queue went out at the end of the loop turn. */
+	f->close_fd = f->ev.fd;
 	f->ev.fd = -1;
 	s->nflows--;
 	p->tab.nflows--;
@@ -314,6 +379,8 @@ void px_table_reap(struct px_table *t)
 		struct px_flow *f = t->reap_flows;
 
 		t->reap_flows = f->next;
+		if (f->close_fd >= 0)
+			close(f->close_fd); /* also leaves the epoll set */
 		free(f);
 	}
 }
@@ -321,6 +388,14 @@ void px_table_reap(struct px_table *t)
 void px_table_free(struct px_table *t)
 {
 	px_table_reap(t);
+	while (t->spare) {
+		struct px_flow *f = t->spare;
+
+		t->spare = f->next;
+		close(f->ev.fd);
+		free(f);
+	}
+	t->nspare = 0;
 	free(t->by_id);
 	free(t->by_addr);
 	t->by_id = t->by_addr = NULL;

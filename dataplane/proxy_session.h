@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "dp_fec.h"
+#include "life.h"
 #include "proto.h"
 #include "ratelimit.h"
 
@@ -30,7 +31,8 @@ struct px_ev {
 
 struct px_flow {
 	struct px_ev ev;          /* PX_EV_FLOW; fd -1 once closed */
-	struct px_flow *next;     /* in the session, or on the reap list */
+	int close_fd;             /* closed: the socket, shut when the loop turn ends */
+	struct px_flow *next;     /* in the session, on the reap list, or spare */
 	struct px_session *s;
 	uint64_t last_us;
 	uint32_t src_ip;          /* the game socket, as the client names it */
@@ -76,27 +78,36 @@ struct px_session {
 	bool has_client;
 	bool validated;
 	bool chal_pending;              /* a validation request awaits its echo */
-	bool ts_any;
+	uint8_t chal_fail;              /* wrong echoes of it from the client address */
 
 	struct sockaddr_in client;
-	uint16_t tx_seq;                /* last seq the proxy used towards the client */
+	uint16_t tx_seq;                /* the next seq the proxy uses towards the client */
 	uint16_t chal_seq;
 	uint32_t chal_ts;
 	uint64_t chal_us;               /* when the request left */
 	uint64_t unval_rx, unval_tx;    /* bytes from / to the client address while unvalidated */
 	uint64_t last_us;               /* last traffic either way */
 
-	uint32_t newest_ts;             /* newest ts_us accepted from the client */
 	struct ls_rx_count rx;          /* packets taking a seq received from the client */
 	struct px_fec *fec;             /* NULL: no FEC either way so far */
 
 	uint64_t pps, bps;              /* limits, 0 = unlimited */
-	struct ls_bucket b_pps, b_bps;
+	struct ls_bucket b_pps, b_bps;  /* what the client sends */
+	struct ls_bucket t_pps, t_bps;  /* what is sent to the client: the same limits */
+
+	/* Drop reasons seen since the loop last logged them (bits of enum ls_drop), the
+	 * ones logged once already, and when this session may log again. */
+	uint32_t warn_new, warned;
+	uint64_t warn_next_us;
+	struct px_session *warn_next;   /* on the list of sessions with drops to log */
+	struct sockaddr_in warn_peer;   /* the sender of the latest replay */
+	uint32_t warn_dst_ip;           /* the latest refused destination */
+	uint16_t warn_dst_port;
 
 	uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, drops;
 
-	struct ls_replay replay;
-	struct ls_mac mac;
+	struct ls_mac mac;              /* the session key: handshakes only */
+	struct ls_lives lv;             /* the lifetimes its other packets run under */
 };
 
 struct px_table {
@@ -107,13 +118,25 @@ struct px_table {
 	struct px_session *head;
 	size_t n, nflows;
 	struct px_session *reap;        /* deleted, freed after the current loop turn */
-	struct px_flow *reap_flows;
+	struct px_flow *reap_flows;     /* closed: sockets shut and memory freed then */
+	struct px_flow *spare;          /* flows with a bound socket in epoll, ready */
+	size_t nspare;
 };
+
+/* Flows kept ready, so the packet path never opens, binds or allocates: refilled
+ * when a loop turn ends. */
+#define PX_SPARE_FLOWS 16
+/* A flow this long without traffic may give its place to a new game socket when the
+ * session is at max_flows (the least recently used one goes). */
+#define PX_FLOW_QUIET_US 200000
 
 int px_table_init(struct px_table *t, size_t max_sessions, bool by_addr, uint64_t seed);
 void px_table_free(struct px_table *t);
-/* Free what was deleted during this loop turn (no epoll event can point at it now). */
+/* Free what was deleted during this loop turn (no epoll event can point at it now),
+ * shutting the sockets of closed flows (after the send queue went out). */
 void px_table_reap(struct px_table *t);
+/* Keep PX_SPARE_FLOWS flows ready (outside the packet path). */
+void px_flows_refill(struct px *p);
 
 struct px_session *px_session_by_id(const struct px_table *t, uint32_t id);
 struct px_session *px_session_by_addr(const struct px_table *t, const struct sockaddr_in *a);
@@ -137,15 +160,21 @@ void px_session_up(struct px *p, struct px_session *s, bool by_packet);
 void px_session_end(struct px *p, struct px_session *s, enum px_end why);
 /* Remove it (flows closed); the memory goes when the loop turn ends. */
 void px_session_delete(struct px *p, struct px_session *s);
-/* A static session forgets its client and flows but keeps its key and replay state. */
+/* A static session forgets its client, flows and lifetimes but keeps its key. */
 void px_session_reset(struct px *p, struct px_session *s);
 /* Make a the session's client address: unvalidated until it echoes a request. */
 void px_session_set_client(struct px *p, struct px_session *s, const struct sockaddr_in *a);
+/* A handshake began a new lifetime from a, which it proved (docs/protocol.md 1.8). */
+void px_session_commit(struct px *p, struct px_session *s, const struct sockaddr_in *a,
+		       uint64_t now);
 
 struct px_flow *px_flow_find(struct px_session *s, uint32_t ip, uint16_t port);
-/* A new flow with its own nonblocking UDP socket in epoll, or NULL (limit, no fd). */
+/* A new flow from the spare ones (its own UDP socket, already in epoll). At
+ * max_flows the least recently used flow quiet for PX_FLOW_QUIET_US gives way; NULL
+ * when none is quiet or no spare is ready. */
 struct px_flow *px_flow_new(struct px *p, struct px_session *s, uint32_t ip, uint16_t port,
 			    uint64_t now);
+/* Out of the session at once; its socket is shut when the loop turn ends. */
 void px_flow_close(struct px *p, struct px_flow *f);
 /* Remember a destination the flow sent to (most recent first). */
 static inline void px_flow_note_dst(struct px_flow *f, uint32_t ip, uint16_t port)

@@ -1,7 +1,11 @@
 /* AES-128-CMAC tags and the anti-replay window (docs/protocol.md 1.3). */
 #include "auth.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 void ls_mac_init(struct ls_mac *m, const uint8_t key[LS_KEY_LEN])
 {
@@ -21,12 +25,83 @@ void ls_mac_tag(struct ls_mac *m, const uint8_t *data, size_t len, uint8_t tag[8
 bool ls_mac_verify(struct ls_mac *m, const uint8_t *data, size_t len, const uint8_t tag[8])
 {
 	uint8_t want[8];
-	uint8_t diff = 0;
 
 	ls_mac_tag(m, data, len, want);
-	for (int i = 0; i < 8; i++)
-		diff |= (uint8_t)(want[i] ^ tag[i]);
+	return ls_bytes_equal(want, tag, 8);
+}
+
+void ls_mac_full(struct ls_mac *m, const uint8_t *data, size_t len, uint8_t out[16])
+{
+	cmac_aes128_update(&m->ctx, len, data);
+	cmac_aes128_digest(&m->ctx, CMAC128_DIGEST_SIZE, out);
+}
+
+bool ls_bytes_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint8_t diff = 0;
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (uint8_t)(a[i] ^ b[i]);
 	return diff == 0;
+}
+
+int ls_random_bytes(void *out, size_t len)
+{
+	uint8_t *p = out;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = getrandom(p + got, len - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < len) {
+		/* Kernels without getrandom still have the device. */
+		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		while (got < len) {
+			ssize_t n = read(fd, p + got, len - got);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			got += (size_t)n;
+		}
+		close(fd);
+	}
+	return got == len ? 0 : -1;
+}
+
+int ls_prf_init(struct ls_prf *p)
+{
+	uint8_t key[LS_KEY_LEN];
+
+	if (ls_random_bytes(key, sizeof(key)) < 0)
+		return -1;
+	ls_mac_init(&p->mac, key);
+	memset(key, 0, sizeof(key));
+	p->counter = 0;
+	return 0;
+}
+
+uint64_t ls_prf_next(struct ls_prf *p)
+{
+	uint8_t in[9], out[16];
+	uint64_t v = 0;
+
+	/* Domain 0x00: counters; other users of the same key start with another byte. */
+	in[0] = 0;
+	for (int i = 0; i < 8; i++)
+		in[1 + i] = (uint8_t)(p->counter >> (56 - 8 * i));
+	p->counter++;
+	ls_mac_full(&p->mac, in, sizeof(in), out);
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | out[i];
+	return v;
 }
 
 uint64_t ls_seq_extend(uint64_t top, uint16_t seq)

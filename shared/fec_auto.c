@@ -22,6 +22,13 @@
  * block time, so that the game's timing jitter does not split it (a split block pays
  * parity for each part). */
 #define JITTER_SPARE 1.15
+#define GAP_UNIT_US 8      /* the spacing record's unit (a u16 holds 0.5 s) */
+#define GAPS_MIN 4         /* fewer recorded gaps: the mean rate stands for them */
+#define FULL_SHARE_MIN 0.1 /* no longer k once fewer blocks than this fill */
+#define Z_LEARN 1.0        /* learning chooses for this lower bound */
+#define LEARN_PACKETS 600.0 /* learning ends after this many packets reported */
+#define WAIT_STEP_US 1000.0 /* a wait shorter by less than this is no better */
+#define UP_RECHECK_US 2000000 /* a step up is looked at again this soon */
 
 void ls_fec_auto_conf_default(struct ls_fec_auto_conf *c)
 {
@@ -30,6 +37,7 @@ void ls_fec_auto_conf_default(struct ls_fec_auto_conf *c)
 	c->max_overhead = 4.0;
 	c->hold_us = 10000000;
 	c->quiet_us = 60000000;
+	c->delay_budget = 0.2;
 }
 
 void ls_fec_auto_init(struct ls_fec_auto *a, const struct ls_fec_auto_conf *c)
@@ -41,6 +49,7 @@ void ls_fec_auto_init(struct ls_fec_auto *a, const struct ls_fec_auto_conf *c)
 		ls_fec_auto_conf_default(&a->conf);
 	a->burst = 1.0;
 	a->cur.block_us = a->conf.max_recovery_us;
+	a->learning = true; /* it knows nothing yet */
 }
 
 /* ---- the model ---- */
@@ -152,23 +161,180 @@ unsigned ls_fec_auto_kmax(const struct ls_fec_auto_conf *c, double pps)
 	return k;
 }
 
-/* Negative when a costs fewer wire packets per data packet than b. */
-static int cmp_overhead(const struct ls_fec_params *a, const struct ls_fec_params *b)
-{
-	unsigned x, y;
+/* ---- blocks laid over the sender's spacing ---- */
 
-	if (a->k == 0 || b->k == 0)
-		return (a->k != 0) - (b->k != 0);
-	x = (unsigned)(a->k + a->m) * b->k;
-	y = (unsigned)(b->k + b->m) * a->k;
-	return (x > y) - (x < y);
+/* The gaps between the packets a choice is judged on: the recorded ones, oldest
+ * first, or n copies of one exact gap. */
+struct spacing {
+	const uint16_t *ring; /* NULL: exact */
+	unsigned n, first;
+	double exact_us;
+};
+
+static double sp_gap(const struct spacing *sp, unsigned i)
+{
+	if (!sp->ring)
+		return sp->exact_us;
+	return (double)sp->ring[(sp->first + i) % LS_FEC_AUTO_GAPS] * GAP_UNIT_US;
 }
 
-/* Longest recovery delay, in packet intervals. */
-static unsigned delay_key(const struct ls_fec_params *p)
+static void spacing_of(const struct ls_fec_auto *a, struct spacing *sp)
 {
-	return p->k ? (p->k - 1u) + (p->spread ? 1u : 0u) : 0u;
+	const struct ls_fec_auto_gaps *g = &a->gaps;
+
+	memset(sp, 0, sizeof(*sp));
+	if (g->n >= GAPS_MIN) {
+		sp->ring = g->gap;
+		sp->n = g->n;
+		sp->first = (unsigned)(g->pos + LS_FEC_AUTO_GAPS - g->n) % LS_FEC_AUTO_GAPS;
+	} else if (a->pps > 0.0) {
+		sp->n = LS_FEC_AUTO_GAPS;
+		sp->exact_us = 1e6 / a->pps * JITTER_SPARE;
+	}
 }
+
+/* How blocks of k with block time block_us close over the spacing: blocks by their
+ * data count, and the total time data packets wait for their block to close. */
+struct layout {
+	double blocks[LS_FEC_MAX_K + 1];
+	double packets, wait_us, span_us;
+};
+
+static void lay_blocks(const struct spacing *sp, unsigned k, uint32_t block_us,
+		       struct layout *l)
+{
+	double t = 0, opened = 0, sum_t = 0;
+	unsigned n = 1, i;
+	bool open = true; /* the first packet opens a block */
+
+	memset(l, 0, sizeof(*l));
+	if (k == 0)
+		return;
+	if (k == 1) {
+		l->blocks[1] = sp->n;
+		l->packets = sp->n;
+		for (i = 0; i < sp->n; i++)
+			l->span_us += sp_gap(sp, i);
+		return;
+	}
+	for (i = 0; i < sp->n; i++) {
+		double g = sp_gap(sp, i);
+
+		t += g;
+		l->span_us += g;
+		if (open && t - opened >= block_us) {
+			/* Its time ran out before this packet: it closed short. */
+			l->blocks[n]++;
+			l->packets += n;
+			l->wait_us += n * (opened + block_us) - sum_t;
+			open = false;
+		}
+		if (!open) {
+			open = true;
+			opened = sum_t = t;
+			n = 1;
+			continue;
+		}
+		n++;
+		sum_t += t;
+		if (n == k) {
+			l->blocks[k]++;
+			l->packets += k;
+			l->wait_us += k * t - sum_t;
+			open = false;
+		}
+	}
+}
+
+/* Rows held back of a block with mp parity packets (ls_fec_spread_for's scaling). */
+static unsigned spread_scaled(const struct ls_fec_params *p, unsigned mp)
+{
+	unsigned s = p->m ? (unsigned)p->spread * mp / p->m : 0;
+
+	return mp == 0 ? 0 : s < mp ? s : mp - 1;
+}
+
+static double block_residual(const struct ls_fec_params *p, unsigned n, unsigned mp,
+			     double loss, double burst)
+{
+	struct ls_fec_params q = { (uint8_t)n, (uint8_t)mp, p->block_us, 0 };
+
+	q.spread = (uint8_t)(n >= p->k ? p->spread : spread_scaled(p, mp));
+	return ls_fec_auto_residual(&q, loss, burst);
+}
+
+/* The residual of p's mixture of blocks over a layout; *wire and *wait_us as in
+ * ls_fec_auto_eval. A short block of n owes m n / k parity packets: it gets the whole
+ * part or one more (the fraction carried on), at least one. */
+static double mix_eval(const struct ls_fec_params *p, const struct layout *l, double loss,
+		       double burst, double *wire, double *wait_us)
+{
+	double data = 0, par = 0, lost = 0;
+	unsigned n;
+
+	*wire = 1.0;
+	*wait_us = 0.0;
+	if (p->k == 0)
+		return loss > 0.0 ? loss : 0.0;
+	for (n = 1; n <= p->k; n++) {
+		double cnt = l->blocks[n], r, pm;
+
+		if (cnt <= 0.0)
+			continue;
+		if (n == p->k) {
+			r = block_residual(p, n, p->m, loss, burst);
+			pm = p->m;
+		} else {
+			double x = (double)p->m * n / p->k;
+			unsigned lo = (unsigned)x;
+			double f = x - lo;
+
+			if (lo < 1) {
+				lo = 1;
+				f = 0.0;
+			}
+			pm = lo + f;
+			r = (1.0 - f) * block_residual(p, n, lo, loss, burst);
+			if (f > 0.0)
+				r += f * block_residual(p, n, lo + 1, loss, burst);
+		}
+		data += cnt * n;
+		par += cnt * pm;
+		lost += cnt * n * r;
+	}
+	if (data <= 0.0) {
+		/* Nothing laid out (no spacing known): full blocks. */
+		*wire = (double)(p->k + p->m) / p->k;
+		return ls_fec_auto_residual(p, loss, burst);
+	}
+	*wire = (data + par) / data;
+	*wait_us = l->wait_us / l->packets;
+	/* Held parity leaves after the next packet: recoveries that need it wait that
+	 * gap more. */
+	if (p->spread && p->m && l->packets > 0.0)
+		*wait_us += l->span_us / l->packets * p->spread / p->m;
+	return lost / data;
+}
+
+double ls_fec_auto_eval(const struct ls_fec_auto *a, const struct ls_fec_params *p, double loss,
+			double burst, double *wire, double *wait_us)
+{
+	struct spacing sp;
+	struct layout l;
+
+	spacing_of(a, &sp);
+	lay_blocks(&sp, p->k, p->block_us, &l);
+	return mix_eval(p, &l, loss, burst, wire, wait_us);
+}
+
+/* ---- the choice ---- */
+
+struct cand {
+	struct ls_fec_params p;
+	double r, wire, wait_us;
+};
+
+static bool wire_less(double x, double y) { return x < y - 1e-9 * y; }
 
 /* Equal but for rounding: where packets sit changes nothing under independent loss,
  * though the sums come out a few ulps apart. */
@@ -177,64 +343,114 @@ static bool same_residual(double x, double y)
 	return fabs(x - y) <= 1e-9 * (x > y ? x : y);
 }
 
-/* Better candidate (for the target): meets it, then fewer wire packets, then shorter
- * delay, then lower residual; when neither meets it, the lower residual, then fewer
- * wire packets. */
-static bool better(const struct ls_fec_params *a, double ra, const struct ls_fec_params *b,
-		   double rb, double target)
+/* The reference order: meets the target, then fewer wire packets, then less wait,
+ * then lower residual; when neither meets it, the lower residual, then fewer wire
+ * packets. */
+static bool better(const struct cand *a, const struct cand *b, double target)
 {
-	bool ma = ra <= target, mb = rb <= target;
-	int c;
+	bool ma = a->r <= target, mb = b->r <= target;
 
 	if (ma != mb)
 		return ma;
-	if (!ma && !same_residual(ra, rb))
-		return ra < rb;
-	c = cmp_overhead(a, b);
-	if (c)
-		return c < 0;
-	if (delay_key(a) != delay_key(b))
-		return delay_key(a) < delay_key(b);
-	return ra < rb && !same_residual(ra, rb);
+	if (!ma && !same_residual(a->r, b->r))
+		return a->r < b->r;
+	if (wire_less(a->wire, b->wire) || wire_less(b->wire, a->wire))
+		return wire_less(a->wire, b->wire);
+	if (fabs(a->wait_us - b->wait_us) >= WAIT_STEP_US)
+		return a->wait_us < b->wait_us;
+	return a->r < b->r && !same_residual(a->r, b->r);
+}
+
+/* Within the delay budget of the reference: less wait, then fewer wire packets. */
+static bool sooner(const struct cand *a, const struct cand *b)
+{
+	if (fabs(a->wait_us - b->wait_us) >= WAIT_STEP_US)
+		return a->wait_us < b->wait_us;
+	if (wire_less(a->wire, b->wire) || wire_less(b->wire, a->wire))
+		return wire_less(a->wire, b->wire);
+	return a->r < b->r && !same_residual(a->r, b->r);
+}
+
+#define MAX_MET (3 * LS_FEC_MAX_K)
+
+static void best_for(const struct ls_fec_auto_conf *c, const struct spacing *sp, double loss,
+		     double burst, struct cand *out)
+{
+	struct cand best = { { 0, 0, c->max_recovery_us, 0 }, loss > 0.0 ? loss : 0.0, 1.0, 0.0 };
+	struct cand met[MAX_MET];
+	unsigned nmet = 0, k, m, i;
+
+	if (best.r <= c->target_residual) {
+		*out = best; /* off meets it: nothing is cheaper or sooner */
+		return;
+	}
+	for (k = 1; k <= LS_FEC_MAX_K; k++) {
+		unsigned mmax = (unsigned)floor(k * (c->max_overhead - 1.0) + 1e-9);
+		struct layout l;
+
+		if (sp->n == 0 && k > 1)
+			break; /* no spacing known: one packet per block */
+		lay_blocks(sp, k, c->max_recovery_us, &l);
+		if (k > 1 && !(l.blocks[k] * k >= FULL_SHARE_MIN * l.packets))
+			break; /* blocks of k hardly ever fill */
+		if (mmax > LS_FEC_MAX_M)
+			mmax = LS_FEC_MAX_M;
+		for (m = 1; m <= mmax; m++) {
+			/* Spread: none, half, or all but one of the parity. */
+			unsigned spr[3] = { 0, m / 2, m - 1 };
+			bool any = false;
+
+			for (i = 0; i < 3; i++) {
+				struct cand t;
+
+				if (i && (spr[i] == spr[i - 1] || (i == 2 && spr[2] == spr[0])))
+					continue;
+				t.p = (struct ls_fec_params){ (uint8_t)k, (uint8_t)m,
+							      c->max_recovery_us, (uint8_t)spr[i] };
+				t.r = mix_eval(&t.p, &l, loss, burst, &t.wire, &t.wait_us);
+				if (t.wire > c->max_overhead + 1e-9)
+					continue;
+				if (better(&t, &best, c->target_residual))
+					best = t;
+				if (t.r <= c->target_residual) {
+					any = true;
+					if (nmet < MAX_MET)
+						met[nmet++] = t;
+				}
+			}
+			if (any) /* more parity for this k only costs more */
+				break;
+		}
+	}
+	/* The cheapest that meets the target is the reference; one that recovers
+	 * within the packet interval (its packets wait for no later one) for at most
+	 * delay_budget more wire packets wins over it. */
+	if (best.r <= c->target_residual) {
+		struct cand pick = best;
+		double cap = best.wire * (1.0 + c->delay_budget) + 1e-9;
+
+		for (i = 0; i < nmet; i++)
+			if (met[i].wire <= cap && met[i].wait_us < WAIT_STEP_US &&
+			    sooner(&met[i], &pick))
+				pick = met[i];
+		best = pick;
+	}
+	*out = best;
 }
 
 double ls_fec_auto_best(const struct ls_fec_auto_conf *c, double loss, double burst, double pps,
 			struct ls_fec_params *out)
 {
-	struct ls_fec_params best = { 0, 0, c->max_recovery_us, 0 }, t;
-	double rbest = loss > 0.0 ? loss : 0.0;
-	unsigned kmax = ls_fec_auto_kmax(c, pps), k, m, i;
+	struct spacing sp = { NULL, 0, 0, 0 };
+	struct cand b;
 
-	for (k = 1; k <= kmax; k++) {
-		unsigned mmax = (unsigned)floor(k * (c->max_overhead - 1.0) + 1e-9);
-
-		if (mmax > LS_FEC_MAX_M)
-			mmax = LS_FEC_MAX_M;
-		for (m = 1; m <= mmax; m++) {
-			/* Spread: none, half, or all but one of the parity. */
-			unsigned sp[3] = { 0, m / 2, m - 1 };
-			bool met = false;
-
-			for (i = 0; i < 3; i++) {
-				double rt;
-
-				if (i && (sp[i] == sp[i - 1] || (i == 2 && sp[2] == sp[0])))
-					continue;
-				t = (struct ls_fec_params){ (uint8_t)k, (uint8_t)m, c->max_recovery_us,
-							    (uint8_t)sp[i] };
-				rt = ls_fec_auto_residual(&t, loss, burst);
-				if (better(&t, rt, &best, rbest, c->target_residual)) {
-					best = t;
-					rbest = rt;
-				}
-				met |= rt <= c->target_residual;
-			}
-			if (met) /* more parity for this k only costs more */
-				break;
-		}
+	if (pps > 0.0) {
+		sp.n = LS_FEC_AUTO_GAPS;
+		sp.exact_us = 1e6 / pps * JITTER_SPARE;
 	}
-	*out = best;
-	return rbest;
+	best_for(c, &sp, loss, burst, &b);
+	*out = b.p;
+	return b.r;
 }
 
 /* ---- the estimate ---- */
@@ -329,6 +545,7 @@ void ls_fec_auto_report(struct ls_fec_auto *a, uint32_t expected, uint32_t recei
 {
 	double lost = expected > received ? (double)(expected - received) : 0.0, bursts = 0.0;
 	double vf, slow;
+	bool onset;
 
 	if (a->report_us && now_us > a->report_us) {
 		double dt = (double)(now_us - a->report_us);
@@ -339,6 +556,9 @@ void ls_fec_auto_report(struct ls_fec_auto *a, uint32_t expected, uint32_t recei
 	a->report_us = now_us;
 	if (expected == 0)
 		return;
+	/* Loss after FEC went quiet (or before it ever came): the path has just turned
+	 * lossy, and what came before says nothing about how lossy. */
+	onset = lost > 0.0 && (a->loss_us == 0 || a->cur.k == 0);
 	if (lost > 0.0) {
 		/* A peer that saw loss but reports no burst length is read as single losses. */
 		if (!(mean_burst >= 1.0))
@@ -351,16 +571,46 @@ void ls_fec_auto_report(struct ls_fec_auto *a, uint32_t expected, uint32_t recei
 	win_add(&a->fast, expected, lost, bursts);
 	win_add(&a->slow, expected, lost, bursts);
 	a->have_report = true;
-	/* The path changed when the last seconds rule out the long estimate: the long
-	 * window then starts again from them, rather than taking minutes to forget. */
-	vf = var_factor(loss_bound(&a->slow, 0, 0, 1.0), burst_bound(&a->slow, 0, 0));
-	slow = loss_bound(&a->slow, 0, 0, 1.0);
-	if (loss_bound(&a->fast, Z_SHIFT, -1, vf) > slow || loss_bound(&a->fast, Z_SHIFT, 1, vf) < slow) {
-		a->slow = a->fast;
-		a->shifts++;
+	if (onset) {
+		memset(&a->learn, 0, sizeof(a->learn));
+		a->learning = true;
+		a->onsets++;
+	}
+	if (a->learning) {
+		/* The long window is what was learnt, undecayed, until learning ends. */
+		win_add(&a->learn, expected, lost, bursts);
+		a->slow = a->learn;
+		if (a->learn.expected >= LEARN_PACKETS)
+			a->learning = false;
+	} else {
+		/* The path changed when the last seconds rule out the long estimate: the
+		 * long window then starts again from them, rather than taking minutes to
+		 * forget. */
+		vf = var_factor(loss_bound(&a->slow, 0, 0, 1.0), burst_bound(&a->slow, 0, 0));
+		slow = loss_bound(&a->slow, 0, 0, 1.0);
+		if (loss_bound(&a->fast, Z_SHIFT, -1, vf) > slow ||
+		    loss_bound(&a->fast, Z_SHIFT, 1, vf) < slow) {
+			a->slow = a->fast;
+			a->shifts++;
+		}
 	}
 	a->loss = loss_bound(&a->slow, 0, 0, 1.0);
 	a->burst = burst_bound(&a->slow, 0, 0);
+}
+
+void ls_fec_auto_sent(struct ls_fec_auto *a, uint64_t now_us)
+{
+	struct ls_fec_auto_gaps *g = &a->gaps;
+
+	if (g->last_us && now_us >= g->last_us) {
+		uint64_t u = (now_us - g->last_us) / GAP_UNIT_US;
+
+		g->gap[g->pos] = (uint16_t)(u > UINT16_MAX ? UINT16_MAX : u);
+		g->pos = (uint16_t)((g->pos + 1) % LS_FEC_AUTO_GAPS);
+		if (g->n < LS_FEC_AUTO_GAPS)
+			g->n++;
+	}
+	g->last_us = now_us ? now_us : 1;
 }
 
 void ls_fec_auto_rate(struct ls_fec_auto *a, uint32_t data_packets, uint64_t interval_us)
@@ -371,6 +621,11 @@ void ls_fec_auto_rate(struct ls_fec_auto *a, uint32_t data_packets, uint64_t int
 		return;
 	x = data_packets * 1e6 / (double)interval_us;
 	a->pps = a->pps > 0.0 ? a->pps + 0.5 * (x - a->pps) : x;
+}
+
+bool ls_fec_auto_learning(const struct ls_fec_auto *a)
+{
+	return a->learning;
 }
 
 static bool params_same(const struct ls_fec_params *a, const struct ls_fec_params *b)
@@ -396,47 +651,81 @@ bool ls_fec_auto_choose(struct ls_fec_auto *a, uint64_t now_us, struct ls_fec_pa
 {
 	const struct ls_fec_auto_conf *c = &a->conf;
 	struct ls_fec_params next = a->cur, off = { 0, 0, c->max_recovery_us, 0 };
-	bool held_long = now_us - a->changed_us >= c->hold_us || a->changes == 0;
+	/* A step up is looked at again after UP_RECHECK_US: the last seconds that
+	 * called for it may have been a fluctuation, and it must not cost more than it
+	 * needs for long. A step down holds for hold_us. */
+	uint64_t hold = a->stepped_up ? UP_RECHECK_US : c->hold_us;
+	bool held_long = now_us - a->changed_us >= hold || a->changes == 0;
+	struct spacing sp;
+	struct cand best;
 	bool changed;
+	double w, wait;
 
+	spacing_of(a, &sp);
 	if (!a->have_report || a->loss_us == 0 ||
 	    (now_us >= a->loss_us && now_us - a->loss_us >= c->quiet_us)) {
 		next = off; /* no loss reported (lately): nothing to protect against */
+	} else if (a->learning) {
+		/* Few packets counted: the choice follows what they show for sure, both
+		 * ways, at every report. */
+		/* Bursts as counted so far: too few to be sure of, but loss on a real
+		 * path mostly comes in bursts, and independent loss reads as 1 anyway. */
+		double bl = burst_bound(&a->learn, 0, 0);
+		double ll = loss_bound(&a->learn, Z_LEARN, -1, var_factor(a->loss, bl));
+
+		best_for(c, &sp, ll, bl, &best);
+		next = best.p;
 	} else {
 		/* The estimate, unless the last seconds show more than it for sure. */
 		bool b = bursty(a);
 		double lu = maxd(a->loss, loss_bound(&a->fast, Z_UP_FAST, -1,
 						     var_factor(a->loss, b ? a->burst : 1.0)));
 		double bu = b ? maxd(a->burst, burst_bound(&a->fast, Z_UP_FAST, -1)) : 1.0;
-		unsigned kmax = ls_fec_auto_kmax(c, a->pps);
-		/* A block longer than the packet rate allows would close by time, short. */
-		bool unfit = a->cur.k > kmax && a->pps >= 1.0;
 
-		if (unfit || ls_fec_auto_residual(&a->cur, lu, bu) > c->target_residual * UP_SLACK) {
-			ls_fec_auto_best(c, lu, bu, a->pps, &next);
-		} else if (held_long && now_us - a->checked_us >= c->hold_us) {
-			/* Down to what is enough for the estimate, and for the last seconds;
-			 * looked for once per hold_us, as the search costs more than the rest
-			 * of a report (a proxy runs one policy per session). */
+		/* Judged over the sender's spacing: a block that the rate no longer fills
+		 * closes short and protects less. */
+		if (ls_fec_auto_eval(a, &a->cur, lu, bu, &w, &wait) > c->target_residual * UP_SLACK) {
+			best_for(c, &sp, lu, bu, &best);
+			next = best.p;
+		} else if (held_long && now_us - a->checked_us >= hold) {
+			/* Down to what is enough for the estimate, and for the last seconds,
+			 * or to what recovers sooner within the delay budget; looked for
+			 * once per hold_us, as the search costs more than the rest of a
+			 * report (a proxy runs one policy per session). */
 			double ld = maxd(a->loss, loss_bound(&a->fast, 0, 0, 1.0));
 			double bd = b ? a->burst : 1.0;
-			struct ls_fec_params cand;
+			bool instant;
 
 			a->checked_us = now_us;
-			ls_fec_auto_best(c, ld, bd, a->pps, &cand);
-			if (cmp_overhead(&cand, &a->cur) < 0)
-				next = cand;
+			best_for(c, &sp, ld, bd, &best);
+			/* Cheaper: down, but with a band between cost and wait as for the
+			 * residual: a choice that recovers within the packet interval and
+			 * meets the target stays while it is within the delay budget of the
+			 * cheaper one, and one
+			 * that waits less replaces the current one only for no more wire
+			 * packets. */
+			instant = ls_fec_auto_eval(a, &a->cur, ld, bd, &w, &wait) <= c->target_residual &&
+				  wait < WAIT_STEP_US;
+			if ((wire_less(best.wire, w) &&
+			     (!instant || wire_less(best.wire * (1.0 + c->delay_budget), w))) ||
+			    (best.wait_us <= wait - WAIT_STEP_US && !wire_less(w, best.wire)))
+				next = best.p;
 		}
 	}
 	if (next.k == 0)
 		next = off;
 	changed = !params_same(&next, &a->cur);
 	if (changed) {
+		double wn, wc;
+
+		ls_fec_auto_eval(a, &next, 0, 1, &wn, &wait);
+		ls_fec_auto_eval(a, &a->cur, 0, 1, &wc, &wait);
+		a->stepped_up = !a->learning && wire_less(wc, wn);
 		a->cur = next;
 		a->changed_us = now_us;
 		a->changes++;
 	}
-	a->residual = ls_fec_auto_residual(&a->cur, a->loss, a->burst);
+	a->residual = ls_fec_auto_eval(a, &a->cur, a->loss, a->burst, &w, &wait);
 	*out = a->cur;
 	return changed;
 }

@@ -28,7 +28,7 @@ const char *ls_proto_strerror(int err)
 	case LS_PE_SHORT: return "shorter than its headers";
 	case LS_PE_VERSION: return "unknown version";
 	case LS_PE_FEC_RANGE: return "FEC extension out of range";
-	case LS_PE_FLAGS: return "reserved or contradictory flags";
+	case LS_PE_FLAGS: return "contradictory flags";
 	case LS_PE_OVERSIZE: return "datagram too large";
 	case LS_PE_KIND: return "keepalive of unknown kind";
 	}
@@ -68,8 +68,10 @@ int ls_pkt_decode(const uint8_t *buf, size_t len, struct ls_pkt *out)
 	h->flags = buf[0] & 0x0f;
 	if (h->version != LS_VER_PLAIN && h->version != LS_VER_FEC)
 		return LS_PE_VERSION;
-	if ((h->flags & LS_F_HANDSHAKE) ||
-	    (h->flags & (LS_F_KEEPALIVE | LS_F_FIN)) == (LS_F_KEEPALIVE | LS_F_FIN))
+	/* A handshake is always authenticated and never a keepalive or FIN too. */
+	if ((h->flags & (LS_F_KEEPALIVE | LS_F_FIN)) == (LS_F_KEEPALIVE | LS_F_FIN) ||
+	    ((h->flags & LS_F_HANDSHAKE) &&
+	     (h->flags & (LS_F_KEEPALIVE | LS_F_FIN | LS_F_AUTH)) != LS_F_AUTH))
 		return LS_PE_FLAGS;
 	h->token = buf[1];
 	h->seq = get16(buf + 2);
@@ -91,7 +93,8 @@ int ls_pkt_decode(const uint8_t *buf, size_t len, struct ls_pkt *out)
 		h->fec_k = buf[off + 3];
 		off += LS_FEC_EXT_LEN;
 		/* Control packets carry no block; their extension is ignored. */
-		if (!(h->flags & (LS_F_KEEPALIVE | LS_F_FIN)) && !fec_valid(h->fec_index, h->fec_k))
+		if (!(h->flags & (LS_F_KEEPALIVE | LS_F_FIN | LS_F_HANDSHAKE)) &&
+		    !fec_valid(h->fec_index, h->fec_k))
 			return LS_PE_FEC_RANGE;
 	}
 
@@ -110,6 +113,9 @@ int ls_pkt_decode(const uint8_t *buf, size_t len, struct ls_pkt *out)
 	}
 	out->payload = buf + off;
 	out->payload_len = end - off;
+	/* The same limit with and without AUTH: the headers never make room for more. */
+	if (out->payload_len > LS_MAX_PAYLOAD)
+		return LS_PE_OVERSIZE;
 	return LS_PE_OK;
 }
 
@@ -157,6 +163,23 @@ int ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka)
 		return LS_PE_KIND;
 	if ((ka->fec_k > LS_FEC_MAX_K && ka->fec_k != LS_KA_FEC_AUTO) || ka->fec_m > LS_FEC_MAX_M)
 		return LS_PE_FEC_RANGE;
+	return LS_PE_OK;
+}
+
+void ls_handshake_to_hdr(const struct ls_handshake *hs, struct ls_hdr *h)
+{
+	h->src_ip = (uint32_t)(hs->value >> 32);
+	h->dst_ip = (uint32_t)hs->value;
+	h->src_port = (uint16_t)(hs->kind << 8);
+	h->dst_port = 0;
+}
+
+int ls_handshake_from_hdr(const struct ls_hdr *h, struct ls_handshake *hs)
+{
+	hs->value = (uint64_t)h->src_ip << 32 | h->dst_ip;
+	hs->kind = (uint8_t)(h->src_port >> 8);
+	if (hs->kind > LS_HS_ACK || (h->src_port & 0xff) || h->dst_port)
+		return LS_PE_KIND;
 	return LS_PE_OK;
 }
 

@@ -38,8 +38,8 @@ enum ls_proto_err {
 	LS_PE_SHORT = -1,      /* shorter than its headers */
 	LS_PE_VERSION = -2,    /* unknown version */
 	LS_PE_FEC_RANGE = -3,  /* FEC extension fields out of range */
-	LS_PE_FLAGS = -4,      /* reserved flag (HANDSHAKE) or contradictory flags */
-	LS_PE_OVERSIZE = -5,   /* larger than LS_MAX_DATAGRAM */
+	LS_PE_FLAGS = -4,      /* contradictory flags (HANDSHAKE without AUTH, ...) */
+	LS_PE_OVERSIZE = -5,   /* larger than LS_MAX_DATAGRAM, or a payload over LS_MAX_PAYLOAD */
 	LS_PE_KIND = -6,       /* a keepalive of unknown kind */
 };
 const char *ls_proto_strerror(int err);
@@ -101,6 +101,24 @@ void ls_keepalive_to_hdr(const struct ls_keepalive *ka, struct ls_hdr *h);
 /* Returns LS_PE_OK, LS_PE_KIND, or LS_PE_FEC_RANGE for an FEC ask out of range (fec_k
  * 33..254, or fec_m above LS_FEC_MAX_M). */
 int ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka);
+
+/* HANDSHAKE (docs/protocol.md 1.8): the address fields carry a kind and a 64-bit value
+ * (the proxy's epoch). */
+#define LS_HS_INIT    0
+#define LS_HS_REPLY   1
+#define LS_HS_CONFIRM 2
+#define LS_HS_ACK     3
+#define LS_HS_NONCE_LEN 16
+/* INIT, REPLY and CONFIRM carry two nonce-sized fields, so no answer outgrows its
+ * request. */
+#define LS_HS_PAYLOAD_LEN (2 * LS_HS_NONCE_LEN)
+struct ls_handshake {
+	uint8_t kind;   /* LS_HS_* */
+	uint64_t value; /* the proxy's epoch (REPLY, CONFIRM, ACK); 0 in an INIT */
+};
+void ls_handshake_to_hdr(const struct ls_handshake *hs, struct ls_hdr *h);
+/* LS_PE_OK, or LS_PE_KIND for an unknown kind or nonzero reserved bytes. */
+int ls_handshake_from_hdr(const struct ls_hdr *h, struct ls_handshake *hs);
 
 /* What a receiver counts of its peer's packets for the reports its keepalives carry
  * (1.4): the packets, the highest extended seq, and the runs of missing seqs since its

@@ -2,6 +2,8 @@
  * status, mapped in exactly one place (result.c). */
 #include "result.h"
 
+#include <string.h>
+
 static const struct {
 	const char *code;
 	int http;
@@ -20,6 +22,9 @@ static const struct {
 	[LS_RC_METHOD] = { "method_not_allowed", 405 },
 	[LS_RC_NOT_READY] = { "not_ready", 503 },
 	[LS_RC_INTERNAL] = { "internal", 500 },
+	[LS_RC_UNAUTHORIZED] = { "unauthorized", 401 },
+	[LS_RC_FORBIDDEN] = { "forbidden", 403 },
+	[LS_RC_TIMEOUT] = { "timeout", 504 },
 };
 
 /* An out-of-range value is a bug of ours, so it maps to the internal error. */
@@ -36,4 +41,12 @@ const char *ls_rc_code(enum ls_rc rc)
 int ls_rc_http_status(enum ls_rc rc)
 {
 	return rc_valid(rc) ? rc_table[rc].http : 500;
+}
+
+enum ls_rc ls_rc_from_code(const char *code)
+{
+	for (int i = 0; code && i < (int)LS_RC__COUNT; i++)
+		if (rc_table[i].code && strcmp(rc_table[i].code, code) == 0)
+			return (enum ls_rc)i;
+	return LS_RC_INTERNAL;
 }

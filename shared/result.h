@@ -17,12 +17,18 @@ enum ls_rc {
 	LS_RC_METHOD,          /* wrong method for the route */
 	LS_RC_NOT_READY,       /* cannot answer yet */
 	LS_RC_INTERNAL,        /* a fault of ours */
+	LS_RC_UNAUTHORIZED,    /* no credentials, or wrong ones */
+	LS_RC_FORBIDDEN,       /* credentials fine, but this request is not allowed */
+	LS_RC_TIMEOUT,         /* no answer in time from the component behind */
 	LS_RC__COUNT
 };
 
 /* "bad_json", "bad_request", ... */
 const char *ls_rc_code(enum ls_rc rc);
-/* 200, 400, 404, 405, 409, 413, 503, 500. */
+/* 200, 400, 401, 403, 404, 405, 409, 413, 503, 500, 504. */
 int ls_rc_http_status(enum ls_rc rc);
+/* The code back from its string ("not_found" -> LS_RC_NOT_FOUND); a string no code has
+ * (a newer peer's) is LS_RC_INTERNAL. */
+enum ls_rc ls_rc_from_code(const char *code);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,8 @@ struct conn {
 struct ls_steer {
 	int lfd, epfd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	const struct ls_steer_cmd *cmds;
+	const struct ls_steer_def *defs;
+	const struct ls_steer_handler *handlers;
 	void *ctx;
 	struct conn *conns[LS_STEER_MAX_CONNS];
 	struct ls_steer_stats st;
@@ -67,14 +69,10 @@ static void conn_watch(struct ls_steer *s, int slot)
 	epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-/* Write what is pending; returns -1 when the connection is gone. */
-static int conn_flush(struct ls_steer *s, int slot)
+int ls_steer_flush(int fd, struct ls_buf *out, size_t *off)
 {
-	struct conn *c = s->conns[slot];
-
-	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (*off < out->len) {
+		ssize_t n = send(fd, out->data + *off, out->len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
@@ -82,34 +80,50 @@ static int conn_flush(struct ls_steer *s, int slot)
 				continue;
 			return -1;
 		}
-		c->out_off += (size_t)n;
+		*off += (size_t)n;
 	}
-	if (c->out_off == c->out.len) {
-		c->out.len = c->out_off = 0;
+	if (*off == out->len) {
+		out->len = *off = 0;
 		/* A big answer (a long session list) should not stay allocated. */
-		if (c->out.cap > 65536) {
-			ls_buf_free(&c->out);
-			ls_buf_init(&c->out);
+		if (out->cap > 65536) {
+			ls_buf_free(out);
+			ls_buf_init(out);
 		}
-		if (c->closing)
-			return -1;
 	}
+	return 0;
+}
+
+/* Write what is pending; returns -1 when the connection is gone. */
+static int conn_flush(struct ls_steer *s, int slot)
+{
+	struct conn *c = s->conns[slot];
+
+	if (ls_steer_flush(c->fd, &c->out, &c->out_off) < 0)
+		return -1;
+	if (c->out.len == 0 && c->closing)
+		return -1;
 	conn_watch(s, slot);
 	return 0;
 }
 
+/* Queue one answer (a newline is added when it lacks one). */
+static void conn_queue(struct conn *c, const char *text, size_t len)
+{
+	ls_buf_append(&c->out, text, len);
+	if (len == 0 || text[len - 1] != '\n')
+		ls_buf_append(&c->out, "\n", 1);
+	if (c->out.oom || c->out.len - c->out_off > OUT_MAX)
+		c->closing = true, c->out.len = c->out_off; /* unreadable peer: give up */
+}
+
 static void conn_send_json(struct ls_steer *s, int slot, json_t *obj)
 {
-	struct conn *c = s->conns[slot];
 	char *text = json_dumps(obj, JSON_COMPACT);
 
 	if (!text)
 		return;
-	ls_buf_append(&c->out, text, strlen(text));
-	ls_buf_append(&c->out, "\n", 1);
+	conn_queue(s->conns[slot], text, strlen(text));
 	free(text);
-	if (c->out.oom || c->out.len - c->out_off > OUT_MAX)
-		c->closing = true, c->out.len = c->out_off; /* unreadable peer: give up */
 }
 
 static void reply_error(struct ls_steer *s, int slot, json_t *id, enum ls_rc rc, const char *msg)
@@ -138,24 +152,68 @@ static void reply_ok(struct ls_steer *s, int slot, json_t *id, json_t *result)
 	json_decref(o);
 }
 
-static json_t *help_result(const struct ls_steer *s)
+enum ls_rc ls_steer_fail(struct ls_steer_call *call, enum ls_rc rc, const char *fmt, ...)
 {
-	json_t *arr = json_array();
+	va_list ap;
 
-	for (const struct ls_steer_cmd *c = s->cmds; c->name; c++)
-		json_array_append_new(arr, json_pack("{s:s,s:s}", "cmd", c->name, "help",
-						     c->help ? c->help : ""));
-	json_array_append_new(arr, json_pack("{s:s,s:s}", "cmd", "help", "help",
-					     "list the commands"));
-	json_array_append_new(arr, json_pack("{s:s,s:s}", "cmd", "subscribe", "help",
-					     "turn this connection into an event stream"));
-	return json_pack("{s:o}", "commands", arr);
+	va_start(ap, fmt);
+	vsnprintf(call->msg, sizeof(call->msg), fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int ls_steer_text_format(struct ls_steer_call *call)
+{
+	const char *f = json_string_value(json_object_get(call->req, "format"));
+	bool text = f && strcmp(f, "prometheus") == 0;
+
+	if (!text && json_is_true(json_object_get(call->req, "raw"))) {
+		ls_steer_fail(call, LS_RC_INVALID, "raw goes with \"format\":\"prometheus\"");
+		return -1;
+	}
+	return text;
+}
+
+enum ls_rc ls_steer_answer_text(struct ls_steer_call *call, char *text)
+{
+	if (!text)
+		return ls_steer_fail(call, LS_RC_INTERNAL, "out of memory");
+	if (json_is_true(json_object_get(call->req, "raw"))) {
+		call->text = text;
+		return LS_RC_OK;
+	}
+	call->result = json_pack("{s:s}", "text", text);
+	free(text);
+	return call->result ? LS_RC_OK : ls_steer_fail(call, LS_RC_INTERNAL, "out of memory");
+}
+
+static ls_steer_fn handler_find(const struct ls_steer *s, const char *name)
+{
+	for (const struct ls_steer_handler *h = s->handlers; h->name; h++)
+		if (strcmp(h->name, name) == 0)
+			return h->fn;
+	return NULL;
+}
+
+/* The built-ins, run like any handler. */
+static enum ls_rc builtin_help(struct ls_steer *s, struct ls_steer_call *call)
+{
+	const char *only = json_string_value(json_object_get(call->req, "command"));
+
+	call->result = ls_steer_cmd_help(s->defs, only);
+	if (!call->result)
+		return ls_steer_fail(call, LS_RC_NOT_FOUND, "no command '%.64s' (try {\"cmd\":\"help\"})",
+				     only);
+	return LS_RC_OK;
 }
 
 static void handle_line(struct ls_steer *s, int slot, const char *line, size_t len)
 {
+	struct ls_steer_call call = { .req = NULL };
+	const struct ls_steer_def *def;
 	json_error_t jerr;
 	json_t *req, *id = NULL;
+	enum ls_rc rc;
 	char msg[256];
 
 	s->st.requests++;
@@ -175,31 +233,34 @@ static void handle_line(struct ls_steer *s, int slot, const char *line, size_t l
 		reply_error(s, slot, id, LS_RC_BAD_REQUEST, "missing string member \"cmd\"");
 		goto out;
 	}
-	if (strcmp(cmd, "help") == 0) {
-		reply_ok(s, slot, id, help_result(s));
+	def = ls_steer_cmd_find(s->defs, cmd);
+	if (!def) {
+		snprintf(msg, sizeof(msg), "unknown command '%.64s' (try {\"cmd\":\"help\"})", cmd);
+		reply_error(s, slot, id, LS_RC_UNKNOWN_COMMAND, msg);
 		goto out;
 	}
-	if (strcmp(cmd, "subscribe") == 0) {
-		s->conns[slot]->subscribed = true;
-		reply_ok(s, slot, id, json_pack("{s:b}", "subscribed", 1));
-		goto out;
-	}
-	for (const struct ls_steer_cmd *c = s->cmds; c->name; c++) {
-		if (strcmp(c->name, cmd) != 0)
-			continue;
-		json_t *result = NULL;
-		msg[0] = '\0';
-		enum ls_rc rc = c->fn(s->ctx, req, &result, msg, sizeof(msg));
-		if (rc == LS_RC_OK) {
-			reply_ok(s, slot, id, result);
+	call.req = req;
+	rc = ls_steer_cmd_check(def, req, call.msg, sizeof(call.msg));
+	if (rc == LS_RC_OK) {
+		if (strcmp(cmd, LS_STEER_CMD_HELP) == 0) {
+			rc = builtin_help(s, &call);
+		} else if (strcmp(cmd, LS_STEER_CMD_SUBSCRIBE) == 0) {
+			s->conns[slot]->subscribed = true;
+			call.result = json_pack("{s:b}", "subscribed", 1);
 		} else {
-			json_decref(result);
-			reply_error(s, slot, id, rc, msg[0] ? msg : ls_rc_code(rc));
+			rc = handler_find(s, cmd)(s->ctx, &call);
 		}
-		goto out;
 	}
-	snprintf(msg, sizeof(msg), "unknown command '%.64s' (try {\"cmd\":\"help\"})", cmd);
-	reply_error(s, slot, id, LS_RC_UNKNOWN_COMMAND, msg);
+	if (rc != LS_RC_OK) {
+		json_decref(call.result);
+		reply_error(s, slot, id, rc, call.msg[0] ? call.msg : ls_rc_code(rc));
+	} else if (call.text) {
+		json_decref(call.result);
+		conn_queue(s->conns[slot], call.text, strlen(call.text));
+	} else {
+		reply_ok(s, slot, id, call.result); /* takes the result */
+	}
+	free(call.text);
 out:
 	json_decref(req);
 }
@@ -384,8 +445,33 @@ static int make_parent(const char *path, char *err, size_t errlen)
 	return -1;
 }
 
-struct ls_steer *ls_steer_open(const char *path, mode_t mode, const struct ls_steer_cmd *cmds,
-			       void *ctx, char *err, size_t errlen)
+/* Every definition but the built-ins has a handler, and every handler a definition: a
+ * mismatch is a bug of the program, found at its start rather than at a request. */
+static int handlers_match(const struct ls_steer_def *defs, const struct ls_steer_handler *handlers,
+			  char *err, size_t errlen)
+{
+	for (const struct ls_steer_def *d = defs; d->name; d++) {
+		bool found = strcmp(d->name, LS_STEER_CMD_HELP) == 0 ||
+			     strcmp(d->name, LS_STEER_CMD_SUBSCRIBE) == 0;
+		for (const struct ls_steer_handler *h = handlers; !found && h->name; h++)
+			found = strcmp(h->name, d->name) == 0 && h->fn;
+		if (!found) {
+			snprintf(err, errlen, "steering command '%s' has no handler", d->name);
+			return -1;
+		}
+	}
+	for (const struct ls_steer_handler *h = handlers; h->name; h++) {
+		if (!ls_steer_cmd_find(defs, h->name)) {
+			snprintf(err, errlen, "steering handler '%s' has no definition", h->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct ls_steer *ls_steer_open(const char *path, mode_t mode, const struct ls_steer_def *defs,
+			       const struct ls_steer_handler *handlers, void *ctx, char *err,
+			       size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct ls_steer *s;
@@ -395,7 +481,7 @@ struct ls_steer *ls_steer_open(const char *path, mode_t mode, const struct ls_st
 			 sizeof(sa.sun_path) - 1, path);
 		return NULL;
 	}
-	if (make_parent(path, err, errlen) < 0)
+	if (handlers_match(defs, handlers, err, errlen) < 0 || make_parent(path, err, errlen) < 0)
 		return NULL;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 
@@ -405,7 +491,8 @@ struct ls_steer *ls_steer_open(const char *path, mode_t mode, const struct ls_st
 		return NULL;
 	}
 	s->lfd = s->epfd = -1;
-	s->cmds = cmds;
+	s->defs = defs;
+	s->handlers = handlers;
 	s->ctx = ctx;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 

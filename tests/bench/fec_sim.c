@@ -8,7 +8,11 @@
  * benchmark prints it beside the measurement as a cross-check of the model.
  *
  *   fec_sim --fec off|auto|K:M[:MS[:S]] [--loss P] [--burst LEN] [--packets N]
- *           [--warmup S] [--pps R] [--size B] [--seed N] [--report-ms MS]
+ *           [--warmup S] [--pps R] [--jitter J] [--size B] [--seed N] [--report-ms MS]
+ *
+ * --jitter J spaces the game's packets 1/PPS apart times a uniform factor in
+ * [1 - J, 1 + J]. --report-ms defaults to the client's cadence with auto (100 ms while
+ * either policy learns, else 500 ms: docs/protocol.md 1.2.1) and to 1,000 without.
  *
  * --loss is the average loss per direction (a fraction); with --burst LEN > 1 it comes
  * in Gilbert-Elliott bursts of mean LEN packets (ls-netsim's burst=AVG:LEN), else it is
@@ -37,7 +41,8 @@ static void die(const char *fmt, const char *arg)
 	exit(2);
 }
 
-/* Set LS_FEC_SIM_TRACE=1 to see every choice of auto on stderr. */
+/* Set LS_FEC_SIM_TRACE=1 to see every choice of auto on stderr, LS_FEC_SIM_STATE=1 for
+ * the upstream policy's estimate every 10 s. */
 
 /* One direction: sender (encoder, policy), lossy path, receiver (decoder, reports). */
 struct dir {
@@ -45,7 +50,7 @@ struct dir {
 	struct ls_fec_enc enc;
 	struct ls_fec_dec dec;
 	struct ls_fec_auto au;
-	bool autofec;
+	bool autofec, stream_up;
 	struct ls_prng rng;
 	double p, r, loss; /* Gilbert-Elliott chain, or independent loss when p == 0 */
 	bool bad;
@@ -189,6 +194,8 @@ static void send_data(struct dir *d, uint32_t i, uint8_t *payload, size_t size, 
 	wire_send(d, &h, payload, size, i, t);
 	d->data_sent++;
 	d->data_rep++;
+	if (d->autofec)
+		ls_fec_auto_sent(&d->au, t);
 	take_held(d, t);
 	if (full)
 		close_block(d, t);
@@ -204,6 +211,15 @@ static void report(struct dir *d, uint64_t t, uint64_t interval_us)
 		ls_fec_auto_report(&d->au, (uint32_t)expected, (uint32_t)received,
 				   d->bursts ? (double)d->burst_pkts / (double)d->bursts : 0.0, t);
 		ls_fec_auto_rate(&d->au, (uint32_t)d->data_rep, interval_us);
+		if (getenv("LS_FEC_SIM_STATE") && d->stream_up && t % 10000000 < interval_us) {
+			double w, wait;
+			char b[32];
+
+			ls_fec_params_fmt(&d->au.cur, b, sizeof(b));
+			fprintf(stderr, "state t=%.0fs slow=%.4f/%.2f fast=%.4f cur=%s res=%.5f learn=%d\n",
+				t / 1e6, d->au.loss, d->au.burst, d->au.fast.lost / (d->au.fast.expected + 1e-9), b,
+				ls_fec_auto_eval(&d->au, &d->au.cur, d->au.loss, d->au.burst, &w, &wait), d->au.learning);
+		}
 		if (ls_fec_auto_choose(&d->au, t, &p)) {
 			ls_fec_enc_set(&d->enc, &p);
 			if (getenv("LS_FEC_SIM_TRACE")) {
@@ -269,6 +285,7 @@ static void dir_init(struct dir *d, const struct ls_fec_params *fp, bool autofec
 		d->at[i] = NONE;
 	d->arriving = -1;
 	d->name = stream ? "down" : "up";
+	d->stream_up = stream == 0;
 	d->warm = warm;
 	d->end = end;
 }
@@ -293,7 +310,9 @@ static double num(const char *opt, const char *s, double lo, double hi)
 int main(int argc, char **argv)
 {
 	const char *fec = "off";
-	double loss = 0, burst = 1, pps = 64, warmup = 30, size = 120, report_ms = 1000;
+	double loss = 0, burst = 1, pps = 64, warmup = 30, size = 120, report_ms = 0, jitter = 0;
+	struct ls_prng jrng;
+	uint64_t *sent_at;
 	uint32_t packets = 20000, seed = 1, n, warm, i;
 	struct ls_fec_params fp;
 	struct dir up, down;
@@ -323,6 +342,8 @@ int main(int argc, char **argv)
 			size = num(o, v, 8, LS_FEC_MAX_DATA);
 		else if (!strcmp(o, "--seed"))
 			seed = (uint32_t)num(o, v, 0, 4294967295.0);
+		else if (!strcmp(o, "--jitter"))
+			jitter = num(o, v, 0, 0.9);
 		else if (!strcmp(o, "--report-ms"))
 			report_ms = num(o, v, 20, 60000);
 		else
@@ -343,17 +364,22 @@ int main(int argc, char **argv)
 	dir_init(&down, &fp, autofec, loss, burst, seed, 1, n, warm, warm + packets);
 	extra = malloc(n * sizeof(*extra));
 	up.q = malloc(n * sizeof(*up.q));
-	if (!extra || !up.q)
+	sent_at = malloc(n * sizeof(*sent_at));
+	if (!extra || !up.q || !sent_at)
 		die("%s", "out of memory");
 	memset(payload, 0x5a, sizeof(payload));
 	T = (uint64_t)(1e6 / pps);
-	rep_us = (uint64_t)(report_ms * 1000);
+	ls_prng_seed(&jrng, seed, 2);
+	for (i = 0; i < n; i++)
+		sent_at[i] = i == 0 ? 1000000 : sent_at[i - 1] + (uint64_t)(T * (1.0 + jitter *
+					(2.0 * ls_prng_unit(&jrng) - 1.0)));
+	rep_us = (uint64_t)((report_ms > 0 ? report_ms : autofec ? 500 : 1000) * 1000);
 	next_rep = rep_us;
 	/* The path has no delay, so the echo of packet i leaves when up delivers i: at
 	 * its send time, or when it is recovered. Up runs ahead of down by at most the
 	 * step just taken, so down's stream stays in time order. */
 	for (i = 0; i < n; i++) {
-		uint64_t t = 1000000 + (uint64_t)i * T;
+		uint64_t t = sent_at[i];
 
 		while (next_rep <= t) {
 			run_timers(&up, next_rep);
@@ -361,6 +387,10 @@ int main(int argc, char **argv)
 			run_timers(&down, next_rep);
 			report(&up, next_rep, rep_us);
 			report(&down, next_rep, rep_us);
+			/* The client's cadence: faster while either policy learns. */
+			if (report_ms <= 0 && autofec)
+				rep_us = (ls_fec_auto_learning(&up.au) || ls_fec_auto_learning(&down.au)
+					  ? 100 : 500) * 1000;
 			next_rep += rep_us;
 		}
 		send_data(&up, i, payload, (size_t)size, t);
@@ -371,7 +401,7 @@ int main(int argc, char **argv)
 	echo(&up, &down, payload, (size_t)size);
 	run_timers(&down, UINT64_MAX - 1);
 	for (i = warm; i < warm + packets; i++) {
-		uint64_t ts = 1000000 + (uint64_t)i * T;
+		uint64_t ts = sent_at[i];
 
 		if (up.at[i] == NONE || down.at[i] == NONE) {
 			lost++;

@@ -15,16 +15,29 @@
  * here carries one game socket, so block numbers are one sequence per direction.
  * On SIGTERM or SIGINT it prints one JSON
  * line: {"up": DIR, "down": DIR} with DIR = {"data", "parity", "keepalive", "other",
- * "seen": hex bitmap of the probes whose data passed, bit i for probe first + i}. "up"
- * is what arrives on the listening socket, "down" what comes back. */
+ * "seen": hex bitmap of the probes whose data passed, bit i for probe first + i,
+ * "t0_us": CLOCK_MONOTONIC time of the first measured data datagram, "sec": per second
+ * from then [data, parity, keepalive] datagrams (all of them, measured or not), "probe_ms":
+ * when each measured probe's data passed (ms from t0, -1 never), "parity_ms": when the
+ * first parity datagrams passed (ms from t0, at most 4,096)}. "up" is what arrives on
+ * the listening socket, "down" what comes back. Times on CLOCK_MONOTONIC compare across
+ * the taps of one machine: the cold-start table finds each direction's first lost
+ * packet and the first parity after it. */
 #include <poll.h>
 
 #include "bench.h"
 
+#define TAP_SECONDS 256
+#define TAP_PARITY_TIMES 4096
 struct dir {
 	uint64_t data, keepalive, other;
 	int counting;
 	uint8_t *seen;
+	uint64_t t0_ns;                      /* first measured data datagram */
+	uint32_t sec[TAP_SECONDS][3];        /* data, parity, keepalive per second */
+	float *probe_ms;                     /* per measured probe; -1 never */
+	float parity_ms[TAP_PARITY_TIMES];
+	uint32_t nparity;
 	/* Per block, by its number extended past 16 bits relative to the first one seen:
 	 * data datagrams, of them measured ones, parity datagrams. */
 	uint32_t *blk_data, *blk_meas, *blk_par, nblk;
@@ -54,19 +67,39 @@ static int64_t blk_slot(struct dir *d, uint16_t b)
 	return ext >= 0 && ext < d->nblk ? ext : -1;
 }
 
+/* The second since t0 that now falls in, for the per-second counts; -1 outside. */
+static int sec_of(const struct dir *d, uint64_t now)
+{
+	uint64_t s;
+
+	if (!d->counting)
+		return -1;
+	s = (now - d->t0_ns) / 1000000000u;
+	return s < TAP_SECONDS ? (int)s : -1;
+}
+
+static float ms_of(const struct dir *d, uint64_t now)
+{
+	return (float)((double)(now - d->t0_ns) / 1e6);
+}
+
 static void classify(struct dir *d, const uint8_t *buf, size_t len)
 {
 	struct ls_pkt p;
 	struct bench_probe pr;
-	int measured = 0;
+	int measured = 0, sec;
 	int64_t slot;
+	uint64_t now = bench_now_ns();
 
 	if (ls_pkt_decode(buf, len, &p) != LS_PE_OK) {
 		d->other += d->counting;
 		return;
 	}
+	sec = sec_of(d, now);
 	if (p.h.flags & (LS_F_KEEPALIVE | LS_F_FIN)) {
 		d->keepalive += d->counting;
+		if (sec >= 0)
+			d->sec[sec][2]++;
 		return;
 	}
 	slot = p.h.version == LS_VER_FEC ? blk_slot(d, p.h.fec_block) : -1;
@@ -75,15 +108,27 @@ static void classify(struct dir *d, const uint8_t *buf, size_t len)
 			d->blk_par[slot]++;
 		else
 			d->parity_loose += d->counting;
+		if (sec >= 0)
+			d->sec[sec][1]++;
+		if (d->counting && d->nparity < TAP_PARITY_TIMES)
+			d->parity_ms[d->nparity++] = ms_of(d, now);
 		return;
 	}
 	if (p.payload_len >= sizeof(pr)) {
 		memcpy(&pr, p.payload, sizeof(pr));
 		if (pr.magic == BENCH_PROBE_MAGIC && pr.seq >= first && pr.seq - first < count) {
+			if (!d->counting) {
+				d->t0_ns = now;
+				sec = 0;
+			}
 			measured = d->counting = 1;
 			d->seen[(pr.seq - first) / 8] |= (uint8_t)(1u << ((pr.seq - first) % 8));
+			if (d->probe_ms[pr.seq - first] < 0)
+				d->probe_ms[pr.seq - first] = ms_of(d, now);
 		}
 	}
+	if (sec >= 0)
+		d->sec[sec][0]++;
 	d->data += (uint64_t)measured;
 	if (slot >= 0) {
 		d->blk_data[slot]++;
@@ -110,8 +155,11 @@ static void dir_init(struct dir *d)
 	d->blk_data = calloc(d->nblk, sizeof(uint32_t));
 	d->blk_meas = calloc(d->nblk, sizeof(uint32_t));
 	d->blk_par = calloc(d->nblk, sizeof(uint32_t));
-	if (!d->seen || !d->blk_data || !d->blk_meas || !d->blk_par)
+	d->probe_ms = malloc(count * sizeof(float));
+	if (!d->seen || !d->blk_data || !d->blk_meas || !d->blk_par || !d->probe_ms)
 		bench_die("out of memory");
+	for (uint32_t i = 0; i < count; i++)
+		d->probe_ms[i] = -1;
 }
 
 static void print_dir(const char *name, const struct dir *d, const char *sep)
@@ -134,7 +182,22 @@ static void print_dir(const char *name, const struct dir *d, const char *sep)
 			comma = 1;
 		}
 	}
-	printf("}}%s", sep);
+	printf("},\"t0_us\":%llu,\"sec\":[", (unsigned long long)(d->t0_ns / 1000));
+	for (int i = 0, last = -1; i < TAP_SECONDS; i++) {
+		if (d->sec[i][0] || d->sec[i][1] || d->sec[i][2])
+			last = i;
+		if (i == TAP_SECONDS - 1)
+			for (int j = 0; j <= last; j++)
+				printf("%s[%u,%u,%u]", j ? "," : "", d->sec[j][0], d->sec[j][1],
+				       d->sec[j][2]);
+	}
+	printf("],\"probe_ms\":[");
+	for (uint32_t i = 0; i < count; i++)
+		printf("%s%.1f", i ? "," : "", d->probe_ms[i]);
+	printf("],\"parity_ms\":[");
+	for (uint32_t i = 0; i < d->nparity; i++)
+		printf("%s%.1f", i ? "," : "", d->parity_ms[i]);
+	printf("]}%s", sep);
 }
 
 int main(int argc, char **argv)

@@ -31,12 +31,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "controller/ml_data.h"
-#include "controller/ml_features.h"
-#include "controller/ml_forest.h"
-#include "controller/ml_model.h"
-#include "controller/ml_synth.h"
-#include "controller/ml_train.h"
+#include "../../controller/ml_data.h"
+#include "../../controller/ml_features.h"
+#include "../../controller/ml_forest.h"
+#include "../../controller/ml_model.h"
+#include "../../controller/ml_synth.h"
+#include "../../controller/ml_train.h"
 
 #define MARGIN_RATIO 1.1
 #define MARGIN_MS 5.0

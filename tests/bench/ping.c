@@ -5,7 +5,7 @@
  * bench_probe), so a late answer is still measured against the right packet and a
  * duplicate is counted once.
  *   ping --to IP:PORT [--seconds S | --count N] [--warmup S] [--cooldown S]
- *        [--rate PPS] [--size BYTES] [--samples FILE] [--trace FILE]
+ *        [--rate PPS] [--jitter J] [--size BYTES] [--samples FILE] [--trace FILE]
  * SECONDS defaults to $LS_BENCH_SECONDS, else 10. Prints one line of key=value:
  *   sent= received= lost= min_us= median_us= p99_us= max_us=
  * --samples also writes every round trip (nanoseconds, one per line) to FILE, so that
@@ -15,7 +15,9 @@
  * measured probes instead of SECONDS. --cooldown goes on sending for S seconds after
  * the measured probes, unmeasured, so that whatever groups packets (FEC blocks) treats
  * the last measured ones as it treats the others. Answers are awaited up to 1 s after
- * the last send (0.2 s without --trace). */
+ * the last send (0.2 s without --trace). --jitter J spaces the probes 1/RATE apart times
+ * a factor drawn uniformly from [1 - J, 1 + J] (seeded, the same every run), as a game's
+ * send timing jitters; the mean rate stays RATE. */
 #include <poll.h>
 
 #include "bench.h"
@@ -45,7 +47,7 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_in to;
 	int have_to = 0;
-	double seconds = 10, warmup = 1, rate = 64, size = 100, count = 0, cooldown = 0;
+	double seconds = 10, warmup = 1, rate = 64, size = 100, count = 0, cooldown = 0, jitter = 0;
 	const char *samples = NULL, *trace = NULL;
 	const char *env = getenv("LS_BENCH_SECONDS");
 
@@ -65,6 +67,8 @@ int main(int argc, char **argv)
 			warmup = bench_parse_num(o, v, 0, 60);
 		} else if (!strcmp(o, "--rate")) {
 			rate = bench_parse_num(o, v, 1, 100000);
+		} else if (!strcmp(o, "--jitter")) {
+			jitter = bench_parse_num(o, v, 0, 0.9);
 		} else if (!strcmp(o, "--cooldown")) {
 			cooldown = bench_parse_num(o, v, 0, 60);
 		} else if (!strcmp(o, "--count")) {
@@ -77,7 +81,8 @@ int main(int argc, char **argv)
 			size = bench_parse_num(o, v, (double)sizeof(struct bench_probe), LS_MAX_PAYLOAD);
 		} else {
 			bench_die("usage: ping --to IP:PORT [--seconds S | --count N] [--warmup S] "
-				  "[--cooldown S] [--rate PPS] [--size B] [--samples FILE] [--trace FILE]");
+				  "[--cooldown S] [--rate PPS] [--jitter J] [--size B] [--samples FILE] "
+				  "[--trace FILE]");
 		}
 	}
 	if (!have_to)
@@ -94,8 +99,19 @@ int main(int argc, char **argv)
 	size_t n_rtt = 0;
 	uint8_t buf[LS_RX_BUF];
 
-	if (!rtt || !by_seq || !seen)
+	uint64_t *at = calloc((size_t)n_total + 1, sizeof(*at)); /* send times from start */
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+	if (!rtt || !by_seq || !seen || !at)
 		bench_die("out of memory");
+	for (uint32_t i = 1; i <= n_total; i++) {
+		rng ^= rng << 13;
+		rng ^= rng >> 7;
+		rng ^= rng << 17;
+		at[i] = at[i - 1] + (uint64_t)((double)period_ns *
+					       (1.0 + jitter * (2.0 * (double)(rng >> 11) /
+								9007199254740992.0 - 1.0)));
+	}
 	int fd = bench_udp_socket(0);
 	if (connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0)
 		bench_die("connect: %s", strerror(errno));
@@ -104,13 +120,13 @@ int main(int argc, char **argv)
 	uint64_t start = bench_now_ns();
 	/* Answers may trail the last send by a round trip (and a recovery); wait a little
 	 * for them. */
-	uint64_t end = start + (uint64_t)n_total * period_ns + (trace ? 1000000000u : 200000000u);
+	uint64_t end = start + at[n_total] + (trace ? 1000000000u : 200000000u);
 	uint32_t next = 0;
 
 	for (;;) {
 		uint64_t now = bench_now_ns();
 
-		if (next < n_total && now >= start + (uint64_t)next * period_ns) {
+		if (next < n_total && now >= start + at[next]) {
 			struct bench_probe p = { BENCH_PROBE_MAGIC, next, bench_now_ns() };
 
 			memcpy(buf, &p, sizeof(p));
@@ -122,7 +138,7 @@ int main(int argc, char **argv)
 		}
 		if (now >= end || (next == n_total && n_rtt == n_meas))
 			break;
-		uint64_t wake = next < n_total ? start + (uint64_t)next * period_ns : end;
+		uint64_t wake = next < n_total ? start + at[next] : end;
 		uint64_t wait = wake > now ? wake - now : 0;
 		struct timespec ts = { (time_t)(wait / 1000000000u), (long)(wait % 1000000000u) };
 		struct pollfd pfd = { fd, POLLIN, 0 };
@@ -172,5 +188,6 @@ int main(int argc, char **argv)
 	free(rtt);
 	free(by_seq);
 	free(seen);
+	free(at);
 	return n_rtt ? 0 : 1;
 }

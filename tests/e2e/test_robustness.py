@@ -165,6 +165,40 @@ class RobustnessTest(LSTestCase):
         for st in subs:
             st.close()
 
+    def test_every_command_refuses_unknown_arguments(self):
+        echo, proxy, client, game = self._chain()
+        for proc in (proxy, client):
+            st = Steer(proc.sock_path)
+            cmds = st.ok("help")["commands"]
+            names = {c["cmd"] for c in cmds}
+            self.assertTrue({"status", "stats", "help", "subscribe"} <= names, names)
+            for c in cmds:
+                # Required arguments present and well typed: only the stray key is wrong.
+                r = st.call(c["cmd"], bogus=1, **self._valid_args(c))
+                self.assertFalse(r["ok"], (proc.name, c["cmd"], r))
+                self.assertEqual(r["error"]["code"], "invalid", (proc.name, c["cmd"], r))
+                self.assertIn("unknown argument 'bogus'", r["error"]["message"])
+                for a in c["args"]:
+                    self.assertTrue(a["help"] and a["type"], (c["cmd"], a))
+            # A wrong type is refused before the handler, with what it must be.
+            if proc is proxy:
+                r = st.call("session_del", session_id="7")
+                self.assertEqual(r["error"]["message"],
+                                 "session_id must be an integer in 1..4294967295")
+                r = st.call("session_add", session_id=7, key=KEY)
+                self.assertIn("destinations is missing", r["error"]["message"])
+            else:
+                r = st.call("set_fec", fec=2)
+                self.assertIn("fec must be a string", r["error"]["message"])
+            st.close()
+        self._still_fine(echo, proxy, client, game, 17)
+
+    @staticmethod
+    def _valid_args(cmd):
+        samples = {"session_id": 99, "key": KEY, "destinations": ["127.0.0.1:1"],
+                   "proxy": "127.0.0.1:9", "fec": "off", "name": "x", "command": "status"}
+        return {a["key"]: samples[a["key"]] for a in cmd["args"] if a["required"]}
+
     def test_too_many_steering_connections(self):
         echo, proxy, client, game = self._chain()
         conns = []

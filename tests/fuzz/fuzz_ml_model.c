@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controller/ml_model.h"
+#include "../../controller/ml_model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 

@@ -434,68 +434,52 @@ static json_t *stats_json(const struct netsim *ns)
 			 "upstream", ls_addr_fmt(&ns->upstream, ua));
 }
 
-static enum ls_rc cmd_stats(void *ctx, json_t *req, json_t **result, char *msg, size_t msglen)
+static enum ls_rc cmd_stats(void *ctx, struct ls_steer_call *call)
 {
-	(void)req, (void)msg, (void)msglen;
-	*result = stats_json(ctx);
+	call->result = stats_json(ctx);
 	return LS_RC_OK;
 }
 
-/* "up", "down" or "both" (the default) into a mask of directions. */
-static int parse_dirs(json_t *req, char *msg, size_t msglen)
+/* "up", "down" or "both" (the default; the definition allows only these) into a mask of
+ * directions. */
+static int parse_dirs(const struct ls_steer_call *call)
 {
-	json_t *j = json_object_get(req, "dir");
-	const char *s = json_string_value(j);
+	const char *s = json_string_value(json_object_get(call->req, "dir"));
 
-	if (!j)
-		return 3;
 	if (s && strcmp(s, "up") == 0)
 		return 1;
 	if (s && strcmp(s, "down") == 0)
 		return 2;
-	if (s && strcmp(s, "both") == 0)
-		return 3;
-	snprintf(msg, msglen, "\"dir\" must be \"up\", \"down\" or \"both\"");
-	return -1;
+	return 3;
 }
 
-static enum ls_rc cmd_set(void *ctx, json_t *req, json_t **result, char *msg, size_t msglen)
+static enum ls_rc cmd_set(void *ctx, struct ls_steer_call *call)
 {
 	struct netsim *ns = ctx;
-	json_t *js = json_object_get(req, "spec");
 	struct ns_spec spec;
 	char err[256], a[NS_SPEC_MAX], b[NS_SPEC_MAX];
-	int dirs = parse_dirs(req, msg, msglen);
+	int dirs = parse_dirs(call);
 
-	if (dirs < 0)
-		return LS_RC_INVALID;
-	if (!json_is_string(js)) {
-		snprintf(msg, msglen, "missing string member \"spec\" (\"none\" clears)");
-		return LS_RC_INVALID;
-	}
-	if (ns_spec_parse(json_string_value(js), &spec, err, sizeof(err)) < 0) {
-		snprintf(msg, msglen, "bad spec: %s", err);
-		return LS_RC_INVALID;
-	}
+	if (ns_spec_parse(json_string_value(json_object_get(call->req, "spec")), &spec, err,
+			  sizeof(err)) < 0)
+		return ls_steer_fail(call, LS_RC_INVALID, "bad spec: %s", err);
 	for (int i = 0; i < 2; i++) {
 		if (!(dirs & (1 << i)))
 			continue;
 		ns_dir_set_spec(&ns->dir[i], &spec);
 		ls_info("%s: %s", ns->dir[i].name, ns_spec_format(&spec, a, sizeof(a)));
 	}
-	*result = json_pack("{s:s,s:s}", "up", ns_spec_format(&ns->dir[DIR_UP].spec, a, sizeof(a)),
-			    "down", ns_spec_format(&ns->dir[DIR_DOWN].spec, b, sizeof(b)));
+	call->result = json_pack("{s:s,s:s}", "up",
+				 ns_spec_format(&ns->dir[DIR_UP].spec, a, sizeof(a)), "down",
+				 ns_spec_format(&ns->dir[DIR_DOWN].spec, b, sizeof(b)));
 	return LS_RC_OK;
 }
 
-static enum ls_rc cmd_reset(void *ctx, json_t *req, json_t **result, char *msg, size_t msglen)
+static enum ls_rc cmd_reset(void *ctx, struct ls_steer_call *call)
 {
 	struct netsim *ns = ctx;
-	int dirs = parse_dirs(req, msg, msglen);
+	int dirs = parse_dirs(call);
 
-	(void)result;
-	if (dirs < 0)
-		return LS_RC_INVALID;
 	for (int i = 0; i < 2; i++) {
 		if (!(dirs & (1 << i)))
 			continue;
@@ -506,12 +490,32 @@ static enum ls_rc cmd_reset(void *ctx, json_t *req, json_t **result, char *msg, 
 	return LS_RC_OK;
 }
 
-static const struct ls_steer_cmd commands[] = {
-	{ "stats", cmd_stats, "counters per direction ({\"up\":{...},\"down\":{...}}), specs, clients" },
-	{ "set", cmd_set, "{\"dir\":\"up|down|both\",\"spec\":\"loss=5%,delay=20ms\"}: replace a "
-			  "direction's SPEC (\"none\" clears)" },
-	{ "reset", cmd_reset, "{\"dir\":\"up|down|both\"}: zero the counters" },
+static const char *const dir_names[] = { "up", "down", "both", NULL };
+#define DIR_ARG                                                                      \
+	{ .key = "dir", .types = LS_SA_STRING, .choices = dir_names,                  \
+	  .help = "the direction: up (client to upstream), down, or both (the default)" }
+static const struct ls_steer_arg dir_arg[] = {
+	DIR_ARG,
+	{ NULL },
+};
+static const struct ls_steer_arg set_args[] = {
+	DIR_ARG,
+	{ .key = "spec", .types = LS_SA_STRING, .required = true, .min = 1, .max = NS_SPEC_MAX,
+	  .help = "the impairment, e.g. \"loss=5%,delay=20ms\" (\"none\" clears)" },
+	{ NULL },
+};
+static const struct ls_steer_def commands[] = {
+	{ "stats", NULL, "counters per direction ({\"up\":{...},\"down\":{...}}), specs, clients" },
+	{ "set", set_args, "replace a direction's impairment" },
+	{ "reset", dir_arg, "zero the counters" },
+	LS_STEER_CMD_BUILTINS,
 	{ NULL, NULL, NULL },
+};
+static const struct ls_steer_handler handlers[] = {
+	{ "stats", cmd_stats },
+	{ "set", cmd_set },
+	{ "reset", cmd_reset },
+	{ NULL, NULL },
 };
 
 /* ---- setup ---- */
@@ -697,7 +701,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (sock_path) {
-		ns.steer = ls_steer_open(sock_path, 0600, commands, &ns, err, sizeof(err));
+		ns.steer = ls_steer_open(sock_path, 0600, commands, handlers, &ns, err,
+					 sizeof(err));
 		if (!ns.steer) {
 			ls_err("steering socket: %s", err);
 			return 1;

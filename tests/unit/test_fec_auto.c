@@ -244,7 +244,9 @@ static void check_choice(double loss, double burst, double pps, const char *want
 	CU_ASSERT(overhead(&p) <= conf.max_overhead + 1e-9);
 	if (feasible) {
 		CU_ASSERT(r <= conf.target_residual);
-		CU_ASSERT(fabs(overhead(&p) - ovh) < 1e-9); /* nothing cheaper meets it */
+		/* Nothing cheaper meets it, unless it recovers sooner within the delay
+		 * budget: then it costs at most that much more and waits less. */
+		CU_ASSERT(overhead(&p) <= ovh * (1 + conf.delay_budget) + 1e-9);
 	} else {
 		CU_ASSERT(r <= res * (1 + 1e-9)); /* the best that can be had */
 	}
@@ -282,8 +284,9 @@ static void test_choices_bursty(void)
 	setup();
 
 	/* The benchmark's case: 2 % in bursts of 2. Without spread it would take 2:6;
-	 * holding parity back past the next data packet meets the target at 2:4. */
-	check_choice(0.02, 2, 64, "2:4:20:3");
+	 * holding parity back past the next data packet meets the target at 2:4 (two
+	 * rows held meet it too, and fewer held rows wait less). */
+	check_choice(0.02, 2, 64, "2:4:20:2");
 	check_choice(0.01, 3, 64, NULL);
 	check_choice(0.05, 3, 64, NULL);
 	check_choice(0.02, 2, 128, NULL);
@@ -574,6 +577,7 @@ static void test_conf(void)
 	CU_ASSERT(conf.target_residual == 0.0005 && conf.max_recovery_us == 20000);
 	CU_ASSERT(conf.max_overhead == 4.0 && conf.hold_us == 10000000);
 	CU_ASSERT_EQUAL(conf.quiet_us, 60000000);
+	CU_ASSERT(conf.delay_budget == 0.2);
 	ls_fec_auto_init(&a, NULL); /* defaults */
 	CU_ASSERT(a.conf.target_residual == conf.target_residual);
 	/* A stricter cap is obeyed: 10 % with at most 2 wire packets per packet. */
@@ -581,11 +585,231 @@ static void test_conf(void)
 	ls_fec_auto_best(&a.conf, 0.10, 1, 64, &p);
 	CU_ASSERT(overhead(&p) <= 2.0);
 	fmt_is(&p, "2:2:20");
-	/* A longer bound allows longer blocks. */
+	/* A longer bound allows longer blocks (2:3 waits less, but it waits too: the
+	 * delay budget is for recovery within the packet interval only). */
 	a.conf = conf;
 	a.conf.max_recovery_us = 50000;
 	ls_fec_auto_best(&a.conf, 0.10, 1, 64, &p);
 	CU_ASSERT(p.k == 3 && p.block_us == 50000);
+}
+
+/* ---- from the start: the dataplane's cadence and a real sender's spacing ---- */
+
+/* A game sending pps packets per second (each gap times a factor in [1 - jitter,
+ * 1 + jitter]) from game_us on, through a chain that starts losing at onset_us; the
+ * peer reports every 100 ms while the policy learns, else every 500 ms, as the
+ * client's keepalives do (docs/protocol.md 1.2.1). The wire cost of every 100 ms is
+ * recorded. */
+struct run {
+	struct chain lossy;
+	double pps, jitter;
+	uint64_t game_us, onset_us, end_us;
+	uint64_t first_lost_us, protected_us; /* 0: never */
+	double cost[1200];                   /* wire packets per data packet, per 100 ms */
+	struct ls_fec_params cur;
+};
+
+static void run_game(struct ls_fec_auto *a, struct run *r)
+{
+	struct chain clean = chain_for(0, 1);
+	uint64_t t = 0, next_pkt = r->game_us, next_rep = 100000, slot_end = 100000;
+	unsigned wire = 0, lost = 0, bursts = 0, slot = 0;
+	double owed = 0, slot_wire = 0, slot_data = 0;
+	int prev = 0;
+
+	memset(&r->cur, 0, sizeof(r->cur));
+	r->first_lost_us = r->protected_us = 0;
+	memset(r->cost, 0, sizeof(r->cost));
+	while (t < r->end_us) {
+		t = next_pkt < next_rep ? next_pkt : next_rep;
+		while (t >= slot_end && slot < NELEM(r->cost)) {
+			r->cost[slot++] = slot_data ? slot_wire / slot_data : 1.0;
+			slot_wire = slot_data = 0;
+			slot_end += 100000;
+		}
+		if (t == next_pkt) {
+			/* One data packet and its share of parity, each through the chain. */
+			unsigned n, i;
+
+			ls_fec_auto_sent(a, t);
+			owed += overhead(&r->cur);
+			n = (unsigned)owed;
+			owed -= n;
+			slot_wire += n;
+			slot_data++;
+			for (i = 0; i < n; i++) {
+				int l = chain_loses(t >= r->onset_us ? &r->lossy : &clean);
+
+				if (l && !r->first_lost_us)
+					r->first_lost_us = t;
+				wire++;
+				lost += (unsigned)l;
+				bursts += (unsigned)(l && !prev);
+				prev = l;
+			}
+			next_pkt += (uint64_t)(1e6 / r->pps * (1 + r->jitter * (2 * unit_rand() - 1)));
+		} else {
+			struct ls_fec_params p;
+
+			if (wire)
+				ls_fec_auto_report(a, wire, wire - lost,
+						   bursts ? (double)lost / bursts : 0, t);
+			ls_fec_auto_rate(a, 0, 0);
+			if (ls_fec_auto_choose(a, t, &p))
+				r->cur = p;
+			if (r->cur.k && r->first_lost_us && !r->protected_us)
+				r->protected_us = t;
+			wire = lost = bursts = 0;
+			next_rep = t + (ls_fec_auto_learning(a) ? 100000 : 500000);
+		}
+	}
+}
+
+/* The longest stretch (s) within [from_s, to_s) whose cost exceeds limit. */
+static double longest_over(const struct run *r, double limit, unsigned from_s, unsigned to_s)
+{
+	unsigned i, run = 0, best = 0;
+
+	for (i = from_s * 10; i < to_s * 10 && i < NELEM(r->cost); i++) {
+		run = r->cost[i] > limit * (1 + 1e-9) ? run + 1 : 0;
+		if (run > best)
+			best = run;
+	}
+	return best / 10.0;
+}
+
+/* 10 % from the first packet, the game starting 1.5 s after the policy: protected
+ * within 1 s of the first loss, and not more than 10 % above the steady 2.5 wire
+ * packets per packet for more than 2 s (today: FEC on only after the second report,
+ * at 1:3, for 10 s). */
+static void test_cold_start(void)
+{
+	unsigned seed, kept = 0;
+
+	setup();
+	for (seed = 0; seed < 8; seed++) {
+		struct ls_fec_auto a;
+		struct run *r = calloc(1, sizeof(*r));
+		double sum = 0;
+
+		CU_ASSERT_FATAL(r != NULL);
+		rng = 0x1234567ull + seed;
+		r->lossy = chain_for(0.10, 1);
+		r->pps = 64;
+		r->game_us = 1500000;
+		r->end_us = 21500000;
+		ls_fec_auto_init(&a, &conf);
+		run_game(&a, r);
+		CU_ASSERT(r->first_lost_us > 0 && r->protected_us > 0);
+		CU_ASSERT(r->protected_us - r->first_lost_us <= 1000000);
+		/* The target is 2 s. 10 % sits at the edge of what 2:3 covers, so an
+		 * estimate a little high after learning holds 2:4 (+20 %) for longer in
+		 * some runs: at least 6 of these 8 must keep to it, and every run's first
+		 * 20 s must cost less than today's 3.3. */
+		if (getenv("LS_TEST_VERBOSE"))
+			fprintf(stderr, "\n  seed %u: over %.1f s\n", seed, longest_over(r, 2.5 * 1.1, 2, 21));
+		kept += longest_over(r, 2.5 * 1.1, 2, 21) <= 2.0;
+		for (unsigned i = 15; i < 215; i++)
+			sum += r->cost[i];
+		CU_ASSERT(sum / 200 <= 3.0);
+		CU_ASSERT(r->cur.k == 2);
+		free(r);
+	}
+	CU_ASSERT(kept >= 6);
+}
+
+/* A minute without loss, then 10 %: protected within 1 s of the first loss, and then
+ * within 10 % of the steady cost but for at most 2 s. A clean path costs nothing. */
+static void test_onset_mid_run(void)
+{
+	unsigned seed, kept = 0;
+
+	setup();
+	for (seed = 0; seed < 8; seed++) {
+		struct ls_fec_auto a;
+		struct run *r = calloc(1, sizeof(*r));
+
+		CU_ASSERT_FATAL(r != NULL);
+		rng = 0xabcdefull + seed;
+		r->lossy = chain_for(0.10, 1);
+		r->pps = 64;
+		r->onset_us = 60000000;
+		r->end_us = 90000000;
+		ls_fec_auto_init(&a, &conf);
+		run_game(&a, r);
+		CU_ASSERT(longest_over(r, 1.0, 0, 60) == 0.0); /* off while clean */
+		CU_ASSERT(r->first_lost_us >= 60000000);
+		CU_ASSERT(r->protected_us > 0 && r->protected_us - r->first_lost_us <= 1000000);
+		kept += longest_over(r, 2.5 * 1.1, 62, 90) <= 2.0; /* as above */
+		CU_ASSERT_EQUAL(a.onsets, 1);
+		CU_ASSERT(r->cur.k == 2);
+		free(r);
+	}
+	CU_ASSERT(kept >= 6);
+}
+
+/* A jittered sender (±30 %) just under the 57.5 packets/s that exact spacing needs
+ * for blocks of 2 within 20 ms (15 % spare): most blocks still fill, so the policy
+ * stays at k = 2 (2:3 or 2:4), pays for the blocks that close short, and meets the
+ * target, where the mean rate alone falls to k = 1 (4 copies of every packet). */
+static void test_jittered_rate(void)
+{
+	struct ls_fec_auto a;
+	struct run *r = calloc(1, sizeof(*r));
+	struct ls_fec_params p;
+	double w, wait;
+
+	setup();
+	CU_ASSERT_FATAL(r != NULL);
+	ls_fec_auto_best(&conf, 0.10, 1, 56, &p);
+	CU_ASSERT_EQUAL(p.k, 1); /* the mean rate alone */
+	rng = 77;
+	r->lossy = chain_for(0.10, 1);
+	r->pps = 56;
+	r->jitter = 0.3;
+	r->end_us = 60000000;
+	ls_fec_auto_init(&a, &conf);
+	run_game(&a, r);
+	CU_ASSERT_EQUAL(r->cur.k, 2);
+	CU_ASSERT(ls_fec_auto_eval(&a, &r->cur, 0.10, 1, &w, &wait) <= conf.target_residual);
+	if (getenv("LS_TEST_VERBOSE"))
+		fprintf(stderr, "\n  jittered: %d:%d:%d wire %.3f\n", r->cur.k, r->cur.m, r->cur.spread, w);
+	CU_ASSERT(w <= 3.0 + 1e-9); /* k = 1 would cost 4 (1:3) */
+	CU_ASSERT(longest_over(r, 3.5, 5, 60) <= 2.0);
+	free(r);
+}
+
+/* Recovery within the packet interval wins within the delay budget: at 7.5 % 2:3
+ * meets the target for 2.5 wire packets, packets waiting 7.8 ms on average for
+ * parity; duplication 1:2 meets it for 3.0 (20 % more) and waits for nothing. */
+static void test_delay_weighing(void)
+{
+	struct ls_fec_auto_conf c = conf;
+	struct ls_fec_auto a;
+	struct ls_fec_params p;
+	double w, wait;
+
+	setup();
+	c = conf;
+	ls_fec_auto_best(&c, 0.075, 1, 64, &p);
+	fmt_is(&p, "1:2:20");
+	c.delay_budget = 0.1;
+	ls_fec_auto_best(&c, 0.075, 1, 64, &p);
+	fmt_is(&p, "2:3:20");
+	/* At 10 % duplication needs 1:3 (60 % more): 2:3 stays. */
+	ls_fec_auto_best(&conf, 0.10, 1, 64, &p);
+	fmt_is(&p, "2:3:20");
+	/* The waits the policy weighs, over exact spacing. */
+	ls_fec_auto_init(&a, &conf);
+	for (uint64_t t = 1; t < 3000000; t += 15625)
+		ls_fec_auto_sent(&a, t);
+	p = P(2, 3, 0);
+	ls_fec_auto_eval(&a, &p, 0.1, 1, &w, &wait);
+	CU_ASSERT(fabs(wait - 15625 / 2.0) < 100);
+	CU_ASSERT(fabs(w - 2.5) < 1e-9);
+	p = P(1, 2, 0);
+	ls_fec_auto_eval(&a, &p, 0.1, 1, &w, &wait);
+	CU_ASSERT(wait == 0 && fabs(w - 3.0) < 1e-9);
 }
 
 UNIT_MAIN("fec_auto",
@@ -598,4 +822,8 @@ UNIT_MAIN("fec_auto",
 	  { "Monte Carlo with the real codec", test_monte_carlo },
 	  { "hysteresis", test_hysteresis },
 	  { "no flapping on thresholds", test_no_flapping },
-	  { "packet rate change", test_rate_change })
+	  { "packet rate change", test_rate_change },
+	  { "cold start: protected within 1 s, no overshoot", test_cold_start },
+	  { "onset of loss mid-run", test_onset_mid_run },
+	  { "jittered sender at a k boundary", test_jittered_rate },
+	  { "delay weighing: recovery within the interval", test_delay_weighing })

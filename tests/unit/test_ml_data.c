@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "controller/ml_data.h"
+#include "../../controller/ml_data.h"
 
 #include "unit.h"
 

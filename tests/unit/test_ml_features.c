@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controller/ml_features.h"
-#include "controller/ml_rng.h"
+#include "../../controller/ml_features.h"
+#include "../../controller/ml_rng.h"
 
 #include "unit.h"
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controller/ml_forest.h"
-#include "controller/ml_rng.h"
+#include "../../controller/ml_forest.h"
+#include "../../controller/ml_rng.h"
 
 #include "unit.h"
 

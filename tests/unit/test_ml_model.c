@@ -10,10 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "controller/ml_data.h"
-#include "controller/ml_model.h"
-#include "controller/ml_synth.h"
-#include "controller/ml_train.h"
+#include "../../controller/ml_data.h"
+#include "../../controller/ml_model.h"
+#include "../../controller/ml_synth.h"
+#include "../../controller/ml_train.h"
 
 #include "unit.h"
 

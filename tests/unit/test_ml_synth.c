@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "controller/ml_synth.h"
+#include "../../controller/ml_synth.h"
 
 #include "unit.h"
 

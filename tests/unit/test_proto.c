@@ -126,7 +126,23 @@ static void test_bad_fields(void)
 	CU_ASSERT_EQUAL(ls_pkt_decode(buf, 40, &p), LS_PE_FLAGS);
 	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_MAX_DATAGRAM + 1, &p), LS_PE_OVERSIZE);
 	buf[0] = 0x10;
-	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_MAX_DATAGRAM, &p), LS_PE_OK);
+	/* The payload limit holds without AUTH too: its headers are shorter, not its room. */
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_HDR_LEN + LS_MAX_PAYLOAD, &p), LS_PE_OK);
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_HDR_LEN + LS_MAX_PAYLOAD + 1, &p), LS_PE_OVERSIZE);
+	buf[0] = 0x10 | LS_F_AUTH;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_MAX_DATAGRAM - LS_FEC_EXT_LEN, &p), LS_PE_OK);
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_MAX_DATAGRAM - LS_FEC_EXT_LEN + 1, &p),
+			LS_PE_OVERSIZE);
+	buf[0] = 0x20;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_HDR_LEN + LS_FEC_EXT_LEN + LS_MAX_PAYLOAD + 1, &p),
+			LS_PE_OVERSIZE);
+	/* A handshake always carries AUTH, and is never a keepalive or FIN as well. */
+	buf[0] = 0x10 | LS_F_HANDSHAKE | LS_F_AUTH;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, 64, &p), LS_PE_OK);
+	buf[0] = 0x10 | LS_F_HANDSHAKE | LS_F_AUTH | LS_F_KEEPALIVE;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, 64, &p), LS_PE_FLAGS);
+	buf[0] = 0x10 | LS_F_HANDSHAKE | LS_F_AUTH | LS_F_FIN;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, 64, &p), LS_PE_FLAGS);
 }
 
 static int fec_check(uint8_t index, uint8_t k, uint8_t flags)

@@ -23,6 +23,9 @@ static const struct {
 	{ LS_RC_METHOD, "method_not_allowed", 405 },
 	{ LS_RC_NOT_READY, "not_ready", 503 },
 	{ LS_RC_INTERNAL, "internal", 500 },
+	{ LS_RC_UNAUTHORIZED, "unauthorized", 401 },
+	{ LS_RC_FORBIDDEN, "forbidden", 403 },
+	{ LS_RC_TIMEOUT, "timeout", 504 },
 };
 
 static void test_table(void)
@@ -48,6 +51,16 @@ static void test_distinct(void)
 	}
 }
 
+static void test_from_code(void)
+{
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CU_ASSERT_EQUAL(ls_rc_from_code(want[i].code), want[i].rc);
+	/* A code from a newer peer, or none, is an error all the same. */
+	CU_ASSERT_EQUAL(ls_rc_from_code("brand_new_code"), LS_RC_INTERNAL);
+	CU_ASSERT_EQUAL(ls_rc_from_code(""), LS_RC_INTERNAL);
+	CU_ASSERT_EQUAL(ls_rc_from_code(NULL), LS_RC_INTERNAL);
+}
+
 static void test_out_of_range(void)
 {
 	CU_ASSERT_STRING_EQUAL(ls_rc_code(LS_RC__COUNT), "internal");
@@ -60,4 +73,5 @@ static void test_out_of_range(void)
 UNIT_MAIN("result",
 	  { "table", test_table },
 	  { "distinct", test_distinct },
+	  { "from code", test_from_code },
 	  { "out of range", test_out_of_range })
