@@ -301,6 +301,10 @@ static void forget_old_route(struct client *c)
 {
 	if (!c->old)
 		return;
+	if (c->up_route == c->old) {
+		client_fec_close_all(c, c->old, ls_now_us());
+		c->up_route = NULL;
+	}
 	memo_save(c, c->old);
 	c->old = NULL;
 	timer_set(c->old_route_fd, 0, 0);

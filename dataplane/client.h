@@ -62,6 +62,18 @@ struct client_txq {
 	unsigned n;
 };
 
+/* Game datagrams that came before a keyed route's first lifetime (one round trip after
+ * start), sent when it begins; older than CL_HOLD_US they are dropped (`handshake`). */
+#define CL_HOLD 32
+#define CL_HOLD_US 1000000
+struct client_hold {
+	uint8_t buf[CL_HOLD][LS_RX_BUF]; /* payload at CL_HEADROOM, as in up_buf */
+	uint16_t len[CL_HOLD];
+	struct sockaddr_in from[CL_HOLD];
+	uint64_t at[CL_HOLD];
+	unsigned n;
+};
+
 /* Batch buffers for both directions, allocated once at start. */
 struct client_io {
 	/* game -> tunnel: payloads land at CL_HEADROOM so headers go in front in place */
@@ -76,6 +88,7 @@ struct client_io {
 	struct iovec down_rx_iov[CL_BATCH];
 	struct sockaddr_in down_from[CL_BATCH];
 	struct client_txq down;
+	struct client_hold hold;
 };
 
 /* Forward error correction: the setting applies to both directions. Upstream the
@@ -113,6 +126,10 @@ struct client {
 	struct client_route routes[2];
 	struct client_route *cur;  /* every packet goes here */
 	struct client_route *old;  /* still accepted for late replies, or NULL */
+	/* Where game packets went last: the current route, or the old one while the
+	 * current one's first lifetime is a round trip away (so a switch loses nothing).
+	 * FEC blocks never span two: they close when this changes. */
+	struct client_route *up_route;
 	struct client_seq_memo memo[CL_SEQ_MEMO];
 
 	struct client_flow flows[CL_MAX_FLOWS];
@@ -135,6 +152,11 @@ bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_
 void client_send_keepalive(struct client *c, uint64_t now_us);
 
 /* ---- client_fwd.c: the packet paths -------------------------------------------- */
+
+/* Send what waited for the first lifetime, once it is up (each loop turn). */
+void client_hold_release(struct client *c, uint64_t now_us);
+/* The route game packets go to now (see up_route). */
+struct client_route *client_up_route(struct client *c, uint64_t now_us);
 
 int client_io_init(struct client *c);
 /* Game -> tunnel: read what the game sent, wrap it, send it to the current proxy. */

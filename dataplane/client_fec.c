@@ -219,7 +219,7 @@ static void close_blocks(struct client *c, struct client_route *r, uint64_t now_
 void client_fec_due(struct client *c, uint64_t now_us)
 {
 	if (c->fec.next_us && now_us >= c->fec.next_us)
-		close_blocks(c, c->cur, now_us, false);
+		close_blocks(c, c->up_route ? c->up_route : c->cur, now_us, false);
 }
 
 void client_fec_close_all(struct client *c, struct client_route *r, uint64_t now_us)

@@ -173,6 +173,89 @@ void client_flows_expire(struct client *c, uint64_t now_us)
 
 /* ---- game -> tunnel ------------------------------------------------------------ */
 
+/* A game datagram (payload at slot + CL_HEADROOM) into the upstream queue towards r.
+ * Before a keyed route's first lifetime (one round trip) it waits in the hold, when
+ * may_hold and there is room, else it is dropped as `handshake`. */
+static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size_t len,
+		   const struct sockaddr_in *from, uint64_t now, bool may_hold)
+{
+	struct client_io *io = c->io;
+	uint32_t ip = ntohl(from->sin_addr.s_addr);
+	uint16_t port = ntohs(from->sin_port);
+	struct client_flow *f = flow_touch(c, ip, port, now);
+	struct ls_hdr h = {
+		.version = LS_VER_PLAIN,
+		.src_ip = ip,
+		.src_port = port,
+		.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
+		.dst_port = ntohs(c->game_server.sin_port),
+	};
+	struct client_hold *hd = &io->hold;
+	uint8_t *start;
+	size_t wire;
+	bool full;
+
+	if (!client_route_ready(r, now)) {
+		if (may_hold && hd->n < CL_HOLD) {
+			memcpy(hd->buf[hd->n] + CL_HEADROOM, slot + CL_HEADROOM, len);
+			hd->len[hd->n] = (uint16_t)len;
+			hd->from[hd->n] = *from;
+			hd->at[hd->n] = now;
+			hd->n++;
+		} else {
+			c->ctr.drops[LS_DROP_HANDSHAKE]++;
+		}
+		return;
+	}
+	/* With an encoder the packet joins its flow's open block (or goes as version 1
+	 * when FEC is off or it is too long to protect). */
+	full = f->enc && ls_fec_enc_add(f->enc, slot + CL_HEADROOM, len, now, &h);
+	wire = client_route_wrap(r, &h, slot, len, now, &start);
+	client_txq_put(&io->up, client_txq_slot(c, &io->up), start, wire, &r->proxy);
+	dp_fec_auto_sent(&c->fec.au, now);
+	if (f->enc)
+		client_fec_sent(c, r, f, full, now);
+}
+
+void client_hold_release(struct client *c, uint64_t now_us)
+{
+	struct client_hold *hd = &c->io->hold;
+	struct client_route *r;
+
+	if (!hd->n)
+		return;
+	r = client_up_route(c, now_us);
+	if (!client_route_ready(r, now_us)) {
+		/* Still no lifetime after a while: the held packets are too old to matter. */
+		if (now_us - hd->at[0] >= CL_HOLD_US) {
+			c->ctr.drops[LS_DROP_HANDSHAKE] += hd->n;
+			hd->n = 0;
+		}
+		return;
+	}
+	for (unsigned i = 0; i < hd->n; i++) {
+		if (now_us - hd->at[i] >= CL_HOLD_US)
+			c->ctr.drops[LS_DROP_HANDSHAKE]++;
+		else
+			up_one(c, r, hd->buf[i], hd->len[i], &hd->from[i], now_us, false);
+	}
+	/* Out now: the queue points into the hold. */
+	client_txq_flush(c, &c->io->up);
+	hd->n = 0;
+}
+
+struct client_route *client_up_route(struct client *c, uint64_t now_us)
+{
+	struct client_route *r = c->cur;
+
+	if (!client_route_ready(r, now_us) && c->old && client_route_ready(c->old, now_us))
+		r = c->old;
+	if (c->up_route && c->up_route != r)
+		client_fec_close_all(c, c->up_route, now_us);
+	c->up_route = r;
+	return r;
+}
+
 void client_fwd_up(struct client *c)
 {
 	struct client_io *io = c->io;
@@ -183,12 +266,11 @@ void client_fwd_up(struct client *c)
 			return;
 		uint64_t now = ls_now_us();
 		/* Read once per batch: set_route runs between batches, never inside. */
-		struct client_route *r = c->cur;
+		struct client_route *r = client_up_route(c, now);
 
 		for (int i = 0; i < n; i++) {
 			const struct msghdr *mh = &io->up_rx[i].msg_hdr;
 			size_t len = io->up_rx[i].msg_len;
-			const struct sockaddr_in *from = &io->up_from[i];
 
 			c->ctr.game_rx_packets++;
 			c->ctr.game_rx_bytes += len;
@@ -196,33 +278,7 @@ void client_fwd_up(struct client *c)
 				c->ctr.drops[LS_DROP_OVERSIZE]++;
 				continue;
 			}
-			uint32_t ip = ntohl(from->sin_addr.s_addr);
-			uint16_t port = ntohs(from->sin_port);
-			struct client_flow *f = flow_touch(c, ip, port, now);
-			struct ls_hdr h = {
-				.version = LS_VER_PLAIN,
-				.src_ip = ip,
-				.src_port = port,
-				.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
-				.dst_port = ntohs(c->game_server.sin_port),
-			};
-			/* With an encoder the packet joins its flow's open block (or goes as
-			 * version 1 when FEC is off or it is too long to protect). */
-			bool full = f->enc && ls_fec_enc_add(f->enc, io->up_buf[i] + CL_HEADROOM,
-							     len, now, &h);
-
-			uint8_t *start;
-			size_t wire = client_route_wrap(r, &h, io->up_buf[i], len, now, &start);
-			if (!wire) {
-				/* A keyed route before its first lifetime (a round trip). */
-				c->ctr.drops[LS_DROP_HANDSHAKE]++;
-				continue;
-			}
-			client_txq_put(&io->up, client_txq_slot(c, &io->up), start, wire,
-				       &r->proxy);
-			dp_fec_auto_sent(&c->fec.au, now);
-			if (f->enc)
-				client_fec_sent(c, r, f, full, now);
+			up_one(c, r, io->up_buf[i], len, &io->up_from[i], now, true);
 		}
 		client_txq_flush(c, &io->up);
 		if (n < CL_BATCH)
@@ -245,6 +301,7 @@ uint64_t client_handshakes_due(struct client *c, uint64_t now_us)
 		r->ka_now = false;
 		client_send_keepalive(c, now_us);
 	}
+	client_hold_release(c, now_us);
 	if (client_route_silence(r, now_us, &watch))
 		client_send_keepalive(c, now_us);
 	n = client_route_hs_due(r, now_us, buf);

@@ -444,6 +444,7 @@ int main(int argc, char **argv)
 	name = cli.config ? cli.config : "command line";
 	if (px_conf_validate(&px.conf, name, err, sizeof(err)) < 0)
 		goto conf_error;
+	px_conf_warn(&px.conf, cli.check);
 	if (cli.check) {
 		px_conf_print(&px.conf);
 		px_conf_free(&px.conf);

@@ -99,6 +99,9 @@ int px_conf_load(struct px_conf *c, const char *path, char *err, size_t errlen);
 /* What the schema cannot check, run after the command-line overrides: every
  * [[session]] complete, ids unique, room for them under max_sessions. */
 int px_conf_validate(const struct px_conf *c, const char *name, char *err, size_t errlen);
+/* Warn about each [[session]] destination in a denied range that allow does not cover
+ * (its packets would be dropped): to stderr with --check, else to the log. */
+void px_conf_warn(const struct px_conf *c, bool to_stderr);
 /* The effective configuration, TOML-like, on stdout (keys are not shown). */
 void px_conf_print(const struct px_conf *c);
 void px_conf_free(struct px_conf *c);

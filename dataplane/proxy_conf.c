@@ -272,6 +272,34 @@ int px_conf_validate(const struct px_conf *c, const char *name, char *err, size_
 	return 0;
 }
 
+void px_conf_warn(const struct px_conf *c, bool to_stderr)
+{
+	size_t i = 1;
+
+	for (const struct px_static *st = c->statics; st; st = st->next, i++) {
+		for (size_t j = 0; j < st->dests.n; j++) {
+			const char *denied = ls_dest_denied(&c->proxy.allow, &st->dests.v[j]);
+			char d[64];
+
+			if (!denied)
+				continue;
+			ls_dest_fmt(&st->dests.v[j], d, sizeof(d));
+			if (to_stderr)
+				fprintf(stderr,
+					PX_PROG ": warning: [[session]] #%zu (id %" PRId64 "): destination "
+					"%s is in the denied range %s, which allow does not cover: its "
+					"packets will be dropped (denied_destination); add the range to "
+					"[proxy] allow or --allow if it is a game server\n",
+					i, st->id, d, denied);
+			else
+				ls_warn("[[session]] #%zu (id %" PRId64 "): destination %s is in the "
+					"denied range %s, which allow does not cover: its packets will "
+					"be dropped; add the range to [proxy] allow or --allow if it is a "
+					"game server", i, st->id, d, denied);
+		}
+	}
+}
+
 void px_conf_free(struct px_conf *c)
 {
 	while (c->statics) {

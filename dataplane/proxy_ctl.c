@@ -282,10 +282,21 @@ static enum ls_rc ctl_session_add(void *ctx, struct ls_steer_call *call)
 	if (n > PX_MAX_DESTS)
 		return ls_steer_fail(call, LS_RC_INVALID, "at most %d destinations", PX_MAX_DESTS);
 	for (size_t i = 0; i < n; i++) {
+		const char *denied;
+
 		if (ls_dest_parse(json_string_value(json_array_get(v, i)), &dests[i]) < 0)
 			return ls_steer_fail(call, LS_RC_INVALID,
 					     "destinations[%zu] is not \"ip[/len][:port[-port]]\"",
 					     i);
+		/* Its packets would all be dropped: say so now, not at the first packet. */
+		denied = ls_dest_denied(&p->conf.proxy.allow, &dests[i]);
+		if (denied)
+			return ls_steer_fail(call, LS_RC_INVALID,
+					     "destinations[%zu] '%.64s' is in the denied range %s "
+					     "(docs/protocol.md 1.6), which the proxy's allow list "
+					     "does not cover; let it through with --allow CIDR or "
+					     "[proxy] allow if it is a game server",
+					     i, json_string_value(json_array_get(v, i)), denied);
 	}
 	arg_rate(call, "pps", &pps);
 	arg_rate(call, "bps", &bps);

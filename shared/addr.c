@@ -123,6 +123,23 @@ static const struct {
 	{ 0xf0000000, 4, "240.0.0.0/4" },
 };
 
+const char *ls_dest_denied(const struct ls_allowlist *al, const struct ls_dest *d)
+{
+	for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
+		uint32_t mask = denied[i].len ? ~0u << (32 - denied[i].len) : 0;
+		uint32_t both = mask & d->cidr.mask; /* the shorter prefix of the two */
+
+		/* Overlapping prefixes agree on the shorter one; the overlap starts at the
+		 * larger network address. */
+		if ((denied[i].net & both) != (d->cidr.net & both))
+			continue;
+		uint32_t first = denied[i].net > d->cidr.net ? denied[i].net : d->cidr.net;
+		if (!ls_addr_permitted(al, first))
+			return denied[i].name;
+	}
+	return NULL;
+}
+
 const char *ls_addr_denied_range(uint32_t ip)
 {
 	size_t i;

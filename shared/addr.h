@@ -48,6 +48,9 @@ struct ls_dest {
 };
 int ls_dest_parse(const char *s, struct ls_dest *out);
 bool ls_dest_match(const struct ls_dest *d, uint32_t ip, uint16_t port);
+/* A denied range that d reaches into and the allowlist does not let through (its name),
+ * or NULL: packets to such a destination would be dropped as denied_destination. */
+const char *ls_dest_denied(const struct ls_allowlist *al, const struct ls_dest *d);
 void ls_dest_fmt(const struct ls_dest *d, char *buf, size_t len);
 
 #endif

@@ -212,12 +212,16 @@ class FecTest(LSTestCase):
         # Blocks never span two routes: the open ones close, parity held back included,
         # towards the route being left.
         echo = self.echo()
-        p1, p2 = self.proxy(config=FAST), self.proxy(config=FAST)
-        client = self.client(p1.port, echo.addr, "--fec", "4:2:16:1")
+        cfg = FAST + '[[session]]\nid = %d\nkey = "%s"\ndestinations = ["127.0.0.1:%d"]\n' % (
+            SID, KEY, echo.addr[1])
+        p1, p2 = self.proxy(config=cfg, auth=True), self.proxy(config=cfg, auth=True)
+        client = self.client(p1.port, echo.addr, "--fec", "4:2:16:1", session=(SID, KEY))
+        wait_for(lambda: client.steer("status")["path"] == "up", 3, what="the path")
         game = self.game(client.local_port)
         payloads = numbered_payloads(3000, seed=8)
         replies = game.stream(payloads, 1501,
-                              lambda: client.steer("set_route", proxy="127.0.0.1:%d" % p2.port))
+                              lambda: client.steer("set_route", proxy="127.0.0.1:%d" % p2.port,
+                                                   session_id=SID, key=KEY))
         self.assertEqual(sorted(d for d, _ in replies), sorted(payloads))
         self.assertEqual(sorted(echo.payloads()), sorted(payloads))
         s1, s2 = p1.stats(), p2.stats()

@@ -7,14 +7,27 @@ from lstest import (LSTestCase, numbered_payloads, steer_ok, wait_for, Steer)
 # Generous limits so the bulk tests measure the tunnel, not the rate limiter.
 FAST = "[limits]\npps = 200000\nbps = 400000000\n"
 KEY = "000102030405060708090a0b0c0d0e0f"
+SID = 9
+
+
+def keyed(echo):
+    """A static authenticated session to the echo server (what the tests run on, as a
+    public node would: --insecure-no-auth only where no-auth is the point)."""
+    return FAST + '[[session]]\nid = %d\nkey = "%s"\ndestinations = ["127.0.0.1:%d"]\n' % (
+        SID, KEY, echo.addr[1])
 
 
 class TunnelTest(LSTestCase):
 
+    def ready(self, client):
+        """The route's first lifetime is up (one round trip after start)."""
+        wait_for(lambda: client.steer("status")["path"] == "up", 3, what="the path")
+
     def test_10000_packets_byte_identical_none_lost_none_duplicated(self):
         echo = self.echo()
-        proxy = self.proxy(config=FAST)
-        client = self.client(proxy.port, echo.addr)
+        proxy = self.proxy(config=keyed(echo), auth=True)
+        client = self.client(proxy.port, echo.addr, session=(SID, KEY))
+        self.ready(client)
         game = self.game(client.local_port)
         payloads = numbered_payloads(10000, seed=1)
         self.assertEqual(len(set(payloads)), len(payloads))
@@ -32,8 +45,9 @@ class TunnelTest(LSTestCase):
 
     def test_game_server_sees_one_stable_port_per_game_socket(self):
         echo = self.echo()
-        proxy = self.proxy(config=FAST)
-        client = self.client(proxy.port, echo.addr)
+        proxy = self.proxy(config=keyed(echo), auth=True)
+        client = self.client(proxy.port, echo.addr, session=(SID, KEY))
+        self.ready(client)
         a, b = self.game(client.local_port), self.game(client.local_port)
         pa = numbered_payloads(300, seed=2, tag=b"A")
         pb = numbered_payloads(300, seed=3, tag=b"B")
@@ -94,8 +108,8 @@ class TunnelTest(LSTestCase):
 
     def test_keepalive_measures_rtt_and_path(self):
         echo = self.echo()
-        proxy = self.proxy()
-        client = self.client(proxy.port, echo.addr, keepalive_ms=20)
+        proxy = self.proxy(config=keyed(echo), auth=True)
+        client = self.client(proxy.port, echo.addr, session=(SID, KEY), keepalive_ms=20)
         st = wait_for(lambda: (lambda s: s if s["path"] == "up" and s["rtt_us"] else None)(
             client.steer("status")), 3, what="path up with an RTT")
         self.assertGreater(st["rtt_us"], 0)
@@ -122,14 +136,18 @@ class TunnelTest(LSTestCase):
 
     def test_set_route_switches_without_loss_or_duplicates(self):
         echo = self.echo()
-        p1 = self.proxy(config=FAST)
-        p2 = self.proxy(config=FAST)
-        client = self.client(p1.port, echo.addr)
+        p1 = self.proxy(config=keyed(echo), auth=True)
+        p2 = self.proxy(config=keyed(echo), auth=True)
+        client = self.client(p1.port, echo.addr, session=(SID, KEY))
+        self.ready(client)
         game = self.game(client.local_port)
         payloads = numbered_payloads(3000, seed=6)
 
         def switch():
-            r = client.steer("set_route", proxy="127.0.0.1:%d" % p2.port)
+            # The new route's handshake takes a round trip: until its lifetime is
+            # up the game's packets go on through the old one.
+            r = client.steer("set_route", proxy="127.0.0.1:%d" % p2.port, session_id=SID,
+                             key=KEY)
             self.assertEqual(r["proxy"], "127.0.0.1:%d" % p2.port)
 
         replies = game.stream(payloads, 1500, switch)
@@ -144,8 +162,11 @@ class TunnelTest(LSTestCase):
 
     def test_client_fin_ends_proxy_session(self):
         echo = self.echo()
-        proxy = self.proxy()
-        client = self.client(proxy.port, echo.addr)
+        proxy = self.proxy(config=FAST, auth=True)
+        proxy.steer("session_add", session_id=SID, key=KEY,
+                    destinations=["127.0.0.1:%d" % echo.addr[1]])
+        client = self.client(proxy.port, echo.addr, session=(SID, KEY))
+        self.ready(client)
         game = self.game(client.local_port)
         self.assert_exchange(game, [b"hello"])
         self.assertEqual(proxy.steer("status")["sessions"], 1)
@@ -155,10 +176,23 @@ class TunnelTest(LSTestCase):
 
     def test_idle_session_expires(self):
         echo = self.echo()
-        proxy = self.proxy("--idle-timeout", "1")
-        s = self.udp()
-        from lstest import pack_header
-        s.sendto(pack_header(seq=1, src=("127.0.0.1", 5), dst=echo.addr) + b"x", proxy.addr)
-        wait_for(lambda: proxy.steer("status")["sessions"] == 1, 2, what="session")
+        proxy = self.proxy("--idle-timeout", "1", config=FAST, auth=True)
+        proxy.steer("session_add", session_id=SID, key=KEY,
+                    destinations=["127.0.0.1:%d" % echo.addr[1]])
+        client = self.client(proxy.port, echo.addr, session=(SID, KEY))
+        self.ready(client)
+        self.assert_exchange(self.game(client.local_port), [b"x"])
+        # Gone without a FIN: the proxy forgets the session by itself.
+        client.p.kill()
+        client.p.wait()
+        client.expect_exit = True
         wait_for(lambda: proxy.steer("status")["sessions"] == 0, 4, what="idle expiry")
         self.assertGreaterEqual(proxy.stats()["sessions_expired"], 1)
+
+    def test_insecure_no_auth_still_carries_traffic(self):
+        # The one mode without keys (tests and trusted networks only).
+        echo = self.echo()
+        proxy = self.proxy(config=FAST)
+        client = self.client(proxy.port, echo.addr)
+        self.assert_exchange(self.game(client.local_port), numbered_payloads(200, seed=9))
+        self.assertIn("AUTHENTICATION IS OFF", proxy.output())
