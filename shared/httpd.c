@@ -75,7 +75,10 @@ struct ls_httpd {
 	struct ls_ratelog rl;
 	struct uv_glue *uv;
 	bool at_limit;          /* every connection slot was taken at the last run */
+	bool resumed;           /* a stream was woken: MHD must run soon to send it */
 };
+
+static void uv_rearm(struct uv_glue *g);
 
 /* Per request, from the first call of the access handler to its completion. */
 struct reqst {
@@ -434,6 +437,7 @@ static void sse_wake(struct sse *c)
 {
 	if (c->suspended) {
 		c->suspended = false;
+		c->h->resumed = true;
 		MHD_resume_connection(c->conn);
 	}
 }
@@ -565,11 +569,10 @@ void ls_httpd_publish(struct ls_httpd *h, const char *event, json_t *data)
 		sse_wake(c);
 	}
 	free(text);
-	/* A resumed connection is written only by the next MHD_run, and with an external
-	 * loop nothing else may come to run it (MHD's documentation of
-	 * MHD_resume_connection): run it on this loop turn. */
-	if (h->uv && h->streams)
-		uv_timer_start(&h->uv->timer, uv_on_timer, 0, 0);
+	/* Published from outside a run (a timer, a dataplane event): MHD sends a resumed
+	 * connection's data only when it runs next, so make that now. */
+	if (h->resumed && h->uv)
+		uv_rearm(h->uv);
 }
 
 unsigned ls_httpd_streams(const struct ls_httpd *h)
@@ -975,6 +978,8 @@ int ls_httpd_timeout_ms(const struct ls_httpd *h)
 	MHD_UNSIGNED_LONG_LONG t;
 	int64_t ms = -1;
 
+	if (h->resumed)
+		return 0;
 	if (MHD_get_timeout(h->d, &t) == MHD_YES)
 		ms = t > INT32_MAX ? INT32_MAX : (int64_t)t;
 	if (h->nstreams) {
@@ -994,6 +999,7 @@ void ls_httpd_run(struct ls_httpd *h)
 		sse_keepalive(h);
 	else
 		h->next_keepalive_us = ls_now_us() + (uint64_t)h->conf.sse_keepalive_s * 1000000u;
+	h->resumed = false;
 	MHD_run(h->d);
 	/* At the connection limit MHD takes its listening socket out of its epoll set and
 	 * puts it back only on a later run; when the run above freed a slot, nothing else

@@ -272,6 +272,18 @@ class TestEvents(HttpdCase):
             return api.get("/stats")["api"]["streams"] == 0
         lstest.wait_for(gone, 5, interval=0.1, what="closed streams forgotten")
 
+    def test_event_published_from_a_timer_is_sent_at_once(self):
+        # The fixture publishes samples from a loop timer, outside any request: each
+        # must leave on that loop turn, not at the next network activity.
+        f = self.fixture("--sample-ms", "200")
+        ev = openapi.Client(f.base).events(timeout=3)
+        self.assertEqual(next(ev)[0], "snapshot")
+        t0 = time.monotonic()
+        names = [next(ev)[0] for _ in range(6)]
+        self.assertEqual(names, ["sample"] * 6)
+        self.assertLess(time.monotonic() - t0, 5)
+        ev.close()
+
     def test_slow_reader_loses_events_not_the_loop(self):
         f = self.fixture("--sse-backlog", "65536")
         api = openapi.Client(f.base)
