@@ -114,15 +114,14 @@ json_t *api_switch_json(const struct switch_rec *r)
 		[SW_MANUAL] = "requested through the API",
 		[SW_EXTERNAL] = "steered by another client of the dataplane's socket",
 	};
-	char t[64], d[200];
+	char t[64];
 	const char *reason = r->reason == SW_EXTERNAL ? "manual" : failover_reason_name(r->reason);
 
 	fmt_time(r->wall_ms, t, sizeof(t));
-	snprintf(d, sizeof(d), "%s%s%s: %s", r->from[0] ? r->from : "", r->from[0] ? " -> " : "to ",
-		 r->to, (unsigned)r->reason < SW__COUNT ? detail[r->reason] : "");
 	return json_pack("{s:s,s:o,s:s,s:s,s:s,s:o}", "time", t, "from",
 			 r->from[0] ? json_string(r->from) : json_null(), "to", r->to, "reason", reason,
-			 "detail", d, "gap_ms", ms_or_null(r->gap_us));
+			 "detail", (unsigned)r->reason < SW__COUNT ? detail[r->reason] : "",
+			 "gap_ms", ms_or_null(r->gap_us));
 }
 
 static json_t *last_switch_json(const struct ctrl *c)

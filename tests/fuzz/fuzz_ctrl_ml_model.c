@@ -8,8 +8,6 @@
  *   bit 1  the rest edits a valid model file: 3 bytes per edit, offset (2, little
  *          endian, modulo the file's length) and the new byte; then decode it
  *   else   the rest is the file
- *
- * fuzz-sources: controller/ml_model.c controller/ml_forest.c controller/ml_features.c
  */
 #include <nettle/sha2.h>
 #include <stddef.h>
