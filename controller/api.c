@@ -275,6 +275,24 @@ static enum ls_rc h_status(void *ctx, const struct ls_httpd_req *req, struct ls_
 		count[HEALTH_HEALTHY], "degraded", count[HEALTH_DEGRADED], "down", count[HEALTH_DOWN],
 		"unknown", count[HEALTH_UNKNOWN], "switches", (json_int_t)c->ctr.switches, "last_switch",
 		last_switch_json(c), "direct_rtt_ms", ms_or_null(icmp_rtt_us(c->icmp, &st)));
+	json_object_set_new(rep->json, "game", game_detect_json(c->games));
+	json_object_set_new(rep->json, "warp", warp_json(c->warp));
+	return LS_RC_OK;
+}
+
+/* POST /warp/compare: the user asks for a comparison with and without WARP. */
+static enum ls_rc h_warp_compare(void *ctx, const struct ls_httpd_req *req,
+				 struct ls_httpd_reply *rep)
+{
+	struct ctrl *c = ctx;
+	enum ls_rc rc;
+
+	(void)req;
+	rc = warp_compare(c->warp, rep->msg, sizeof(rep->msg));
+	if (rc != LS_RC_OK)
+		return rc;
+	rep->status = 202;
+	rep->json = json_pack("{s:o}", "warp", warp_json(c->warp));
 	return LS_RC_OK;
 }
 
@@ -649,6 +667,7 @@ static const struct ls_httpd_route api_routes[] = {
 	{ "GET", "/stats", h_stats, NULL, NULL, false },
 	{ "GET", "/events", h_events, NULL, NULL, true },
 	{ "GET", "/metrics", h_metrics, NULL, NULL, false },
+	{ "POST", "/warp/compare", h_warp_compare, NULL, NULL, false },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 

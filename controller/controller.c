@@ -237,6 +237,8 @@ static void reload(struct ctrl *c)
 	if (socket_moved && dplink_reopen(c->dp, err, sizeof(err)) < 0)
 		ls_err("reload: client socket %s: %s", c->conf.client_socket, err);
 	dplink_sync(c->dp);
+	game_detect_reload(c->games);
+	warp_reload(c->warp);
 	ls_info("reload: configuration applied (%u nodes)", node_count(&c->nodes));
 	ctrl_round(c);
 }
@@ -262,6 +264,10 @@ static void stop(struct ctrl *c)
 	api_close(c);
 	icmp_close(c->icmp);
 	c->icmp = NULL;
+	warp_close(c->warp);
+	c->warp = NULL;
+	game_detect_close(c->games);
+	c->games = NULL;
 	dplink_close(c->dp);
 	c->dp = NULL;
 }
@@ -331,6 +337,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	c->icmp = icmp_open(c);
+	c->games = game_detect_open(c);
+	c->warp = warp_open(c);
 
 	c->tick.data = c;
 	uv_timer_init(c->loop, &c->tick);

@@ -13,9 +13,11 @@
 
 #include "ctrl_conf.h"
 #include "failover.h"
+#include "game_detect.h"
 #include "history.h"
 #include "node.h"
 #include "select.h"
+#include "warp.h"
 
 #ifndef LS_VERSION
 #define LS_VERSION "0.1.0"
@@ -57,6 +59,8 @@ struct ctrl {
 	struct dplink *dp;
 	struct icmp_probe *icmp;
 	struct ls_httpd *api;
+	struct game_detect *games;   /* game_detect.c */
+	struct warp *warp;           /* warp.c */
 
 	struct ctrl_counters ctr;
 	uint64_t started_us;
@@ -92,6 +96,9 @@ json_t *dplink_status(const struct dplink *d);
 json_t *dplink_stats(const struct dplink *d);
 /* "ip:port" of the game server the client serves, or NULL until known. */
 const char *dplink_game_server(const struct dplink *d);
+/* A request whose answer matters only when it is an error (logged, once until one
+ * succeeds): telling the client which game is on. */
+void dplink_notify(struct dplink *d, const char *cmd, json_t *args);
 /* Actions, sent without waiting (answers come back through the loop). */
 void dplink_act(struct dplink *d, const struct failover_action *a);
 /* Blocking calls for the API (the answer is what the API must report): route_add of a

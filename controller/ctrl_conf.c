@@ -41,6 +41,8 @@ void ctrl_conf_defaults(struct ctrl_conf *c)
 	c->log_level = LS_LOG_INFO;
 	snprintf(c->strategy, sizeof(c->strategy), "nearest");
 	health_conf_defaults(&c->health);
+	game_conf_defaults(&c->games);
+	warp_conf_defaults(&c->warp);
 	select_conf_defaults(&c->select);
 	select_nearest_defaults(&c->nearest);
 	failover_conf_defaults(&c->failover);
@@ -324,6 +326,8 @@ static const struct ls_conf_section ctrl_schema[] = {
 	{ "select", select_fields, 0, NULL },
 	{ "failover", failover_fields, offsetof(struct ctrl_conf, failover), NULL },
 	{ "direct", direct_fields, 0, NULL },
+	{ "games", game_conf_fields, offsetof(struct ctrl_conf, games), NULL },
+	{ "warp", warp_conf_fields, offsetof(struct ctrl_conf, warp), NULL },
 	{ "node", node_fields, 0, add_node },
 	{ NULL, NULL, 0, NULL },
 };
@@ -602,6 +606,14 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	if (!c->direct_target[0])
 		fprintf(f, "# target: the client's game server\n");
 
+	fprintf(f, "\n[games]\ndetect = %s\nscan_ms = %llu\n", c->games.detect ? "true" : "false",
+		(unsigned long long)c->games.scan_ms);
+	fprintf(f, "\n[warp]\nallow_toggle = %s\ncompare_every_s = %llu\n",
+		c->warp.allow_toggle ? "true" : "false", (unsigned long long)c->warp.compare_every_s);
+	kv_str(f, "cli", c->warp.cli);
+	kv_str(f, "interface", c->warp.interface);
+	fprintf(f, "check_ms = %llu\nmeasure_ms = %llu\n", (unsigned long long)c->warp.check_ms,
+		(unsigned long long)c->warp.measure_ms);
 	for (unsigned i = 0; i < c->n_nodes; i++) {
 		const struct node_conf *n = &c->nodes[i];
 		fprintf(f, "\n[[node]]%s\n", n->source == NODE_SRC_CMDLINE ? "  # from --node" : "");

@@ -10,9 +10,11 @@
 #include <stdio.h>
 
 #include "failover.h"
+#include "game_detect.h"
 #include "health.h"
 #include "node.h"
 #include "select.h"
+#include "warp.h"
 
 #define CTRL_DEFAULT_CONFIG "/etc/lightspeed/controller.toml"
 #define CTRL_DEFAULT_SOCKET "/run/lightspeed/client.sock"
@@ -37,6 +39,9 @@ struct ctrl_conf {
 	bool icmp;                  /* measure the direct path to the game server */
 	uint32_t icmp_interval_ms;
 	char direct_target[64];     /* "ip" to ping; "" = the client's game server */
+
+	struct game_conf games;     /* [games] */
+	struct warp_conf warp;      /* [warp] */
 
 	struct node_conf nodes[NODE_MAX];
 	unsigned n_nodes;
