@@ -59,6 +59,7 @@ struct ctrl {
 	struct dplink *dp;
 	struct icmp_probe *icmp;
 	struct ls_httpd *api;
+	struct ls_httpd *dash;      /* the dashboard: the same routes, and web/'s files */
 	struct game_detect *games;   /* game_detect.c */
 	struct warp *warp;           /* warp.c */
 
@@ -106,6 +107,8 @@ void dplink_act(struct dplink *d, const struct failover_action *a);
 enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen);
 enum ls_rc dplink_del_now(struct dplink *d, const char *name, char *msg, size_t msglen);
 enum ls_rc dplink_switch_now(struct dplink *d, int slot, char *msg, size_t msglen);
+/* set_fec on the client: "off", "auto" or "K:M[:MS[:S]]" (the client checks it). */
+enum ls_rc dplink_set_fec_now(struct dplink *d, const char *fec, char *msg, size_t msglen);
 /* The socket moved (reload): reconnect there. */
 int dplink_reopen(struct dplink *d, char *err, size_t errlen);
 /* Bring the dataplane's table in line with the node table (after a reload). */
