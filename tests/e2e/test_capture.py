@@ -11,6 +11,7 @@ import unittest
 
 from capture_tools import Topology, finish, have_netns, wait_ready
 from lstest import BIN, LSTestCase, Proc, steer_ok, wait_for
+from test_controller import Controller
 
 KEY = "00112233445566778899aabbccddeeff"
 KEY_B = "ffeeddccbbaa99887766554433221100"
@@ -209,6 +210,43 @@ class CaptureTest(LSTestCase):
         self.assertGreaterEqual(counts.get("%s>7777" % net.node_srv_ip, 0), 200, counts)
         self.assertEqual(counts.get("%s>7777" % net.pc_ip), 60, counts)
         self.assertEqual(client.steer("status")["capture"]["received"], 200)
+
+    def test_game_auto_follows_the_controllers_detection(self):
+        net = self.net
+        tag = "autogame%d" % os.getpid()
+        os.mkdir(self.path("profiles"))
+        with open(self.path("profiles/%s.toml" % tag), "w") as f:
+            f.write('[game]\nname = "Auto Game"\nprocesses = ["%s"]\nports = ["7777"]\n' % tag)
+        env = dict(os.environ, LIGHTSPEED_PROFILE_PATH=self.path("profiles"))
+        self.echo(7777)
+        self.proxy()
+        client = self.client("--game", "auto", env=env)
+        cap = client.steer("status")["capture"]
+        self.assertIsNone(cap["game"])
+        self.assertEqual(cap["ports"], [])
+        conf = self.path("controller.toml")
+        with open(conf, "w") as f:
+            f.write("[games]\nscan_ms = 200\n")
+        ctrl = Controller(self, ["-c", conf, "--client-socket", client.sock_path, "--state-dir",
+                                 self.path("state")], env=env)
+        self.closers.append(ctrl.stop)
+        game = self.game(7777, 150, "--wait", argv0=tag)
+        wait_ready(game)
+        # The controller finds it, tells the client, and the client applies the profile.
+        wait_for(lambda: client.steer("status")["capture"]["game"] == tag, 5,
+                 what="set_game applied")
+        cap = client.steer("status")["capture"]
+        self.assertEqual(cap["pid"], game.pid)
+        self.assertEqual(cap["ports"], ["7777"])
+        self.assertEqual(ctrl.api.get("/status")["game"]["id"], tag)
+        sn = self.sniff()
+        game.stdin.write("go\n")
+        game.stdin.flush()
+        g = finish(game, 30)
+        counts = finish(sn)["udp"]
+        self.assertEqual(g["exact"], 150)
+        self.assertEqual(counts.get("%s>7777" % net.pc_ip, 0), 0, counts)
+        self.assertEqual(counts.get("%s>7777" % net.node_srv_ip), 150, counts)
 
     def test_two_servers_each_on_its_own_route(self):
         net = self.net
