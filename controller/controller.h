@@ -15,6 +15,7 @@
 #include "failover.h"
 #include "game_detect.h"
 #include "history.h"
+#include "ml_ctl.h"
 #include "node.h"
 #include "select.h"
 #include "warp.h"
@@ -59,8 +60,10 @@ struct ctrl {
 	struct dplink *dp;
 	struct icmp_probe *icmp;
 	struct ls_httpd *api;
+	struct ls_httpd *dash;      /* the dashboard: the same routes, and web/'s files */
 	struct game_detect *games;   /* game_detect.c */
 	struct warp *warp;           /* warp.c */
+	struct ml_ctl *ml;           /* ml_ctl.c: the ML selector's model, data, training */
 
 	struct ctrl_counters ctr;
 	uint64_t started_us;
@@ -106,6 +109,8 @@ void dplink_act(struct dplink *d, const struct failover_action *a);
 enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen);
 enum ls_rc dplink_del_now(struct dplink *d, const char *name, char *msg, size_t msglen);
 enum ls_rc dplink_switch_now(struct dplink *d, int slot, char *msg, size_t msglen);
+/* set_fec on the client: "off", "auto" or "K:M[:MS[:S]]" (the client checks it). */
+enum ls_rc dplink_set_fec_now(struct dplink *d, const char *fec, char *msg, size_t msglen);
 /* The socket moved (reload): reconnect there. */
 int dplink_reopen(struct dplink *d, char *err, size_t errlen);
 /* Bring the dataplane's table in line with the node table (after a reload). */

@@ -12,6 +12,7 @@
 #include "failover.h"
 #include "game_detect.h"
 #include "health.h"
+#include "ml_ctl.h"
 #include "node.h"
 #include "select.h"
 #include "warp.h"
@@ -21,15 +22,18 @@
 #define CTRL_DEFAULT_API "127.0.0.1:9000"
 #define CTRL_DEFAULT_STATE_DIR "/var/lib/lightspeed"
 #define CTRL_TOKEN_MAX 256
+#define CTRL_DEFAULT_DASHBOARD "127.0.0.1:8080"
 
 struct ctrl_conf {
 	char client_socket[108];    /* the client dataplane's steering socket */
 	char api[64];               /* "ADDR:PORT" of the REST API */
 	char api_token[CTRL_TOKEN_MAX]; /* Bearer token ("" none) */
 	char api_token_file[256];   /* where it was read from ("" inline or none) */
+	char dashboard[64];         /* "ADDR:PORT" of the dashboard, or "off" */
+	char web_root[256];         /* the dashboard's files ("": found at start) */
 	char state_dir[256];        /* switch history (and, later, models, pins) */
 	int log_level;              /* enum ls_log_level */
-	char strategy[16];          /* "nearest" */
+	char strategy[16];          /* "nearest" or "ml" */
 
 	struct health_conf health;
 	struct select_conf select;
@@ -42,6 +46,7 @@ struct ctrl_conf {
 
 	struct game_conf games;     /* [games] */
 	struct warp_conf warp;      /* [warp] */
+	struct ml_conf ml;          /* [ml] */
 
 	struct node_conf nodes[NODE_MAX];
 	unsigned n_nodes;
@@ -50,7 +55,7 @@ struct ctrl_conf {
 /* The command line's share (pointers into argv). */
 struct ctrl_flags {
 	const char *config;         /* -c; NULL: the default file if it exists */
-	const char *client_socket, *api, *state_dir, *log_level;
+	const char *client_socket, *api, *state_dir, *log_level, *dashboard, *web_root;
 	const char *nodes[NODE_MAX + 1];
 	unsigned n_nodes;
 	bool check;

@@ -820,6 +820,11 @@ enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen)
 	return rc;
 }
 
+enum ls_rc dplink_set_fec_now(struct dplink *d, const char *fec, char *msg, size_t msglen)
+{
+	return call_now(d, "set_fec", json_pack("{s:s}", "fec", fec), msg, msglen);
+}
+
 enum ls_rc dplink_del_now(struct dplink *d, const char *name, char *msg, size_t msglen)
 {
 	return call_now(d, "route_del", json_pack("{s:s}", "name", name), msg, msglen);
