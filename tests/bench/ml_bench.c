@@ -11,14 +11,16 @@
  *       the test rows, write its predictions (one per line, for the test rows and for
  *       another set) and the model file
  *   ml_bench choose --model FILE --set steady|scenario --groups N [--seed S] [--nodes K]
- *       route choice over synthetic groups of nodes, decided every second by `ml` (the
- *       model's predicted p95) and by `nearest` (the current smoothed RTT), both through
- *       the same anti-flap rule (a challenger must score below current / 1.1 - 5 ms for
- *       5 s, which is score * 1.1 + 5 ms < current): regret (the chosen node's true p95
- *       of the next 30 s minus the best node's) and, on the scenario set, whether the
- *       switch away from the degrading node came before the degradation showed (its
- *       measured latency worse than the best other's by that margin: from then on a
- *       selector of measurements may start its window)
+ *       route choice over synthetic groups of nodes by the controller's own code: each
+ *       node's probes (every 250 ms) go through its health module, `nearest`
+ *       (select_nearest.c: recent RTT + loss penalty) and `ml` (select_ml.c: the
+ *       model's predicted p95 + the same penalty) score them, and select_decide's
+ *       anti-flap rule (score * 1.1 + 5 ms < current, for 5 s) decides, as in the
+ *       controller's round. Regret, every second once 120 s have passed: the chosen
+ *       node's true p95 of the next 30 s minus the best node's. On the scenario set also
+ *       whether the switch away from the degrading node came before the degradation
+ *       showed (nearest's score of it worse than the best other's by the margin: from
+ *       then on a selector of measurements may start its window)
  *   ml_bench speed --model FILE --test CSV [--calls N]
  *       nanoseconds per prediction, with and without interval and contributions
  *
@@ -37,10 +39,11 @@
 #include "../../controller/ml_model.h"
 #include "../../controller/ml_synth.h"
 #include "../../controller/ml_train.h"
+#include "../../controller/health.h"
+#include "../../controller/ml_probe.h"
+#include "../../controller/select.h"
+#include "../../controller/select_ml.h"
 
-#define MARGIN_RATIO 1.1
-#define MARGIN_MS 5.0
-#define WINDOW_S 5.0
 #define GROUP_S 1200.0
 #define NPOL 3
 
@@ -274,15 +277,15 @@ static int cmd_fit(const struct opts *o)
 
 /* ---------------------------------------------------------------- choose */
 
-/* One strategy's state through a group's timeline. */
+/* One strategy through a group's timeline: the controller's own anti-flap rule
+ * (select_decide) over the strategy's scores. */
 struct policy {
-	int cur;          /* chosen node, -1 before the first decision */
-	int pending;      /* a challenger has beaten the margin since pending_since */
-	double pending_since;
+	struct select_state st;
+	int cur;           /* the active node, -1 before the first choice */
 	unsigned switches;
 	double regret_sum;
 	size_t decisions;
-	double first_away; /* time of the first switch away from the degrading node */
+	double first_away; /* when it first left the degrading node */
 };
 
 static int argmin(const double *v, unsigned k)
@@ -295,35 +298,24 @@ static int argmin(const double *v, unsigned k)
 	return best;
 }
 
-/* The anti-flap rule: switch to the best challenger once some challenger has beaten
- * the current node's score by the margin for WINDOW_S in a row. */
-static void policy_step(struct policy *p, const double *score, unsigned k, double t,
-			int degrading)
+static void policy_step(struct policy *p, const struct select_conf *sc, struct select_score *s,
+			unsigned k, uint64_t now, double t, int degrading)
 {
-	int best = argmin(score, k);
+	struct select_decision d;
 
-	if (best < 0)
+	for (unsigned i = 0; i < k; i++)
+		s[i].present = true;
+	select_decide(&p->st, sc, s, k, p->cur, now, &d);
+	if (d.reason == SELECT_KEEP || d.choose < 0 || d.choose == p->cur)
 		return;
-	if (p->cur < 0 || !isfinite(score[p->cur])) {
-		p->cur = best;
-		p->pending = 0;
-		return;
+	if (p->cur >= 0) {
+		p->switches++;
+		if (p->cur == degrading && !isfinite(p->first_away))
+			p->first_away = t;
 	}
-	if (best != p->cur && score[best] * MARGIN_RATIO + MARGIN_MS < score[p->cur]) {
-		if (!p->pending) {
-			p->pending = 1;
-			p->pending_since = t;
-		}
-		if (t - p->pending_since >= WINDOW_S) {
-			if (p->cur == degrading && !isfinite(p->first_away))
-				p->first_away = t;
-			p->cur = best;
-			p->switches++;
-			p->pending = 0;
-		}
-	} else {
-		p->pending = 0;
-	}
+	p->cur = d.choose;
+	/* As the controller does after a switch: streaks were against the route just left. */
+	memset(&p->st, 0, sizeof(p->st));
 }
 
 static int load_group(const struct ml_synth_conf *c, int scenario, uint32_t id, unsigned k,
@@ -331,6 +323,27 @@ static int load_group(const struct ml_synth_conf *c, int scenario, uint32_t id, 
 {
 	return scenario ? ml_synth_group_scenario(c, id, k, GROUP_S, g) :
 			  ml_synth_group_steady(c, id, k, GROUP_S, g);
+}
+
+/* The dataplane's view of a node's probes, fed to the controller's health module:
+ * RTT samples with RFC 3550 jitter and a smoothed loss (1/4 per probe), misses counted. */
+struct feed {
+	double jitter, loss, prev;
+};
+
+static void feed_probe(struct health *h, const struct health_conf *hc, struct feed *f,
+		       uint64_t now, double rtt_ms)
+{
+	if (isnan(rtt_ms)) {
+		f->loss += (1 - f->loss) / 4;
+		health_missed(h, hc, now, h->missed + 1);
+		return;
+	}
+	f->loss -= f->loss / 4;
+	if (isfinite(f->prev))
+		f->jitter += (fabs(rtt_ms - f->prev) - f->jitter) / 16;
+	f->prev = rtt_ms;
+	health_sample(h, hc, now, (uint32_t)(rtt_ms * 1000), (int64_t)(f->jitter * 1000), f->loss, 0);
 }
 
 static int cmd_choose(const struct opts *o)
@@ -342,8 +355,8 @@ static int cmd_choose(const struct opts *o)
 	int scenario = strcmp(set, "scenario") == 0;
 	unsigned groups = (unsigned)opt_num(o, "--groups", 100, 1, 100000);
 	unsigned k = (unsigned)opt_num(o, "--nodes", 3, 2, ML_SYNTH_MAX_GROUP);
-	/* nearest, ml, and the oracle: the true future under the same rule (the best any
-	 * predictor could do with the margin). */
+	/* nearest and ml as the controller runs them, and the oracle: the true future under
+	 * the same rule (the best any predictor could do with the margin). */
 	static const char *const name[NPOL] = { "nearest", "ml", "oracle" };
 	double regret[NPOL] = { 0 };
 	size_t decisions = 0;
@@ -351,6 +364,11 @@ static int cmd_choose(const struct opts *o)
 		 never[NPOL] = { 0 }, off[NPOL] = { 0 };
 	double *lead = calloc(groups, sizeof(*lead)); /* nearest's switch minus ml's */
 	unsigned n_lead = 0;
+	struct health_conf hc;
+	struct select_conf sc;
+	struct select_nearest_conf nc;
+	static struct ml_probe probe;
+	static struct select_ml sml;
 
 	if (!scenario && strcmp(set, "steady") != 0)
 		die("--set: steady or scenario");
@@ -358,65 +376,98 @@ static int cmd_choose(const struct opts *o)
 	c.seed = (uint64_t)opt_num(o, "--seed", 7, 0, 1e15);
 	if (ml_model_load(opt_need(o, "--model"), &c.win, &m, err, sizeof(err)) < 0)
 		die("%s", err);
+	health_conf_defaults(&hc);
+	select_conf_defaults(&sc);
+	select_nearest_defaults(&nc);
+	select_ml_init(&sml, &nc, &probe);
+	select_ml_set_model(&sml, &m, NULL);
+	if (!sml.usable)
+		die("the model is not usable: %s", sml.status);
+	struct selector near = select_nearest(&nc), ml = select_ml(&sml);
 
-	size_t hist = (size_t)(c.win.history_s / c.tick_s) + 16;
 	size_t fut = (size_t)(c.win.horizon_s / c.tick_s) + 16;
-	double *scratch = malloc((hist > fut ? hist : fut) * sizeof(*scratch));
+	double *scratch = malloc(fut * sizeof(*scratch));
 	if (!scratch || !lead)
 		die("out of memory");
 	for (unsigned gi = 0; gi < groups; gi++) {
+		static struct health h[ML_SYNTH_MAX_GROUP];
 		struct ml_synth_group g;
 		struct policy pol[NPOL];
+		struct feed fd[ML_SYNTH_MAX_GROUP];
+		struct health_report rep[ML_SYNTH_MAX_GROUP];
+		struct node_facts facts[ML_SYNTH_MAX_GROUP];
+		struct select_cand cand[ML_SYNTH_MAX_GROUP];
+		static const char *const names[ML_SYNTH_MAX_GROUP] = { "n0", "n1", "n2", "n3",
+								       "n4", "n5", "n6", "n7" };
 		int on_it[NPOL] = { 0 }; /* on the degrading node when its surge began */
 		double t_deg = NAN;
+		uint64_t t0 = 1000000;
 
 		if (load_group(&c, scenario, gi, k, &g) < 0)
 			die("out of memory");
+		memset(pol, 0, sizeof(pol));
 		for (int s = 0; s < NPOL; s++) {
-			memset(&pol[s], 0, sizeof(pol[s]));
 			pol[s].cur = -1;
 			pol[s].first_away = NAN;
 		}
-		size_t step = (size_t)(1.0 / c.tick_s);
-		for (size_t i = (size_t)(c.win.history_s / c.tick_s); i < g.tr[0].n; i += step) {
-			double near[ML_SYNTH_MAX_GROUP] = { 0 }, ml[ML_SYNTH_MAX_GROUP] = { 0 };
-			double truth[ML_SYNTH_MAX_GROUP] = { 0 };
+		ml_probe_init(&probe, t0);
+		for (unsigned n = 0; n < g.k; n++) {
+			const struct ml_synth_node *nd = &g.tr[n].node;
+
+			health_init(&h[n], t0);
+			fd[n] = (struct feed){ 0, 0, NAN };
+			facts[n] = (struct node_facts){ "", nd->distance_known ? (int64_t)nd->distance_km : -1,
+							nd->hops_known ? (int64_t)nd->hops : -1,
+							nd->as_known ? (int64_t)nd->as_path_len : -1 };
+		}
+		size_t start = (size_t)(c.win.history_s / c.tick_s), per_s = (size_t)(1.0 / c.tick_s);
+		for (size_t i = 0; i < g.tr[0].n; i++) {
+			uint64_t now = t0 + (uint64_t)(g.tr[0].t[i] * 1e6) + 1;
 			double t = g.tr[0].t[i];
+			struct select_score s[NPOL][ML_SYNTH_MAX_GROUP];
+			double truth[ML_SYNTH_MAX_GROUP];
+			struct ml_probe_rec recs[SELECT_MAX];
 			int known = 1;
 
 			for (unsigned n = 0; n < g.k; n++) {
-				double x[ML_NFEAT];
-
-				near[n] = ml[n] = INFINITY;
+				feed_probe(&h[n], &hc, &fd[n], now, g.tr[n].rtt_ms[i]);
+				health_report(&h[n], &hc, now, &rep[n]);
+				cand[n] = (struct select_cand){ names[n], &rep[n], &h[n], &facts[n], -1,
+								isnan(g.tr[n].load[i]) ? -1 : g.tr[n].load[i],
+								(int)n == pol[1].cur };
+			}
+			ml_probe_round(&probe, cand, g.k, now, recs);
+			if (i < start)
+				continue;
+			for (unsigned n = 0; n < g.k; n++)
 				if (ml_features_target(&g.tr[n].series, i, &c.win, &truth[n], scratch, fut) < 0)
 					known = 0;
-				if (ml_features_at(&g.tr[n].series, i, &c.win, x, scratch, hist) < 0)
-					continue;
-				near[n] = x[ML_F_CURRENT_MS];
-				ml[n] = ml_model_predict_mean(&m, x);
-			}
 			if (!known)
 				break; /* the end of the timeline: no future to judge by */
-			/* The degradation shows: the node's measured latency is worse than the best
-			 * other's by the margin, so a selector that reacts to measurements may
-			 * start its window now. */
+			near.score(near.self, cand, g.k, now, s[0]);
+			ml.score(ml.self, cand, g.k, now, s[1]);
+			for (unsigned n = 0; n < g.k; n++)
+				s[2][n] = (struct select_score){ .usable = true, .known = true,
+								 .score_us = truth[n] * 1000 };
+			/* The degradation shows: the node's score by measurement is worse than the
+			 * best other's by the margin, so nearest's rule may start its window now. */
 			if (scenario && t >= g.surge_start_s && !isfinite(t_deg)) {
 				double others = INFINITY;
 
 				for (unsigned n = 1; n < g.k; n++)
-					others = fmin(others, near[n]);
-				if (near[0] > others * MARGIN_RATIO + MARGIN_MS)
+					if (s[0][n].usable)
+						others = fmin(others, s[0][n].score_us);
+				if (s[0][0].usable && select_beats(&sc, others, s[0][0].score_us))
 					t_deg = t;
 			}
 			int best = argmin(truth, g.k);
-			for (int s = 0; s < NPOL; s++) {
-				policy_step(&pol[s], s == 0 ? near : s == 1 ? ml : truth, g.k, t,
-					    scenario ? 0 : -1);
+			for (int p = 0; p < NPOL; p++) {
+				policy_step(&pol[p], &sc, s[p], g.k, now, t, scenario ? 0 : -1);
 				if (t < g.surge_start_s)
-					on_it[s] = pol[s].cur == 0;
-				if (pol[s].cur >= 0) {
-					pol[s].regret_sum += truth[pol[s].cur] - truth[best];
-					pol[s].decisions++;
+					on_it[p] = pol[p].cur == 0;
+				if (pol[p].cur >= 0 && (i - start) % per_s == 0) {
+					pol[p].regret_sum += truth[pol[p].cur] - truth[best];
+					pol[p].decisions++;
 				}
 			}
 		}
@@ -426,19 +477,19 @@ static int cmd_choose(const struct opts *o)
 				pol[0].first_away, pol[0].regret_sum, pol[1].first_away,
 				pol[1].regret_sum, pol[2].first_away, pol[2].regret_sum);
 		decisions += pol[0].decisions;
-		for (int s = 0; s < NPOL; s++) {
-			regret[s] += pol[s].regret_sum;
-			switches[s] += pol[s].switches;
+		for (int p = 0; p < NPOL; p++) {
+			regret[p] += pol[p].regret_sum;
+			switches[p] += pol[p].switches;
 			if (!scenario)
 				continue;
-			if (!on_it[s])
-				off[s]++;
-			else if (!isfinite(pol[s].first_away))
-				never[s]++;
-			else if (!isfinite(t_deg) || pol[s].first_away < t_deg)
-				before[s]++;
+			if (!on_it[p])
+				off[p]++;
+			else if (!isfinite(pol[p].first_away))
+				never[p]++;
+			else if (!isfinite(t_deg) || pol[p].first_away < t_deg)
+				before[p]++;
 			else
-				after[s]++;
+				after[p]++;
 		}
 		if (scenario && on_it[0] && on_it[1] && isfinite(pol[0].first_away) &&
 		    isfinite(pol[1].first_away))
@@ -446,14 +497,14 @@ static int cmd_choose(const struct opts *o)
 		ml_synth_group_free(&g);
 	}
 	free(scratch);
-	ml_model_free(&m);
+	select_ml_free(&sml);
 	printf("set=%s groups=%u nodes=%u decisions=%zu\n", set, groups, k, decisions);
-	for (int s = 0; s < NPOL; s++) {
-		printf("%s_regret_ms=%.4f %s_switches=%u", name[s],
-		       decisions ? regret[s] / (double)decisions : NAN, name[s], switches[s]);
+	for (int p = 0; p < NPOL; p++) {
+		printf("%s_regret_ms=%.4f %s_switches=%u", name[p],
+		       decisions ? regret[p] / (double)decisions : NAN, name[p], switches[p]);
 		if (scenario)
-			printf(" %s_before=%u %s_after=%u %s_never=%u %s_not_on_it=%u", name[s], before[s],
-			       name[s], after[s], name[s], never[s], name[s], off[s]);
+			printf(" %s_before=%u %s_after=%u %s_never=%u %s_not_on_it=%u", name[p], before[p],
+			       name[p], after[p], name[p], never[p], name[p], off[p]);
 		printf("\n");
 	}
 	if (scenario)
