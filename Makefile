@@ -120,6 +120,12 @@ $(B)/tests/%: $(B)/obj/tests/tools/%.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
 
+# The ML benchmark's tool runs the controller's model code.
+$(B)/bench/ml_%: $(B)/obj/tests/bench/ml_%.o $(PROG_LIBS) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
+
 $(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
