@@ -549,8 +549,8 @@ static void ev_gap(struct dplink *d, json_t *ev)
 		bad_input(d, "switch_gap event");
 		return;
 	}
-	ctrl_publish(c, "gap", json_pack("{s:s,s:f}", "to", to, "gap_ms", gap / 1000.0));
 	if (history_set_gap(&c->hist, to, gap)) {
+		ctrl_publish(c, "gap", json_pack("{s:s,s:f}", "to", to, "gap_ms", gap / 1000.0));
 		ls_info("route: switch to %s took %.1f ms between game packets", to, gap / 1000.0);
 		if (c->history_path[0] && history_save(&c->hist, c->history_path, err, sizeof(err)) < 0)
 			ls_warn("history not saved: %s", err);
