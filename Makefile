@@ -154,15 +154,23 @@ fuzz:
 
 deps:
 	$(Q)deploy/install-deps
+	$(Q)web/install-deps
 
 check-deps:
 	$(Q)deploy/install-deps --if-missing
+	$(Q)web/install-deps --if-missing
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/lightspeed $(DESTDIR)/lib/systemd/system
 	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -d $(DESTDIR)$(PROFILEDIR)
 	install -m 0644 profiles/*.toml $(DESTDIR)$(PROFILEDIR)/
+	@# The dashboard's files; the controller finds them at $(PREFIX)/share/lightspeed/web.
+	install -d $(DESTDIR)$(PREFIX)/share/lightspeed/web/node_modules/uplot/dist
+	install -m 0644 web/index.html web/app.js web/style.css web/favicon.svg \
+	  $(DESTDIR)$(PREFIX)/share/lightspeed/web/
+	install -m 0644 web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css \
+	  web/node_modules/uplot/LICENSE $(DESTDIR)$(PREFIX)/share/lightspeed/web/node_modules/uplot/dist/
 	@# An existing configuration is the operator's: never overwrite it.
 	@for f in deploy/config/*.toml; do \
 	  t=$(DESTDIR)/etc/lightspeed/$$(basename $$f); \

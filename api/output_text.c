@@ -145,6 +145,29 @@ static void out_status(FILE *out, const struct lsctl_doc *doc, const struct lsct
 		switch_line(out, last);
 		fputc('\n', out);
 	}
+	const json_t *game = json_object_get(o, "game");
+	if (json_is_object(game))
+		fprintf(out, "game         %s (%s, process %lld, anti-cheat %s)\n", s_of(game, "name"),
+			s_of(game, "id"), json_integer_value(json_object_get(game, "pid")),
+			s_of(game, "anti_cheat"));
+	else
+		fprintf(out, "game         none detected\n");
+	const json_t *warp = json_object_get(o, "warp");
+	if (json_is_true(json_object_get(warp, "installed"))) {
+		const json_t *via = json_object_get(warp, "nodes_via_warp");
+		fprintf(out, "WARP         %s%s, %zu node%s through it%s\n", s_of(warp, "status"),
+			json_is_true(json_object_get(json_object_get(warp, "interface"), "up")) ?
+				" (interface up)" : "",
+			json_array_size(via), json_array_size(via) == 1 ? "" : "s",
+			json_is_true(json_object_get(warp, "allow_toggle")) ? ", compared" :
+									      ", never toggled");
+		const json_t *cmp = json_object_get(json_object_get(warp, "comparison"), "last");
+		if (json_is_object(cmp))
+			fprintf(out, "WARP check   %s: kept %s (%s)\n", s_of(cmp, "time"), s_of(cmp, "kept"),
+				s_of(cmp, "reason"));
+	} else if (json_is_object(warp)) {
+		fprintf(out, "WARP         not installed\n");
+	}
 }
 
 static void candidates_table(FILE *out, const json_t *cands, const struct lsctl_style *st)

@@ -6,11 +6,13 @@
  * what the dataplane did. Errors go through shared/result.h's one mapping. */
 #include "controller.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "httpd.h"
@@ -275,6 +277,24 @@ static enum ls_rc h_status(void *ctx, const struct ls_httpd_req *req, struct ls_
 		count[HEALTH_HEALTHY], "degraded", count[HEALTH_DEGRADED], "down", count[HEALTH_DOWN],
 		"unknown", count[HEALTH_UNKNOWN], "switches", (json_int_t)c->ctr.switches, "last_switch",
 		last_switch_json(c), "direct_rtt_ms", ms_or_null(icmp_rtt_us(c->icmp, &st)));
+	json_object_set_new(rep->json, "game", game_detect_json(c->games));
+	json_object_set_new(rep->json, "warp", warp_json(c->warp));
+	return LS_RC_OK;
+}
+
+/* POST /warp/compare: the user asks for a comparison with and without WARP. */
+static enum ls_rc h_warp_compare(void *ctx, const struct ls_httpd_req *req,
+				 struct ls_httpd_reply *rep)
+{
+	struct ctrl *c = ctx;
+	enum ls_rc rc;
+
+	(void)req;
+	rc = warp_compare(c->warp, rep->msg, sizeof(rep->msg));
+	if (rc != LS_RC_OK)
+		return rc;
+	rep->status = 202;
+	rep->json = json_pack("{s:o}", "warp", warp_json(c->warp));
 	return LS_RC_OK;
 }
 
@@ -486,6 +506,19 @@ static enum ls_rc h_failovers(void *ctx, const struct ls_httpd_req *req, struct 
 }
 
 /* {k, m, block_ms[, spread]} from the dataplane's view, each an integer >= 0. */
+/* POST /fec {"fec":SETTING}: the client's FEC for both directions, at once. */
+static enum ls_rc h_fec(void *ctx, const struct ls_httpd_req *req, struct ls_httpd_reply *rep)
+{
+	struct ctrl *c = ctx;
+	const char *fec = json_string_value(json_object_get(req->body, "fec"));
+	enum ls_rc rc = dplink_set_fec_now(c->dp, fec, rep->msg, sizeof(rep->msg));
+
+	if (rc != LS_RC_OK)
+		return rc;
+	rep->json = json_pack("{s:s}", "fec", fec);
+	return LS_RC_OK;
+}
+
 static json_t *fec_dir(json_t *v)
 {
 	static const char *const keys[] = { "k", "m", "block_ms", "spread" };
@@ -631,6 +664,10 @@ static const struct ls_httpd_key add_keys[] = {
 	{ "probe_ms", LS_HTTPD_INT, false },    { "region", LS_HTTPD_STRING, false },
 	{ NULL, 0, false },
 };
+static const struct ls_httpd_key fec_keys[] = {
+	{ "fec", LS_HTTPD_STRING, true },
+	{ NULL, 0, false },
+};
 static const struct ls_httpd_key failover_keys[] = {
 	{ "to", LS_HTTPD_STRING, false },
 	{ NULL, 0, false },
@@ -647,8 +684,10 @@ static const struct ls_httpd_route api_routes[] = {
 	{ "POST", "/failover", h_failover, failover_keys, NULL, false },
 	{ "GET", "/failovers", h_failovers, NULL, NULL, false },
 	{ "GET", "/stats", h_stats, NULL, NULL, false },
+	{ "POST", "/fec", h_fec, fec_keys, NULL, false },
 	{ "GET", "/events", h_events, NULL, NULL, true },
 	{ "GET", "/metrics", h_metrics, NULL, NULL, false },
+	{ "POST", "/warp/compare", h_warp_compare, NULL, NULL, false },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 
@@ -661,36 +700,104 @@ const struct ls_httpd_route *api_route_table(void)
 
 bool api_streams(const struct ctrl *c)
 {
-	return c->api && ls_httpd_streams(c->api);
+	return (c->api && ls_httpd_streams(c->api)) || (c->dash && ls_httpd_streams(c->dash));
 }
 
 void ctrl_publish(struct ctrl *c, const char *event, json_t *data)
 {
-	if (api_streams(c))
-		ls_httpd_publish(c->api, event, data);
+	if (c->dash && ls_httpd_streams(c->dash))
+		ls_httpd_publish(c->dash, event, json_incref(data));
+	if (c->api && ls_httpd_streams(c->api))
+		ls_httpd_publish(c->api, event, json_incref(data));
+	json_decref(data);
+}
+
+/* Where the dashboard's files are: the configured root, the installed ones, or the
+ * web/ folder of the source tree this binary was built in (build/bin/..). */
+static bool web_root_find(const struct ctrl *c, char *out, size_t len)
+{
+	char exe[1024], try[PATH_MAX + 64];
+	ssize_t n;
+
+	if (c->conf.web_root[0]) {
+		snprintf(out, len, "%s", c->conf.web_root);
+		return true;
+	}
+#ifdef LS_WEB_DIR
+	snprintf(try, sizeof(try), "%s/index.html", LS_WEB_DIR);
+	if (access(try, R_OK) == 0) {
+		snprintf(out, len, "%s", LS_WEB_DIR);
+		return true;
+	}
+#endif
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash || len < sizeof(exe) + 32)
+		return false;
+	*slash = '\0';
+	static const char *const rel[] = { "/../../web", "/../share/lightspeed/web" };
+	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		snprintf(try, sizeof(try), "%s%s/index.html", exe, rel[i]);
+		if (access(try, R_OK) == 0) {
+			snprintf(out, len, "%s%s", exe, rel[i]);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One server with the API's routes (and static files from root, when set), on the
+ * controller's loop. NULL with a message in err. */
+static struct ls_httpd *server_open(struct ctrl *c, const char *name, const char *listen,
+				    const char *root, char *err, size_t errlen)
+{
+	struct ls_httpd_conf hc = {
+		.name = name,
+		.listen = listen,
+		.token = c->conf.api_token[0] ? c->conf.api_token : NULL,
+		.routes = api_routes,
+		.ctx = c,
+		.static_root = root,
+	};
+	struct ls_httpd *h = ls_httpd_open(&hc, err, errlen);
+
+	if (h && ls_httpd_attach_uv(h, c->loop) < 0) {
+		snprintf(err, errlen, "cannot drive the HTTP server from the loop");
+		ls_httpd_close(h);
+		h = NULL;
+	}
+	return h;
+}
+
+/* The dashboard: a second server with the API's routes (the page calls them on its own
+ * origin: no cross-origin requests) and the files of web/. It is a convenience: when
+ * it cannot start, the controller says why and runs without it. */
+static void dash_open(struct ctrl *c)
+{
+	char root[PATH_MAX + 64], err[512];
+
+	if (strcmp(c->conf.dashboard, "off") == 0)
+		return;
+	if (!web_root_find(c, root, sizeof(root))) {
+		ls_warn("dashboard off: its files were not found (set --web-root DIR or web_root)");
+		return;
+	}
+	c->dash = server_open(c, "dashboard", c->conf.dashboard, root, err, sizeof(err));
+	if (!c->dash)
+		ls_warn("dashboard off: %s", err);
 	else
-		json_decref(data);
+		ls_info("dashboard: http://%s/ (files from %s)", c->conf.dashboard, root);
 }
 
 int api_open(struct ctrl *c, char *err, size_t errlen)
 {
-	struct ls_httpd_conf hc = {
-		.name = "REST API",
-		.listen = c->conf.api,
-		.token = c->conf.api_token[0] ? c->conf.api_token : NULL,
-		.routes = api_routes,
-		.ctx = c,
-	};
-
-	c->api = ls_httpd_open(&hc, err, errlen);
+	c->api = server_open(c, "REST API", c->conf.api, NULL, err, errlen);
 	if (!c->api)
 		return -1;
-	if (ls_httpd_attach_uv(c->api, c->loop) < 0) {
-		snprintf(err, errlen, "cannot drive the HTTP server from the loop");
-		ls_httpd_close(c->api);
-		c->api = NULL;
-		return -1;
-	}
+	dash_open(c);
 	return 0;
 }
 
@@ -699,4 +806,7 @@ void api_close(struct ctrl *c)
 	if (c->api)
 		ls_httpd_close(c->api);
 	c->api = NULL;
+	if (c->dash)
+		ls_httpd_close(c->dash);
+	c->dash = NULL;
 }

@@ -22,6 +22,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: " CTRL_PROG " [-c FILE] [--client-socket PATH] [--api ADDR:PORT]\n"
+		"         [--dashboard ADDR:PORT|off] [--web-root DIR]\n"
 		"         [--node NAME=HOST:PORT[,session=ID,key-file=PATH]]... [--state-dir DIR]\n"
 		"         [--log-level LEVEL] [--check]\n"
 		"\n"
@@ -40,6 +41,10 @@ static void usage(FILE *f)
 		"  --api ADDR:PORT         the REST API (default " CTRL_DEFAULT_API
 		"; off loopback it\n"
 		"                          needs api_token in the configuration)\n"
+		"  --dashboard ADDR:PORT   the web dashboard (default " CTRL_DEFAULT_DASHBOARD
+		"; off: none)\n"
+		"  --web-root DIR          the dashboard's files (default: the installed ones,\n"
+		"                          or web/ of the source tree this program was built in)\n"
 		"  --node NAME=HOST:PORT[,session=ID,key-file=PATH][,probe-ms=N]\n"
 		"                          a node by its tunnel address (repeatable; replaces the\n"
 		"                          file's node of the same name); session and key file for\n"
@@ -68,7 +73,7 @@ static void usage_error(const char *fmt, ...)
 	exit(2);
 }
 
-enum { OPT_SOCKET = 256, OPT_API, OPT_NODE, OPT_STATE, OPT_LOG, OPT_CHECK };
+enum { OPT_SOCKET = 256, OPT_API, OPT_NODE, OPT_STATE, OPT_LOG, OPT_CHECK, OPT_DASH, OPT_WEB };
 
 static void parse_cmdline(int argc, char **argv, struct ctrl_flags *fl)
 {
@@ -76,6 +81,8 @@ static void parse_cmdline(int argc, char **argv, struct ctrl_flags *fl)
 		{ "config", required_argument, NULL, 'c' },
 		{ "client-socket", required_argument, NULL, OPT_SOCKET },
 		{ "api", required_argument, NULL, OPT_API },
+		{ "dashboard", required_argument, NULL, OPT_DASH },
+		{ "web-root", required_argument, NULL, OPT_WEB },
 		{ "node", required_argument, NULL, OPT_NODE },
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "log-level", required_argument, NULL, OPT_LOG },
@@ -98,6 +105,12 @@ static void parse_cmdline(int argc, char **argv, struct ctrl_flags *fl)
 			break;
 		case OPT_API:
 			fl->api = optarg;
+			break;
+		case OPT_DASH:
+			fl->dashboard = optarg;
+			break;
+		case OPT_WEB:
+			fl->web_root = optarg;
 			break;
 		case OPT_NODE:
 			if (fl->n_nodes >= NODE_MAX)
@@ -230,6 +243,8 @@ static void reload(struct ctrl *c)
 	/* Everything the modules read goes in place (the selector reads c->conf.nearest). */
 	snprintf(nc->api, sizeof(nc->api), "%s", c->conf.api);
 	snprintf(nc->api_token, sizeof(nc->api_token), "%s", c->conf.api_token);
+	snprintf(nc->dashboard, sizeof(nc->dashboard), "%s", c->conf.dashboard);
+	snprintf(nc->web_root, sizeof(nc->web_root), "%s", c->conf.web_root);
 	snprintf(nc->state_dir, sizeof(nc->state_dir), "%s", c->conf.state_dir);
 	c->conf = *nc;
 	free(nc);
@@ -237,6 +252,8 @@ static void reload(struct ctrl *c)
 	if (socket_moved && dplink_reopen(c->dp, err, sizeof(err)) < 0)
 		ls_err("reload: client socket %s: %s", c->conf.client_socket, err);
 	dplink_sync(c->dp);
+	game_detect_reload(c->games);
+	warp_reload(c->warp);
 	ls_info("reload: configuration applied (%u nodes)", node_count(&c->nodes));
 	ctrl_round(c);
 }
@@ -262,6 +279,10 @@ static void stop(struct ctrl *c)
 	api_close(c);
 	icmp_close(c->icmp);
 	c->icmp = NULL;
+	warp_close(c->warp);
+	c->warp = NULL;
+	game_detect_close(c->games);
+	c->games = NULL;
 	dplink_close(c->dp);
 	c->dp = NULL;
 }
@@ -331,6 +352,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	c->icmp = icmp_open(c);
+	c->games = game_detect_open(c);
+	c->warp = warp_open(c);
 
 	c->tick.data = c;
 	uv_timer_init(c->loop, &c->tick);

@@ -13,9 +13,11 @@
 
 #include "ctrl_conf.h"
 #include "failover.h"
+#include "game_detect.h"
 #include "history.h"
 #include "node.h"
 #include "select.h"
+#include "warp.h"
 
 #ifndef LS_VERSION
 #define LS_VERSION "0.1.0"
@@ -57,6 +59,9 @@ struct ctrl {
 	struct dplink *dp;
 	struct icmp_probe *icmp;
 	struct ls_httpd *api;
+	struct ls_httpd *dash;      /* the dashboard: the same routes, and web/'s files */
+	struct game_detect *games;   /* game_detect.c */
+	struct warp *warp;           /* warp.c */
 
 	struct ctrl_counters ctr;
 	uint64_t started_us;
@@ -92,6 +97,9 @@ json_t *dplink_status(const struct dplink *d);
 json_t *dplink_stats(const struct dplink *d);
 /* "ip:port" of the game server the client serves, or NULL until known. */
 const char *dplink_game_server(const struct dplink *d);
+/* A request whose answer matters only when it is an error (logged, once until one
+ * succeeds): telling the client which game is on. */
+void dplink_notify(struct dplink *d, const char *cmd, json_t *args);
 /* Actions, sent without waiting (answers come back through the loop). */
 void dplink_act(struct dplink *d, const struct failover_action *a);
 /* Blocking calls for the API (the answer is what the API must report): route_add of a
@@ -99,6 +107,8 @@ void dplink_act(struct dplink *d, const struct failover_action *a);
 enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen);
 enum ls_rc dplink_del_now(struct dplink *d, const char *name, char *msg, size_t msglen);
 enum ls_rc dplink_switch_now(struct dplink *d, int slot, char *msg, size_t msglen);
+/* set_fec on the client: "off", "auto" or "K:M[:MS[:S]]" (the client checks it). */
+enum ls_rc dplink_set_fec_now(struct dplink *d, const char *fec, char *msg, size_t msglen);
 /* The socket moved (reload): reconnect there. */
 int dplink_reopen(struct dplink *d, char *err, size_t errlen);
 /* Bring the dataplane's table in line with the node table (after a reload). */

@@ -38,9 +38,12 @@ void ctrl_conf_defaults(struct ctrl_conf *c)
 			snprintf(c->state_dir, sizeof(c->state_dir), "%s/.local/state/lightspeed", home);
 	}
 	snprintf(c->api, sizeof(c->api), "%s", CTRL_DEFAULT_API);
+	snprintf(c->dashboard, sizeof(c->dashboard), "%s", CTRL_DEFAULT_DASHBOARD);
 	c->log_level = LS_LOG_INFO;
 	snprintf(c->strategy, sizeof(c->strategy), "nearest");
 	health_conf_defaults(&c->health);
+	game_conf_defaults(&c->games);
+	warp_conf_defaults(&c->warp);
 	select_conf_defaults(&c->select);
 	select_nearest_defaults(&c->nearest);
 	failover_conf_defaults(&c->failover);
@@ -127,6 +130,26 @@ static int check_api(const char *s, char *err, size_t errlen)
 		snprintf(err, errlen, "%s (expected ADDR:PORT, e.g. 127.0.0.1:9000)", msg);
 		return -1;
 	}
+	return 0;
+}
+
+/* The dashboard's address, or "off". */
+static int check_dashboard(const char *s, char *err, size_t errlen)
+{
+	if (strcmp(s, "off") == 0)
+		return 0;
+	if (strlen(s) >= sizeof(((struct ctrl_conf *)0)->dashboard)) {
+		snprintf(err, errlen, "dashboard: too long");
+		return -1;
+	}
+	return check_api(s, err, errlen);
+}
+
+static int parse_dashboard(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	if (want(v, LS_CV_STRING, err, errlen) < 0 || check_dashboard(v->u.s, err, errlen) < 0)
+		return -1;
+	snprintf(dst, sizeof(((struct ctrl_conf *)0)->dashboard), "%s", v->u.s);
 	return 0;
 }
 
@@ -240,6 +263,8 @@ static const struct ls_conf_field controller_fields[] = {
 	FC("api", LS_CF_CUSTOM, api, 0, 0, parse_api),
 	FC("api_token", LS_CF_STRING, api_token, 0, 0, NULL),
 	FC("api_token_file", LS_CF_STRING, api_token_file, 0, 0, NULL),
+	FC("dashboard", LS_CF_CUSTOM, dashboard, 0, 0, parse_dashboard),
+	FC("web_root", LS_CF_STRING, web_root, 0, 0, NULL),
 	FC("state_dir", LS_CF_STRING, state_dir, 0, 0, NULL),
 	FC("log_level", LS_CF_CUSTOM, log_level, 0, 0, parse_log_level),
 	FC("strategy", LS_CF_CUSTOM, strategy, 0, 0, parse_strategy),
@@ -324,6 +349,8 @@ static const struct ls_conf_section ctrl_schema[] = {
 	{ "select", select_fields, 0, NULL },
 	{ "failover", failover_fields, offsetof(struct ctrl_conf, failover), NULL },
 	{ "direct", direct_fields, 0, NULL },
+	{ "games", game_conf_fields, offsetof(struct ctrl_conf, games), NULL },
+	{ "warp", warp_conf_fields, offsetof(struct ctrl_conf, warp), NULL },
 	{ "node", node_fields, 0, add_node },
 	{ NULL, NULL, 0, NULL },
 };
@@ -491,6 +518,18 @@ int ctrl_conf_build(const struct ctrl_flags *fl, struct ctrl_conf *out, char *er
 		}
 		snprintf(c->api, sizeof(c->api), "%s", fl->api);
 	}
+	if (fl->dashboard) {
+		if (check_dashboard(fl->dashboard, err, errlen) < 0)
+			goto out;
+		snprintf(c->dashboard, sizeof(c->dashboard), "%s", fl->dashboard);
+	}
+	if (fl->web_root) {
+		if (strlen(fl->web_root) >= sizeof(c->web_root)) {
+			snprintf(err, errlen, "--web-root: path too long");
+			goto out;
+		}
+		snprintf(c->web_root, sizeof(c->web_root), "%s", fl->web_root);
+	}
 	if (fl->state_dir) {
 		if (strlen(fl->state_dir) >= sizeof(c->state_dir)) {
 			snprintf(err, errlen, "--state-dir: path too long");
@@ -577,6 +616,9 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	fprintf(f, "[controller]\n");
 	kv_str(f, "client_socket", c->client_socket);
 	kv_str(f, "api", c->api);
+	kv_str(f, "dashboard", c->dashboard);
+	if (c->web_root[0])
+		kv_str(f, "web_root", c->web_root);
 	if (c->api_token[0])
 		fprintf(f, "# api_token = (set%s%s; not shown)\n", c->api_token_file[0] ? " from " : "",
 			c->api_token_file);
@@ -602,6 +644,14 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	if (!c->direct_target[0])
 		fprintf(f, "# target: the client's game server\n");
 
+	fprintf(f, "\n[games]\ndetect = %s\nscan_ms = %llu\n", c->games.detect ? "true" : "false",
+		(unsigned long long)c->games.scan_ms);
+	fprintf(f, "\n[warp]\nallow_toggle = %s\ncompare_every_s = %llu\n",
+		c->warp.allow_toggle ? "true" : "false", (unsigned long long)c->warp.compare_every_s);
+	kv_str(f, "cli", c->warp.cli);
+	kv_str(f, "interface", c->warp.interface);
+	fprintf(f, "check_ms = %llu\nmeasure_ms = %llu\n", (unsigned long long)c->warp.check_ms,
+		(unsigned long long)c->warp.measure_ms);
 	for (unsigned i = 0; i < c->n_nodes; i++) {
 		const struct node_conf *n = &c->nodes[i];
 		fprintf(f, "\n[[node]]%s\n", n->source == NODE_SRC_CMDLINE ? "  # from --node" : "");

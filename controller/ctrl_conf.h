@@ -10,21 +10,26 @@
 #include <stdio.h>
 
 #include "failover.h"
+#include "game_detect.h"
 #include "health.h"
 #include "node.h"
 #include "select.h"
+#include "warp.h"
 
 #define CTRL_DEFAULT_CONFIG "/etc/lightspeed/controller.toml"
 #define CTRL_DEFAULT_SOCKET "/run/lightspeed/client.sock"
 #define CTRL_DEFAULT_API "127.0.0.1:9000"
 #define CTRL_DEFAULT_STATE_DIR "/var/lib/lightspeed"
 #define CTRL_TOKEN_MAX 256
+#define CTRL_DEFAULT_DASHBOARD "127.0.0.1:8080"
 
 struct ctrl_conf {
 	char client_socket[108];    /* the client dataplane's steering socket */
 	char api[64];               /* "ADDR:PORT" of the REST API */
 	char api_token[CTRL_TOKEN_MAX]; /* Bearer token ("" none) */
 	char api_token_file[256];   /* where it was read from ("" inline or none) */
+	char dashboard[64];         /* "ADDR:PORT" of the dashboard, or "off" */
+	char web_root[256];         /* the dashboard's files ("": found at start) */
 	char state_dir[256];        /* switch history (and, later, models, pins) */
 	int log_level;              /* enum ls_log_level */
 	char strategy[16];          /* "nearest" */
@@ -38,6 +43,9 @@ struct ctrl_conf {
 	uint32_t icmp_interval_ms;
 	char direct_target[64];     /* "ip" to ping; "" = the client's game server */
 
+	struct game_conf games;     /* [games] */
+	struct warp_conf warp;      /* [warp] */
+
 	struct node_conf nodes[NODE_MAX];
 	unsigned n_nodes;
 };
@@ -45,7 +53,7 @@ struct ctrl_conf {
 /* The command line's share (pointers into argv). */
 struct ctrl_flags {
 	const char *config;         /* -c; NULL: the default file if it exists */
-	const char *client_socket, *api, *state_dir, *log_level;
+	const char *client_socket, *api, *state_dir, *log_level, *dashboard, *web_root;
 	const char *nodes[NODE_MAX + 1];
 	unsigned n_nodes;
 	bool check;

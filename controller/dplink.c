@@ -34,6 +34,7 @@ struct dplink {
 	bool adopted;           /* the first `routes` since the connect has been read */
 	bool was_up;            /* for logging the first loss only */
 	bool no_routes;         /* the client does not know `routes` */
+	bool notify_failed;     /* the last dplink_notify was refused (logged once) */
 	json_t *status, *stats;
 	char game_server[LS_ADDRSTRLEN];
 	bool add_pending[NODE_MAX], del_pending[NODE_MAX];
@@ -184,6 +185,29 @@ static bool send_req(struct dplink *d, const char *cmd, json_t *args, ls_steerc_
 		return false;
 	}
 	return true;
+}
+
+static void on_notified(void *ud, const struct ls_steerc_answer *a)
+{
+	struct req *r = ud;
+
+	if (a->rc == LS_RC_OK)
+		r->d->notify_failed = false;
+	else if (!r->d->notify_failed) {
+		r->d->notify_failed = true;
+		ls_warn("dataplane: %s refused: %s: %s", r->cmd, a->code ? a->code : "error",
+			a->message ? a->message : "");
+	}
+	free(r);
+}
+
+void dplink_notify(struct dplink *d, const char *cmd, json_t *args)
+{
+	if (!dplink_connected(d)) {
+		json_decref(args);
+		return;
+	}
+	send_req(d, cmd, args, on_notified, req_new(d, cmd, NULL, -1));
 }
 
 static int slot_of(struct dplink *d, const char *name)
@@ -610,6 +634,7 @@ static void on_connected(void *ctx)
 	poll_routes(d);
 	d->polls = 0;
 	on_poll(&d->poll);
+	game_detect_dataplane_up(d->c->games);
 }
 
 static void on_disconnected(void *ctx, const char *why)
@@ -793,6 +818,11 @@ enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen)
 	if (rc == LS_RC_OK)
 		n->dp.present = true;
 	return rc;
+}
+
+enum ls_rc dplink_set_fec_now(struct dplink *d, const char *fec, char *msg, size_t msglen)
+{
+	return call_now(d, "set_fec", json_pack("{s:s}", "fec", fec), msg, msglen);
 }
 
 enum ls_rc dplink_del_now(struct dplink *d, const char *name, char *msg, size_t msglen)

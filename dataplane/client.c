@@ -26,7 +26,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: " CL_PROG " [-c FILE] --proxy HOST:PORT --game-server HOST:PORT --local-port N\n"
+		"Usage: " CL_PROG " [-c FILE] [--proxy HOST:PORT] --game-server HOST:PORT --local-port N\n"
 		"         [--listen ADDR] [--socket PATH] [--session-id N --key HEX]\n"
 		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--log-level LEVEL] [--check]\n"
 		"\n"
@@ -35,7 +35,9 @@ static void usage(FILE *f)
 		"way. Steering (docs/protocol.md 3.2) moves the route without a restart.\n"
 		"\n"
 		"  -c, --config FILE        read the [client] section of FILE; flags override it\n"
-		"  --proxy HOST:PORT        the proxy's tunnel address (a name is resolved once)\n"
+		"  --proxy HOST:PORT        the proxy's tunnel address (a name is resolved once):\n"
+		"                           the route \"default\"; without it routes come by\n"
+		"                           steering (route_add)\n"
 		"  --game-server HOST:PORT  the game server, as the proxy should reach it\n"
 		"  --local-port N           the UDP port the game sends to\n"
 		"  --listen ADDR            IPv4 address of that port (default " CL_DEFAULT_LISTEN ")\n"
@@ -144,7 +146,7 @@ static void parse_cmdline(int argc, char **argv, struct cmdline *cl)
 
 /* ---- setup ------------------------------------------------------------------------- */
 
-enum { EV_LOCAL = 1, EV_TUNNEL, EV_KEEPALIVE, EV_TICK, EV_OLD_ROUTE, EV_SIGNAL, EV_STEER };
+enum { EV_LOCAL = 1, EV_TUNNEL, EV_TICK, EV_SIGNAL, EV_STEER };
 
 static int watch(struct client *c, int fd, uint32_t tag)
 {
@@ -191,13 +193,10 @@ static int setup(struct client *c, const struct client_addrs *a, char *err, size
 	sigset_t sigs;
 
 	c->local_fd = c->tunnel_fd = c->epoll_fd = c->signal_fd = -1;
-	c->keepalive_fd = c->tick_fd = c->old_route_fd = -1;
+	c->tick_fd = -1;
 	c->listen = a->listen;
 	c->game_server = a->game_server;
 	c->started_us = ls_now_us();
-	client_route_init(&c->routes[0], &a->proxy, (uint32_t)c->conf.session_id,
-			  c->conf.key.set ? c->conf.key.b : NULL, 0, c->started_us);
-	c->cur = &c->routes[0];
 
 	if (client_io_init(c) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -225,31 +224,38 @@ static int setup(struct client *c, const struct client_addrs *a, char *err, size
 
 	c->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	c->fec.ka_ms = client_fec_ka_ms(c, c->started_us);
-	c->keepalive_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	c->tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	c->old_route_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (c->epoll_fd < 0 || c->keepalive_fd < 0 || c->tick_fd < 0 || c->old_route_fd < 0 ||
-	    timer_set(c->keepalive_fd, c->fec.ka_ms, c->fec.ka_ms) < 0 ||
-	    timer_set(c->tick_fd, 1000, 1000) < 0) {
+	if (c->epoll_fd < 0 || c->tick_fd < 0 || timer_set(c->tick_fd, 1000, 1000) < 0) {
 		snprintf(err, errlen, "epoll/timerfd: %s", strerror(errno));
 		return -1;
 	}
 	if (client_ctl_open(c, err, errlen) < 0)
 		return -1;
 	if (watch(c, c->local_fd, EV_LOCAL) < 0 || watch(c, c->tunnel_fd, EV_TUNNEL) < 0 ||
-	    watch(c, c->keepalive_fd, EV_KEEPALIVE) < 0 || watch(c, c->tick_fd, EV_TICK) < 0 ||
-	    watch(c, c->old_route_fd, EV_OLD_ROUTE) < 0 || watch(c, c->signal_fd, EV_SIGNAL) < 0 ||
+	    watch(c, c->tick_fd, EV_TICK) < 0 || watch(c, c->signal_fd, EV_SIGNAL) < 0 ||
 	    watch(c, ls_steer_fd(c->steer), EV_STEER) < 0) {
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
 		return -1;
+	}
+	/* --proxy is the route "default"; without it routes come by steering (route_add),
+	 * and until then game packets are dropped as no_route. */
+	if (a->proxy.sin_family == AF_INET) {
+		struct client_route *r;
+
+		if (client_table_add(c, CL_DEFAULT_ROUTE, &a->proxy, (uint32_t)c->conf.session_id,
+				     c->conf.key.set ? c->conf.key.b : NULL, CL_PROBE_DEFAULT_MS, false,
+				     &r) != LS_RC_OK) {
+			snprintf(err, errlen, "cannot add the route of --proxy");
+			return -1;
+		}
+		client_switch(c, r, "steer", c->started_us);
 	}
 	return 0;
 }
 
 static void teardown(struct client *c)
 {
-	int fds[] = { c->local_fd,     c->tunnel_fd, c->epoll_fd,    c->signal_fd,
-		      c->keepalive_fd, c->tick_fd,   c->old_route_fd };
+	int fds[] = { c->local_fd, c->tunnel_fd, c->epoll_fd, c->signal_fd, c->tick_fd };
 
 	ls_steer_close(c->steer);
 	c->steer = NULL;
@@ -261,107 +267,6 @@ static void teardown(struct client *c)
 	c->io = NULL;
 }
 
-/* ---- routes ------------------------------------------------------------------------ */
-
-static void memo_save(struct client *c, const struct client_route *r)
-{
-	struct client_seq_memo *slot = NULL;
-
-	for (unsigned i = 0; i < CL_SEQ_MEMO && !slot; i++)
-		if (!c->memo[i].used || (c->memo[i].session_id == r->session_id &&
-					 c->memo[i].proxy.sin_addr.s_addr == r->proxy.sin_addr.s_addr &&
-					 c->memo[i].proxy.sin_port == r->proxy.sin_port))
-			slot = &c->memo[i];
-	if (!slot) {
-		/* Full: the oldest entry (the front) goes. */
-		memmove(&c->memo[0], &c->memo[1], sizeof(c->memo) - sizeof(c->memo[0]));
-		slot = &c->memo[CL_SEQ_MEMO - 1];
-	}
-	slot->proxy = r->proxy;
-	slot->session_id = r->session_id;
-	slot->next_seq = r->tx_seq;
-	slot->used = true;
-}
-
-static uint16_t memo_take(struct client *c, const struct sockaddr_in *proxy, uint32_t session_id)
-{
-	for (unsigned i = 0; i < CL_SEQ_MEMO; i++) {
-		struct client_seq_memo *m = &c->memo[i];
-		if (m->used && m->session_id == session_id &&
-		    m->proxy.sin_addr.s_addr == proxy->sin_addr.s_addr &&
-		    m->proxy.sin_port == proxy->sin_port) {
-			m->used = false;
-			return m->next_seq;
-		}
-	}
-	return 0;
-}
-
-static void forget_old_route(struct client *c)
-{
-	if (!c->old)
-		return;
-	if (c->up_route == c->old) {
-		client_fec_close_all(c, c->old, ls_now_us());
-		c->up_route = NULL;
-	}
-	memo_save(c, c->old);
-	c->old = NULL;
-	timer_set(c->old_route_fd, 0, 0);
-}
-
-void client_send_keepalive(struct client *c, uint64_t now_us)
-{
-	uint8_t buf[LS_MAX_OVERHEAD], k, m;
-	size_t len;
-
-	client_fec_ask(c, &k, &m);
-	client_fec_ka_request(c, c->cur, now_us);
-	len = client_route_ka_request(c->cur, now_us, k, m, buf);
-	if (len && client_send_control(c, c->cur, buf, len))
-		c->ctr.keepalives_sent++;
-}
-
-bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_t session_id,
-		      const uint8_t *key, const struct sockaddr_in *game_server)
-{
-	uint64_t now = ls_now_us();
-	struct client_route *prev = c->cur;
-	bool same = client_route_is(c->cur, proxy, session_id, key);
-
-	if (game_server && (game_server->sin_addr.s_addr != c->game_server.sin_addr.s_addr ||
-			    game_server->sin_port != c->game_server.sin_port)) {
-		char buf[LS_ADDRSTRLEN];
-		/* A block carries one flow to one server: the open ones close first. */
-		client_fec_close_all(c, c->cur, now);
-		c->game_server = *game_server;
-		ls_info("game server: %s", ls_addr_fmt(game_server, buf));
-	}
-	if (same)
-		return false;
-	/* Nor does a block span two routes. */
-	client_fec_close_all(c, prev, now);
-	if (c->old && client_route_is(c->old, proxy, session_id, key)) {
-		/* Back to the route just left: it still holds its seq and replay state. */
-		c->cur = c->old;
-	} else {
-		struct client_route *slot = c->cur == &c->routes[0] ? &c->routes[1] : &c->routes[0];
-		forget_old_route(c);
-		client_route_init(slot, proxy, session_id, key, memo_take(c, proxy, session_id),
-				  now);
-		c->cur = slot;
-	}
-	c->old = prev;
-	timer_set(c->old_route_fd, CL_OLD_ROUTE_MS, 0);
-	c->ctr.route_changes++;
-	client_fec_route_changed(c);
-	client_ctl_route_changed(c);
-	/* Probe at once: the path state and RTT of the new route are known within one
-	 * round trip, and the proxy sees the new client address right away. */
-	client_send_keepalive(c, now);
-	return true;
-}
-
 /* ---- the loop ---------------------------------------------------------------------- */
 
 /* A timerfd's expiration count; a spurious wake-up reads nothing. */
@@ -370,22 +275,6 @@ static bool timer_fired(int fd)
 	uint64_t n;
 
 	return read(fd, &n, sizeof(n)) == (ssize_t)sizeof(n);
-}
-
-static void on_keepalive(struct client *c)
-{
-	uint64_t now = ls_now_us();
-
-	if (!timer_fired(c->keepalive_fd))
-		return;
-	client_route_interval(c->cur, now, (uint32_t)c->conf.keepalive_ms);
-	client_send_keepalive(c, now);
-	client_ctl_route_events(c);
-	/* FEC auto reports faster while it learns (1.2.1). */
-	if (client_fec_ka_ms(c, now) != c->fec.ka_ms) {
-		c->fec.ka_ms = client_fec_ka_ms(c, now);
-		timer_set(c->keepalive_fd, c->fec.ka_ms, c->fec.ka_ms);
-	}
 }
 
 static void on_tick(struct client *c)
@@ -415,14 +304,16 @@ static int run(struct client *c)
 	char local[LS_ADDRSTRLEN], proxy[LS_ADDRSTRLEN];
 
 	ls_info(CL_PROG " " LS_VERSION ": game -> %s, tunnel -> %s, steering %s",
-		ls_addr_fmt(&c->listen, local), ls_addr_fmt(&c->cur->proxy, proxy), c->conf.socket);
-	client_send_keepalive(c, ls_now_us());
-	uint64_t hs_next = client_handshakes_due(c, ls_now_us());
+		ls_addr_fmt(&c->listen, local),
+		c->cur ? ls_addr_fmt(&c->cur->proxy, proxy) : "no route yet (route_add)",
+		c->conf.socket);
+	uint64_t table_next = client_table_run(c, ls_now_us());
 	while (!c->stop) {
-		/* Open FEC blocks and a handshake under way bound the wait. */
+		/* Open FEC blocks, keepalives, missed-keepalive deadlines and handshakes
+		 * bound the wait. */
 		uint64_t next = c->fec.next_us;
-		if (hs_next && (!next || hs_next < next))
-			next = hs_next;
+		if (table_next && (!next || table_next < next))
+			next = table_next;
 		int timeout = next ? dp_fec_wait_ms(next, ls_now_us()) : -1;
 		int n = epoll_wait(c->epoll_fd, evs, (int)LS_ARRAY_LEN(evs), timeout);
 		if (n < 0) {
@@ -439,15 +330,8 @@ static int run(struct client *c)
 			case EV_TUNNEL:
 				client_fwd_down(c);
 				break;
-			case EV_KEEPALIVE:
-				on_keepalive(c);
-				break;
 			case EV_TICK:
 				on_tick(c);
-				break;
-			case EV_OLD_ROUTE:
-				if (timer_fired(c->old_route_fd))
-					forget_old_route(c);
 				break;
 			case EV_SIGNAL:
 				on_signal(c);
@@ -459,12 +343,12 @@ static int run(struct client *c)
 		}
 		if (c->fec.next_us)
 			client_fec_due(c, ls_now_us());
-		hs_next = client_handshakes_due(c, ls_now_us());
+		table_next = client_table_run(c, ls_now_us());
 	}
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */
 	uint8_t fin[LS_MAX_OVERHEAD];
-	size_t fin_len = client_route_fin(c->cur, ls_now_us(), fin);
+	size_t fin_len = c->cur ? client_route_fin(c->cur, ls_now_us(), fin) : 0;
 	if (fin_len)
 		client_send_control(c, c->cur, fin, fin_len);
 	return 0;

@@ -29,8 +29,16 @@
 #define CL_MAX_FLOWS 64
 #define CL_FLOW_IDLE_US (120ull * 1000000)
 
-/* After set_route, the old route's proxy may still answer for this long. */
+/* After a switch, the old route's proxy may still answer for this long. */
 #define CL_OLD_ROUTE_MS 2000
+
+/* The route table (docs/protocol.md 3.2). */
+#define CL_MAX_ROUTES 8
+#define CL_PROBE_DEFAULT_MS 250 /* a standby's keepalive interval */
+#define CL_PROBE_MIN_MS 20
+#define CL_MISS_FAILOVER 3      /* keepalives missed in a row that switch to the backup */
+#define CL_DEFAULT_ROUTE "default" /* the route of --proxy */
+#define CL_MANUAL_ROUTE "manual"   /* set_route's {proxy, ...} form */
 
 /* A game socket. Each one is its own FEC block stream in both directions. */
 struct client_flow {
@@ -119,17 +127,29 @@ struct client {
 
 	int local_fd;   /* the game talks to this one */
 	int tunnel_fd;  /* to and from the proxies */
-	int epoll_fd, signal_fd, keepalive_fd, tick_fd, old_route_fd;
+	int epoll_fd, signal_fd, tick_fd;
 	struct ls_steer *steer;
 	struct client_io *io;
 
-	struct client_route routes[2];
-	struct client_route *cur;  /* every packet goes here */
-	struct client_route *old;  /* still accepted for late replies, or NULL */
-	/* Where game packets went last: the current route, or the old one while the
-	 * current one's first lifetime is a round trip away (so a switch loses nothing).
-	 * FEC blocks never span two: they close when this changes. */
+	struct client_route routes[CL_MAX_ROUTES]; /* the candidates (used ones) */
+	struct client_route *cur;    /* the active route: game packets go here; NULL: none */
+	struct client_route *backup; /* armed for fast failover, or NULL */
+	/* The route left by the last switch, until prev_until_us: it still takes late
+	 * replies, and the game's packets while the active one's first lifetime is a
+	 * round trip away (so a switch loses nothing). A route whose parameters were
+	 * replaced or that was deleted while so kept lives on in `retired`. */
+	struct client_route *prev;
+	uint64_t prev_until_us;
+	struct client_route retired;
+	/* Where game packets went last (FEC blocks never span two routes). */
 	struct client_route *up_route;
+	/* For switch_gap: the last game packet delivered, and a switch waiting for the
+	 * first one through its new route. */
+	uint64_t last_delivered_us;
+	struct client_route *gap_to;
+	uint64_t gap_from_us;
+	uint64_t gap_us;     /* measured, */
+	bool gap_ready;      /* and not published yet */
 	struct client_seq_memo memo[CL_SEQ_MEMO];
 
 	struct client_flow flows[CL_MAX_FLOWS];
@@ -141,22 +161,49 @@ struct client {
 	bool stop;
 };
 
-/* ---- client.c ---------------------------------------------------------------------- */
+/* ---- client_table.c: the candidate routes (docs/protocol.md 3.2) --------------- */
 
-/* Make (proxy, session, key) the current route; the previous one stays open for late
- * replies for CL_OLD_ROUTE_MS. A game_server may come with it (NULL keeps it).
- * Returns true when the route changed (false: it was already the current one). */
+/* 1 to 31 characters of [A-Za-z0-9._-]. */
+bool client_route_name_ok(const char *name);
+struct client_route *client_table_find(struct client *c, const char *name);
+unsigned client_table_count(const struct client *c);
+/* Add a route (first probe at once; a keyed one begins its handshake). An existing name
+ * is LS_RC_EXISTS unless replace: then it takes the new parameters (the active route
+ * switches to them losing nothing). LS_RC_FULL beyond CL_MAX_ROUTES. *out: the route. */
+enum ls_rc client_table_add(struct client *c, const char *name, const struct sockaddr_in *proxy,
+			    uint32_t session_id, const uint8_t *key, uint32_t probe_ms,
+			    bool replace, struct client_route **out);
+/* LS_RC_NOT_FOUND; LS_RC_CONFLICT for the active route; an armed backup is disarmed. */
+enum ls_rc client_table_del(struct client *c, const char *name);
+/* Arm a backup (NULL: none). LS_RC_NOT_FOUND; LS_RC_CONFLICT for the active route. */
+enum ls_rc client_table_arm(struct client *c, const char *name);
+/* Make `to` the active route, losing and duplicating nothing (reason "steer" or
+ * "failover"); the route left stays in prev for CL_OLD_ROUTE_MS. */
+void client_switch(struct client *c, struct client_route *to, const char *reason,
+		   uint64_t now_us);
+/* set_route's {proxy, session_id, key, game_server} form: the route "manual", added or
+ * given these parameters, made active. False when nothing changed (or *rc says why
+ * not: the table is full). */
 bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_t session_id,
-		      const uint8_t *key, const struct sockaddr_in *game_server);
-/* A keepalive request to the current route now. */
-void client_send_keepalive(struct client *c, uint64_t now_us);
+		      const uint8_t *key, const struct sockaddr_in *game_server, enum ls_rc *rc);
+/* A keepalive request to r now. */
+void client_send_keepalive(struct client *c, struct client_route *r, uint64_t now_us);
+/* The route game packets go to now: the active one, or the one just left while the
+ * active one has no lifetime yet; NULL without a route. */
+struct client_route *client_up_route(struct client *c, uint64_t now_us);
+/* Does any route (or the retired one) have this proxy address? */
+bool client_table_knows(const struct client *c, const struct sockaddr_in *from);
+/* The route a datagram from `from` belongs to, or NULL. */
+struct client_route *client_route_for(struct client *c, const struct sockaddr_in *from,
+				      const struct ls_pkt *p);
+/* Each loop turn: keepalives due, missed ones counted, fast failover, handshakes, the
+ * silence watch, held packets, events. Returns when to run again (0: no deadline). */
+uint64_t client_table_run(struct client *c, uint64_t now_us);
 
 /* ---- client_fwd.c: the packet paths -------------------------------------------- */
 
 /* Send what waited for the first lifetime, once it is up (each loop turn). */
 void client_hold_release(struct client *c, uint64_t now_us);
-/* The route game packets go to now (see up_route). */
-struct client_route *client_up_route(struct client *c, uint64_t now_us);
 
 int client_io_init(struct client *c);
 /* Game -> tunnel: read what the game sent, wrap it, send it to the current proxy. */
@@ -167,9 +214,6 @@ void client_fwd_down(struct client *c);
  * the kernel refused it (counted). */
 bool client_send_control(struct client *c, const struct client_route *r, const uint8_t *buf,
 			 size_t len);
-/* Send the current route's handshake datagram if one is due; returns when the next
- * one is (0: none under way), for the loop's wait. */
-uint64_t client_handshakes_due(struct client *c, uint64_t now_us);
 /* Forget game sockets idle for CL_FLOW_IDLE_US. */
 void client_flows_expire(struct client *c, uint64_t now_us);
 /* The outgoing queues: a slot (sending what is queued first when full), its
@@ -219,6 +263,12 @@ int client_ctl_open(struct client *c, char *err, size_t errlen);
 /* Publish and log what the packet path noted on the routes (rtt, path, FIN). */
 void client_ctl_route_events(struct client *c);
 void client_ctl_route_changed(struct client *c);
+/* Events `switch` {from, to, reason, last_rx_us}, `switch_gap` {to, gap_us} and
+ * `backup` {name}. */
+void client_ctl_switch_event(struct client *c, const struct client_route *from,
+			     const struct client_route *to, const char *reason);
+void client_ctl_gap_event(struct client *c, const struct client_route *to, uint64_t gap_us);
+void client_ctl_backup_event(struct client *c);
 void client_ctl_counters_event(struct client *c);
 
 #endif

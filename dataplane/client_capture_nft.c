@@ -23,123 +23,21 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define NL_BUF 16384
-
-/* ---- a netlink message builder over a fixed buffer ---------------------------- */
-
-struct nlb {
-	uint8_t buf[NL_BUF];
-	size_t len;
-	bool full;   /* something did not fit: the batch must not be sent */
-	unsigned n_ack; /* messages that ask for an answer */
-};
-
-static void *nlb_put(struct nlb *b, size_t len)
-{
-	size_t al = NLMSG_ALIGN(len);
-	void *p;
-
-	if (b->full || b->len + al > sizeof(b->buf)) {
-		b->full = true;
-		return NULL;
-	}
-	p = b->buf + b->len;
-	memset(p, 0, al);
-	b->len += al;
-	return p;
-}
-
-/* Start a message; returns its offset (for nlb_end). An nfnetlink message continues
- * with nlb_nfgen, an rtnetlink one with its own fixed header. */
-static size_t nlb_msg(struct nlb *b, uint16_t type, uint16_t flags, uint32_t seq)
-{
-	size_t off = b->len;
-	struct nlmsghdr *h = nlb_put(b, sizeof(*h));
-
-	if (h) {
-		h->nlmsg_type = type;
-		h->nlmsg_flags = (uint16_t)(NLM_F_REQUEST | flags);
-		h->nlmsg_seq = seq;
-		if (flags & NLM_F_ACK)
-			b->n_ack++;
-	}
-	return off;
-}
-
-static void nlb_end(struct nlb *b, size_t off)
-{
-	if (!b->full)
-		((struct nlmsghdr *)(b->buf + off))->nlmsg_len = (uint32_t)(b->len - off);
-}
-
-static void nlb_nfgen(struct nlb *b, uint8_t family, uint16_t res_id)
-{
-	struct nfgenmsg *g = nlb_put(b, sizeof(*g));
-
-	if (g) {
-		g->nfgen_family = family;
-		g->version = NFNETLINK_V0;
-		g->res_id = htons(res_id);
-	}
-}
-
-static void nlb_attr(struct nlb *b, uint16_t type, const void *data, size_t len)
-{
-	struct nlattr *a = nlb_put(b, NLA_HDRLEN + len);
-
-	if (a) {
-		a->nla_type = type;
-		a->nla_len = (uint16_t)(NLA_HDRLEN + len);
-		memcpy((uint8_t *)a + NLA_HDRLEN, data, len);
-	}
-}
-
-static void nlb_be32(struct nlb *b, uint16_t type, uint32_t v)
-{
-	uint32_t be = htonl(v);
-
-	nlb_attr(b, type, &be, sizeof(be));
-}
-
-static void nlb_u32(struct nlb *b, uint16_t type, uint32_t v)
-{
-	nlb_attr(b, type, &v, sizeof(v));
-}
-
-static void nlb_str(struct nlb *b, uint16_t type, const char *s)
-{
-	nlb_attr(b, type, s, strlen(s) + 1);
-}
-
-static size_t nlb_nest(struct nlb *b, uint16_t type)
-{
-	size_t off = b->len;
-	struct nlattr *a = nlb_put(b, NLA_HDRLEN);
-
-	if (a)
-		a->nla_type = (uint16_t)(type | NLA_F_NESTED);
-	return off;
-}
-
-static void nlb_nest_end(struct nlb *b, size_t off)
-{
-	if (!b->full)
-		((struct nlattr *)(b->buf + off))->nla_len = (uint16_t)(b->len - off);
-}
+#include "nlmsg.h"
 
 /* ---- nf_tables expressions ---------------------------------------------------- */
 
-static size_t expr_begin(struct nlb *b, const char *name)
+static size_t expr_begin(struct ls_nlb *b, const char *name)
 {
-	size_t elem = nlb_nest(b, NFTA_LIST_ELEM);
+	size_t elem = ls_nlb_nest(b, NFTA_LIST_ELEM);
 
-	nlb_str(b, NFTA_EXPR_NAME, name);
-	(void)nlb_nest(b, NFTA_EXPR_DATA);
+	ls_nlb_str(b, NFTA_EXPR_NAME, name);
+	(void)ls_nlb_nest(b, NFTA_EXPR_DATA);
 	return elem;
 }
 
 /* Close the expression's data and the list element (data is the last attribute). */
-static void expr_end(struct nlb *b, size_t elem)
+static void expr_end(struct ls_nlb *b, size_t elem)
 {
 	if (b->full)
 		return;
@@ -147,142 +45,142 @@ static void expr_end(struct nlb *b, size_t elem)
 	struct nlattr *e = (struct nlattr *)(b->buf + elem);
 	struct nlattr *name = (struct nlattr *)((uint8_t *)e + NLA_HDRLEN);
 	size_t data = elem + NLA_HDRLEN + NLA_ALIGN(name->nla_len);
-	nlb_nest_end(b, data);
-	nlb_nest_end(b, elem);
+	ls_nlb_nest_end(b, data);
+	ls_nlb_nest_end(b, elem);
 }
 
-static void data_value(struct nlb *b, uint16_t type, const void *v, size_t len)
+static void data_value(struct ls_nlb *b, uint16_t type, const void *v, size_t len)
 {
-	size_t n = nlb_nest(b, type);
+	size_t n = ls_nlb_nest(b, type);
 
-	nlb_attr(b, NFTA_DATA_VALUE, v, len);
-	nlb_nest_end(b, n);
+	ls_nlb_attr(b, NFTA_DATA_VALUE, v, len);
+	ls_nlb_nest_end(b, n);
 }
 
-static void e_meta_load(struct nlb *b, uint32_t key)
-{
-	size_t e = expr_begin(b, "meta");
-
-	nlb_be32(b, NFTA_META_KEY, key);
-	nlb_be32(b, NFTA_META_DREG, NFT_REG_1);
-	expr_end(b, e);
-}
-
-static void e_meta_set(struct nlb *b, uint32_t key)
+static void e_meta_load(struct ls_nlb *b, uint32_t key)
 {
 	size_t e = expr_begin(b, "meta");
 
-	nlb_be32(b, NFTA_META_KEY, key);
-	nlb_be32(b, NFTA_META_SREG, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_META_KEY, key);
+	ls_nlb_be32(b, NFTA_META_DREG, NFT_REG_1);
 	expr_end(b, e);
 }
 
-static void e_cmp_eq(struct nlb *b, const void *v, size_t len)
+static void e_meta_set(struct ls_nlb *b, uint32_t key)
+{
+	size_t e = expr_begin(b, "meta");
+
+	ls_nlb_be32(b, NFTA_META_KEY, key);
+	ls_nlb_be32(b, NFTA_META_SREG, NFT_REG_1);
+	expr_end(b, e);
+}
+
+static void e_cmp_eq(struct ls_nlb *b, const void *v, size_t len)
 {
 	size_t e = expr_begin(b, "cmp");
 
-	nlb_be32(b, NFTA_CMP_SREG, NFT_REG_1);
-	nlb_be32(b, NFTA_CMP_OP, NFT_CMP_EQ);
+	ls_nlb_be32(b, NFTA_CMP_SREG, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_CMP_OP, NFT_CMP_EQ);
 	data_value(b, NFTA_CMP_DATA, v, len);
 	expr_end(b, e);
 }
 
-static void e_payload(struct nlb *b, uint32_t base, uint32_t offset, uint32_t len)
+static void e_payload(struct ls_nlb *b, uint32_t base, uint32_t offset, uint32_t len)
 {
 	size_t e = expr_begin(b, "payload");
 
-	nlb_be32(b, NFTA_PAYLOAD_DREG, NFT_REG_1);
-	nlb_be32(b, NFTA_PAYLOAD_BASE, base);
-	nlb_be32(b, NFTA_PAYLOAD_OFFSET, offset);
-	nlb_be32(b, NFTA_PAYLOAD_LEN, len);
+	ls_nlb_be32(b, NFTA_PAYLOAD_DREG, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_PAYLOAD_BASE, base);
+	ls_nlb_be32(b, NFTA_PAYLOAD_OFFSET, offset);
+	ls_nlb_be32(b, NFTA_PAYLOAD_LEN, len);
 	expr_end(b, e);
 }
 
-static void e_range16(struct nlb *b, uint16_t lo, uint16_t hi)
+static void e_range16(struct ls_nlb *b, uint16_t lo, uint16_t hi)
 {
 	size_t e = expr_begin(b, "range");
 	uint16_t blo = htons(lo), bhi = htons(hi);
 
-	nlb_be32(b, NFTA_RANGE_SREG, NFT_REG_1);
-	nlb_be32(b, NFTA_RANGE_OP, NFT_RANGE_EQ);
+	ls_nlb_be32(b, NFTA_RANGE_SREG, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_RANGE_OP, NFT_RANGE_EQ);
 	data_value(b, NFTA_RANGE_FROM_DATA, &blo, sizeof(blo));
 	data_value(b, NFTA_RANGE_TO_DATA, &bhi, sizeof(bhi));
 	expr_end(b, e);
 }
 
-static void e_mask32(struct nlb *b, uint32_t mask_be)
+static void e_mask32(struct ls_nlb *b, uint32_t mask_be)
 {
 	size_t e = expr_begin(b, "bitwise");
 	uint32_t zero = 0;
 
-	nlb_be32(b, NFTA_BITWISE_SREG, NFT_REG_1);
-	nlb_be32(b, NFTA_BITWISE_DREG, NFT_REG_1);
-	nlb_be32(b, NFTA_BITWISE_LEN, 4);
+	ls_nlb_be32(b, NFTA_BITWISE_SREG, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_BITWISE_DREG, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_BITWISE_LEN, 4);
 	data_value(b, NFTA_BITWISE_MASK, &mask_be, 4);
 	data_value(b, NFTA_BITWISE_XOR, &zero, 4);
 	expr_end(b, e);
 }
 
-static void e_imm(struct nlb *b, uint32_t reg, const void *v, size_t len)
+static void e_imm(struct ls_nlb *b, uint32_t reg, const void *v, size_t len)
 {
 	size_t e = expr_begin(b, "immediate");
 
-	nlb_be32(b, NFTA_IMMEDIATE_DREG, reg);
+	ls_nlb_be32(b, NFTA_IMMEDIATE_DREG, reg);
 	data_value(b, NFTA_IMMEDIATE_DATA, v, len);
 	expr_end(b, e);
 }
 
-static void e_verdict(struct nlb *b, int code)
+static void e_verdict(struct ls_nlb *b, int code)
 {
 	size_t e = expr_begin(b, "immediate");
 	size_t d, v;
 
-	nlb_be32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
-	d = nlb_nest(b, NFTA_IMMEDIATE_DATA);
-	v = nlb_nest(b, NFTA_DATA_VERDICT);
-	nlb_be32(b, NFTA_VERDICT_CODE, (uint32_t)code);
-	nlb_nest_end(b, v);
-	nlb_nest_end(b, d);
+	ls_nlb_be32(b, NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+	d = ls_nlb_nest(b, NFTA_IMMEDIATE_DATA);
+	v = ls_nlb_nest(b, NFTA_DATA_VERDICT);
+	ls_nlb_be32(b, NFTA_VERDICT_CODE, (uint32_t)code);
+	ls_nlb_nest_end(b, v);
+	ls_nlb_nest_end(b, d);
 	expr_end(b, e);
 }
 
-static void e_counter(struct nlb *b)
+static void e_counter(struct ls_nlb *b)
 {
 	size_t e = expr_begin(b, "counter");
 	uint64_t zero = 0;
 
-	nlb_attr(b, NFTA_COUNTER_BYTES, &zero, 8);
-	nlb_attr(b, NFTA_COUNTER_PACKETS, &zero, 8);
+	ls_nlb_attr(b, NFTA_COUNTER_BYTES, &zero, 8);
+	ls_nlb_attr(b, NFTA_COUNTER_PACKETS, &zero, 8);
 	expr_end(b, e);
 }
 
-static void e_fib_daddr_type(struct nlb *b)
+static void e_fib_daddr_type(struct ls_nlb *b)
 {
 	size_t e = expr_begin(b, "fib");
 
-	nlb_be32(b, NFTA_FIB_DREG, NFT_REG_1);
-	nlb_be32(b, NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
-	nlb_be32(b, NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
+	ls_nlb_be32(b, NFTA_FIB_DREG, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+	ls_nlb_be32(b, NFTA_FIB_FLAGS, NFTA_FIB_F_DADDR);
 	expr_end(b, e);
 }
 
-static void e_socket_cgroupv2(struct nlb *b, uint32_t level)
+static void e_socket_cgroupv2(struct ls_nlb *b, uint32_t level)
 {
 	size_t e = expr_begin(b, "socket");
 
-	nlb_be32(b, NFTA_SOCKET_KEY, NFT_SOCKET_CGROUPV2);
-	nlb_be32(b, NFTA_SOCKET_DREG, NFT_REG_1);
-	nlb_be32(b, NFTA_SOCKET_LEVEL, level);
+	ls_nlb_be32(b, NFTA_SOCKET_KEY, NFT_SOCKET_CGROUPV2);
+	ls_nlb_be32(b, NFTA_SOCKET_DREG, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_SOCKET_LEVEL, level);
 	expr_end(b, e);
 }
 
-static void e_tproxy(struct nlb *b)
+static void e_tproxy(struct ls_nlb *b)
 {
 	size_t e = expr_begin(b, "tproxy");
 
-	nlb_be32(b, NFTA_TPROXY_FAMILY, NFPROTO_IPV4);
-	nlb_be32(b, NFTA_TPROXY_REG_ADDR, NFT_REG_1);
-	nlb_be32(b, NFTA_TPROXY_REG_PORT, NFT_REG_2);
+	ls_nlb_be32(b, NFTA_TPROXY_FAMILY, NFPROTO_IPV4);
+	ls_nlb_be32(b, NFTA_TPROXY_REG_ADDR, NFT_REG_1);
+	ls_nlb_be32(b, NFTA_TPROXY_REG_PORT, NFT_REG_2);
 	expr_end(b, e);
 }
 
@@ -293,70 +191,70 @@ static void e_tproxy(struct nlb *b)
 static const char CHAIN_DIVERT[] = "divert";
 static const char CHAIN_TPROXY[] = "tproxy";
 
-static void batch_begin(struct nlb *b, uint32_t *seq)
+static void batch_begin(struct ls_nlb *b, uint32_t *seq)
 {
-	size_t m = nlb_msg(b, NFNL_MSG_BATCH_BEGIN, 0, (*seq)++);
+	size_t m = ls_nlb_msg(b, NFNL_MSG_BATCH_BEGIN, 0, (*seq)++);
 
-	nlb_nfgen(b, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
-	nlb_end(b, m);
+	ls_nlb_nfgen(b, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
+	ls_nlb_end(b, m);
 }
 
-static void batch_end(struct nlb *b, uint32_t *seq)
+static void batch_end(struct ls_nlb *b, uint32_t *seq)
 {
-	size_t m = nlb_msg(b, NFNL_MSG_BATCH_END, 0, (*seq)++);
+	size_t m = ls_nlb_msg(b, NFNL_MSG_BATCH_END, 0, (*seq)++);
 
-	nlb_nfgen(b, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
-	nlb_end(b, m);
+	ls_nlb_nfgen(b, AF_UNSPEC, NFNL_SUBSYS_NFTABLES);
+	ls_nlb_end(b, m);
 }
 
-static void msg_table(struct nlb *b, uint32_t *seq, uint16_t op, uint16_t flags, bool owner)
+static void msg_table(struct ls_nlb *b, uint32_t *seq, uint16_t op, uint16_t flags, bool owner)
 {
-	size_t m = nlb_msg(b, NFT_TYPE(op), (uint16_t)(NLM_F_ACK | flags), (*seq)++);
+	size_t m = ls_nlb_msg(b, NFT_TYPE(op), (uint16_t)(NLM_F_ACK | flags), (*seq)++);
 
-	nlb_nfgen(b, NFPROTO_IPV4, 0);
-	nlb_str(b, NFTA_TABLE_NAME, CL_CAPTURE_TABLE);
+	ls_nlb_nfgen(b, NFPROTO_IPV4, 0);
+	ls_nlb_str(b, NFTA_TABLE_NAME, CL_CAPTURE_TABLE);
 	if (op == NFT_MSG_NEWTABLE)
-		nlb_be32(b, NFTA_TABLE_FLAGS, owner ? NFT_TABLE_F_OWNER : 0);
-	nlb_end(b, m);
+		ls_nlb_be32(b, NFTA_TABLE_FLAGS, owner ? NFT_TABLE_F_OWNER : 0);
+	ls_nlb_end(b, m);
 }
 
-static void msg_chain(struct nlb *b, uint32_t *seq, const char *name, const char *type,
+static void msg_chain(struct ls_nlb *b, uint32_t *seq, const char *name, const char *type,
 		      uint32_t hook, int32_t prio)
 {
-	size_t m = nlb_msg(b, NFT_TYPE(NFT_MSG_NEWCHAIN), NLM_F_ACK | NLM_F_CREATE, (*seq)++);
+	size_t m = ls_nlb_msg(b, NFT_TYPE(NFT_MSG_NEWCHAIN), NLM_F_ACK | NLM_F_CREATE, (*seq)++);
 	size_t h;
 
-	nlb_nfgen(b, NFPROTO_IPV4, 0);
-	nlb_str(b, NFTA_CHAIN_TABLE, CL_CAPTURE_TABLE);
-	nlb_str(b, NFTA_CHAIN_NAME, name);
-	h = nlb_nest(b, NFTA_CHAIN_HOOK);
-	nlb_be32(b, NFTA_HOOK_HOOKNUM, hook);
-	nlb_be32(b, NFTA_HOOK_PRIORITY, (uint32_t)prio);
-	nlb_nest_end(b, h);
-	nlb_be32(b, NFTA_CHAIN_POLICY, NF_ACCEPT);
-	nlb_str(b, NFTA_CHAIN_TYPE, type);
-	nlb_end(b, m);
+	ls_nlb_nfgen(b, NFPROTO_IPV4, 0);
+	ls_nlb_str(b, NFTA_CHAIN_TABLE, CL_CAPTURE_TABLE);
+	ls_nlb_str(b, NFTA_CHAIN_NAME, name);
+	h = ls_nlb_nest(b, NFTA_CHAIN_HOOK);
+	ls_nlb_be32(b, NFTA_HOOK_HOOKNUM, hook);
+	ls_nlb_be32(b, NFTA_HOOK_PRIORITY, (uint32_t)prio);
+	ls_nlb_nest_end(b, h);
+	ls_nlb_be32(b, NFTA_CHAIN_POLICY, NF_ACCEPT);
+	ls_nlb_str(b, NFTA_CHAIN_TYPE, type);
+	ls_nlb_end(b, m);
 }
 
 /* A rule: returns the offset of its expression list (close with rule_end). */
-static size_t rule_begin(struct nlb *b, uint32_t *seq, const char *chain, size_t *msg)
+static size_t rule_begin(struct ls_nlb *b, uint32_t *seq, const char *chain, size_t *msg)
 {
-	*msg = nlb_msg(b, NFT_TYPE(NFT_MSG_NEWRULE), NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
+	*msg = ls_nlb_msg(b, NFT_TYPE(NFT_MSG_NEWRULE), NLM_F_ACK | NLM_F_CREATE | NLM_F_APPEND,
 		       (*seq)++);
-	nlb_nfgen(b, NFPROTO_IPV4, 0);
-	nlb_str(b, NFTA_RULE_TABLE, CL_CAPTURE_TABLE);
-	nlb_str(b, NFTA_RULE_CHAIN, chain);
-	return nlb_nest(b, NFTA_RULE_EXPRESSIONS);
+	ls_nlb_nfgen(b, NFPROTO_IPV4, 0);
+	ls_nlb_str(b, NFTA_RULE_TABLE, CL_CAPTURE_TABLE);
+	ls_nlb_str(b, NFTA_RULE_CHAIN, chain);
+	return ls_nlb_nest(b, NFTA_RULE_EXPRESSIONS);
 }
 
-static void rule_end(struct nlb *b, size_t list, size_t msg)
+static void rule_end(struct ls_nlb *b, size_t list, size_t msg)
 {
-	nlb_nest_end(b, list);
-	nlb_end(b, msg);
+	ls_nlb_nest_end(b, list);
+	ls_nlb_end(b, msg);
 }
 
 /* The divert chain's rules (docs in the header). */
-static void divert_rules(struct nlb *b, uint32_t *seq, const struct client_capture_kconf *k,
+static void divert_rules(struct ls_nlb *b, uint32_t *seq, const struct client_capture_kconf *k,
 			 const struct client_capture_match *mt)
 {
 	size_t msg, l;
@@ -412,7 +310,7 @@ static void divert_rules(struct nlb *b, uint32_t *seq, const struct client_captu
 	}
 }
 
-static void tproxy_rule(struct nlb *b, uint32_t *seq, const struct client_capture_kconf *k)
+static void tproxy_rule(struct ls_nlb *b, uint32_t *seq, const struct client_capture_kconf *k)
 {
 	size_t msg, l = rule_begin(b, seq, CHAIN_TPROXY, &msg);
 	uint32_t lo_if = 1, loopback = htonl(INADDR_LOOPBACK);
@@ -433,93 +331,6 @@ static void tproxy_rule(struct nlb *b, uint32_t *seq, const struct client_captur
 	rule_end(b, l, msg);
 }
 
-/* ---- talking to the kernel ------------------------------------------------------ */
-
-static int nl_socket(int proto, char *err, size_t errlen)
-{
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, proto);
-	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
-	struct timeval tv = { .tv_sec = 2 };
-
-	if (fd < 0) {
-		snprintf(err, errlen, "netlink socket: %s", strerror(errno));
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		snprintf(err, errlen, "netlink bind: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/* What a reply callback sees: one message of the answer. */
-typedef void (*nl_cb)(const struct nlmsghdr *h, void *ctx);
-
-/* Send b and read the answers: every NLM_F_ACK message answered (or a dump done).
- * Returns 0, or -errno of the first message the kernel refused (its seq in *bad). */
-static int nl_talk(int fd, struct nlb *b, bool dump, nl_cb cb, void *ctx, uint32_t *bad)
-{
-	static uint8_t rx[NL_BUF * 2];
-	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
-	unsigned acks = 0;
-	int first = 0;
-
-	if (b->full)
-		return -EMSGSIZE;
-	if (sendto(fd, b->buf, b->len, 0, (struct sockaddr *)&to, sizeof(to)) < 0)
-		return -errno;
-	while (dump || acks < b->n_ack) {
-		ssize_t n = recv(fd, rx, sizeof(rx), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return first ? first : -errno;
-		}
-		for (struct nlmsghdr *h = (struct nlmsghdr *)rx; NLMSG_OK(h, (size_t)n);
-		     h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_type == NLMSG_DONE)
-				return first;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-				acks++;
-				if (e->error && !first) {
-					first = e->error;
-					if (bad)
-						*bad = e->msg.nlmsg_seq;
-				}
-				if (dump && e->error)
-					return first;
-				continue;
-			}
-			if (cb)
-				cb(h, ctx);
-		}
-	}
-	return first;
-}
-
-/* Walk the attributes of a message after its fixed header of hdrlen bytes. */
-#define ATTR_FOR(a, start, len) \
-	for (const struct nlattr *a = (start); (len) >= (int)NLA_HDRLEN && a->nla_len >= NLA_HDRLEN && \
-	     a->nla_len <= (len); (len) -= NLA_ALIGN(a->nla_len), \
-	     a = (const struct nlattr *)((const uint8_t *)a + NLA_ALIGN(a->nla_len)))
-
-static const void *attr_data(const struct nlattr *a)
-{
-	return (const uint8_t *)a + NLA_HDRLEN;
-}
-
-static uint32_t attr_be32(const struct nlattr *a)
-{
-	uint32_t v = 0;
-
-	if (a->nla_len >= NLA_HDRLEN + 4)
-		memcpy(&v, attr_data(a), 4);
-	return ntohl(v);
-}
-
 /* ---- the table's life ------------------------------------------------------------- */
 
 struct probe {
@@ -530,25 +341,23 @@ struct probe {
 static void probe_cb(const struct nlmsghdr *h, void *ctx)
 {
 	struct probe *p = ctx;
-	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct nfgenmsg));
-	const struct nlattr *start =
-		(const struct nlattr *)((const uint8_t *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+	int len;
+	const struct nlattr *start = ls_nl_attrs(h, sizeof(struct nfgenmsg), &len), *a = NULL;
 
 	if (h->nlmsg_type != NFT_TYPE(NFT_MSG_NEWTABLE))
 		return;
 	p->found = true;
-	ATTR_FOR(a, start, len) {
-		uint16_t t = a->nla_type & NLA_TYPE_MASK;
-		if (t == NFTA_TABLE_FLAGS)
-			p->flags = attr_be32(a);
-		else if (t == NFTA_TABLE_OWNER)
-			p->owner = attr_be32(a);
+	while ((a = ls_nl_next(a, start, &len)) != NULL) {
+		if (ls_nl_type(a) == NFTA_TABLE_FLAGS)
+			p->flags = ls_nl_be32(a);
+		else if (ls_nl_type(a) == NFTA_TABLE_OWNER)
+			p->owner = ls_nl_be32(a);
 	}
 }
 
 static int probe_fd(int fd, uint32_t *seq, struct probe *p)
 {
-	static struct nlb b;
+	static struct ls_nlb b;
 	size_t m;
 	int rc;
 
@@ -556,17 +365,17 @@ static int probe_fd(int fd, uint32_t *seq, struct probe *p)
 	b.len = 0;
 	b.full = false;
 	b.n_ack = 0;
-	m = nlb_msg(&b, NFT_TYPE(NFT_MSG_GETTABLE), NLM_F_ACK, (*seq)++);
-	nlb_nfgen(&b, NFPROTO_IPV4, 0);
-	nlb_str(&b, NFTA_TABLE_NAME, CL_CAPTURE_TABLE);
-	nlb_end(&b, m);
-	rc = nl_talk(fd, &b, false, probe_cb, p, NULL);
+	m = ls_nlb_msg(&b, NFT_TYPE(NFT_MSG_GETTABLE), NLM_F_ACK, (*seq)++);
+	ls_nlb_nfgen(&b, NFPROTO_IPV4, 0);
+	ls_nlb_str(&b, NFTA_TABLE_NAME, CL_CAPTURE_TABLE);
+	ls_nlb_end(&b, m);
+	rc = ls_nl_talk(fd, &b, false, probe_cb, p, NULL);
 	return rc == -ENOENT ? 0 : rc;
 }
 
 int client_capture_nft_probe(uint32_t *owner, char *err, size_t errlen)
 {
-	int fd = nl_socket(NETLINK_NETFILTER, err, errlen), rc;
+	int fd = ls_nl_socket(NETLINK_NETFILTER, err, errlen), rc;
 	uint32_t seq = 1;
 	struct probe p;
 
@@ -583,16 +392,9 @@ int client_capture_nft_probe(uint32_t *owner, char *err, size_t errlen)
 	return p.found ? 1 : 0;
 }
 
-static void nlb_reset(struct nlb *b)
-{
-	b->len = 0;
-	b->full = false;
-	b->n_ack = 0;
-}
-
 int client_capture_nft_delete_stale(char *err, size_t errlen)
 {
-	static struct nlb b;
+	static struct ls_nlb b;
 	uint32_t owner = 0, seq = 1;
 	int found = client_capture_nft_probe(&owner, err, errlen), fd, rc;
 
@@ -605,14 +407,14 @@ int client_capture_nft_delete_stale(char *err, size_t errlen)
 			 "first", CL_CAPTURE_TABLE, owner);
 		return -1;
 	}
-	fd = nl_socket(NETLINK_NETFILTER, err, errlen);
+	fd = ls_nl_socket(NETLINK_NETFILTER, err, errlen);
 	if (fd < 0)
 		return -1;
-	nlb_reset(&b);
+	ls_nlb_reset(&b);
 	batch_begin(&b, &seq);
 	msg_table(&b, &seq, NFT_MSG_DELTABLE, 0, false);
 	batch_end(&b, &seq);
-	rc = nl_talk(fd, &b, false, NULL, NULL, NULL);
+	rc = ls_nl_talk(fd, &b, false, NULL, NULL, NULL);
 	close(fd);
 	if (rc < 0 && rc != -ENOENT) {
 		snprintf(err, errlen, "deleting the stale nftables table ip %s: %s", CL_CAPTURE_TABLE,
@@ -626,7 +428,7 @@ int client_capture_nft_open(struct client_capture_nft *n, char *err, size_t errl
 {
 	memset(n, 0, sizeof(*n));
 	n->seq = 1;
-	n->fd = nl_socket(NETLINK_NETFILTER, err, errlen);
+	n->fd = ls_nl_socket(NETLINK_NETFILTER, err, errlen);
 	return n->fd < 0 ? -1 : 0;
 }
 
@@ -645,11 +447,11 @@ static const char *what_failed(uint32_t bad, uint32_t first_seq)
 static int install(struct client_capture_nft *n, const struct client_capture_kconf *k,
 		   const struct client_capture_match *m, bool owner, char *err, size_t errlen)
 {
-	static struct nlb b;
+	static struct ls_nlb b;
 	uint32_t first = n->seq, bad = 0;
 	int rc;
 
-	nlb_reset(&b);
+	ls_nlb_reset(&b);
 	batch_begin(&b, &n->seq);
 	msg_table(&b, &n->seq, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL, owner);
 	msg_chain(&b, &n->seq, CHAIN_DIVERT, "route", NF_INET_LOCAL_OUT, NF_IP_PRI_MANGLE);
@@ -657,7 +459,7 @@ static int install(struct client_capture_nft *n, const struct client_capture_kco
 	tproxy_rule(&b, &n->seq, k);
 	divert_rules(&b, &n->seq, k, m);
 	batch_end(&b, &n->seq);
-	rc = nl_talk(n->fd, &b, false, NULL, NULL, &bad);
+	rc = ls_nl_talk(n->fd, &b, false, NULL, NULL, &bad);
 	if (rc < 0) {
 		snprintf(err, errlen, "nftables: %s: %s%s", what_failed(bad, first), strerror(-rc),
 			 rc == -EPERM ? " (capture mode needs CAP_NET_ADMIN)" : "");
@@ -691,22 +493,22 @@ int client_capture_nft_install(struct client_capture_nft *n, const struct client
 int client_capture_nft_update(struct client_capture_nft *n, const struct client_capture_kconf *k,
 			      const struct client_capture_match *m, char *err, size_t errlen)
 {
-	static struct nlb b;
+	static struct ls_nlb b;
 	size_t msg;
 	int rc;
 
-	nlb_reset(&b);
+	ls_nlb_reset(&b);
 	batch_begin(&b, &n->seq);
 	/* A DELRULE naming only the chain flushes it; the new rules follow in the same
 	 * transaction, so no datagram sees the chain empty. */
-	msg = nlb_msg(&b, NFT_TYPE(NFT_MSG_DELRULE), NLM_F_ACK, n->seq++);
-	nlb_nfgen(&b, NFPROTO_IPV4, 0);
-	nlb_str(&b, NFTA_RULE_TABLE, CL_CAPTURE_TABLE);
-	nlb_str(&b, NFTA_RULE_CHAIN, CHAIN_DIVERT);
-	nlb_end(&b, msg);
+	msg = ls_nlb_msg(&b, NFT_TYPE(NFT_MSG_DELRULE), NLM_F_ACK, n->seq++);
+	ls_nlb_nfgen(&b, NFPROTO_IPV4, 0);
+	ls_nlb_str(&b, NFTA_RULE_TABLE, CL_CAPTURE_TABLE);
+	ls_nlb_str(&b, NFTA_RULE_CHAIN, CHAIN_DIVERT);
+	ls_nlb_end(&b, msg);
 	divert_rules(&b, &n->seq, k, m);
 	batch_end(&b, &n->seq);
-	rc = nl_talk(n->fd, &b, false, NULL, NULL, NULL);
+	rc = ls_nl_talk(n->fd, &b, false, NULL, NULL, NULL);
 	if (rc < 0) {
 		snprintf(err, errlen, "nftables: replacing the divert rules: %s", strerror(-rc));
 		return -1;
@@ -714,39 +516,41 @@ int client_capture_nft_update(struct client_capture_nft *n, const struct client_
 	return 0;
 }
 
+/* The packets of a counter expression's data, added to *sum. */
+static void counter_add(const struct nlattr *data, uint64_t *sum)
+{
+	int len;
+	const struct nlattr *start = ls_nl_nested(data, &len), *c = NULL;
+	uint64_t v;
+
+	while ((c = ls_nl_next(c, start, &len)) != NULL)
+		if (ls_nl_type(c) == NFTA_COUNTER_PACKETS && c->nla_len >= NLA_HDRLEN + 8) {
+			memcpy(&v, ls_nl_data(c), 8);
+			*sum += be64toh(v);
+		}
+}
+
 /* Sum the packet counters of every rule of a dump of the divert chain. */
 static void counter_cb(const struct nlmsghdr *h, void *ctx)
 {
-	uint64_t *sum = ctx;
-	int len = (int)h->nlmsg_len - (int)NLMSG_LENGTH(sizeof(struct nfgenmsg));
-	const struct nlattr *start =
-		(const struct nlattr *)((const uint8_t *)NLMSG_DATA(h) + NLMSG_ALIGN(sizeof(struct nfgenmsg)));
+	int len, l1, l2;
+	const struct nlattr *start = ls_nl_attrs(h, sizeof(struct nfgenmsg), &len), *a = NULL;
 
 	if (h->nlmsg_type != NFT_TYPE(NFT_MSG_NEWRULE))
 		return;
-	ATTR_FOR(a, start, len) {
-		if ((a->nla_type & NLA_TYPE_MASK) != NFTA_RULE_EXPRESSIONS)
+	while ((a = ls_nl_next(a, start, &len)) != NULL) {
+		if (ls_nl_type(a) != NFTA_RULE_EXPRESSIONS)
 			continue;
-		int l1 = a->nla_len - NLA_HDRLEN;
-		ATTR_FOR(el, (const struct nlattr *)attr_data(a), l1) {
-			int l2 = el->nla_len - NLA_HDRLEN;
+		const struct nlattr *s1 = ls_nl_nested(a, &l1), *el = NULL;
+		while ((el = ls_nl_next(el, s1, &l1)) != NULL) {
+			const struct nlattr *s2 = ls_nl_nested(el, &l2), *x = NULL;
 			bool is_counter = false;
-			ATTR_FOR(x, (const struct nlattr *)attr_data(el), l2) {
-				uint16_t t = x->nla_type & NLA_TYPE_MASK;
-				if (t == NFTA_EXPR_NAME)
+			while ((x = ls_nl_next(x, s2, &l2)) != NULL) {
+				if (ls_nl_type(x) == NFTA_EXPR_NAME)
 					is_counter = x->nla_len >= NLA_HDRLEN + 8 &&
-						     memcmp(attr_data(x), "counter", 8) == 0;
-				else if (t == NFTA_EXPR_DATA && is_counter) {
-					int l3 = x->nla_len - NLA_HDRLEN;
-					ATTR_FOR(c, (const struct nlattr *)attr_data(x), l3) {
-						uint64_t v;
-						if ((c->nla_type & NLA_TYPE_MASK) != NFTA_COUNTER_PACKETS ||
-						    c->nla_len < NLA_HDRLEN + 8)
-							continue;
-						memcpy(&v, attr_data(c), 8);
-						*sum += be64toh(v);
-					}
-				}
+						     memcmp(ls_nl_data(x), "counter", 8) == 0;
+				else if (ls_nl_type(x) == NFTA_EXPR_DATA && is_counter)
+					counter_add(x, ctx);
 			}
 		}
 	}
@@ -755,18 +559,18 @@ static void counter_cb(const struct nlmsghdr *h, void *ctx)
 int client_capture_nft_diverted(struct client_capture_nft *n, uint64_t *packets, char *err,
 				size_t errlen)
 {
-	static struct nlb b;
+	static struct ls_nlb b;
 	size_t msg;
 	int rc;
 
 	*packets = 0;
-	nlb_reset(&b);
-	msg = nlb_msg(&b, NFT_TYPE(NFT_MSG_GETRULE), NLM_F_DUMP, n->seq++);
-	nlb_nfgen(&b, NFPROTO_IPV4, 0);
-	nlb_str(&b, NFTA_RULE_TABLE, CL_CAPTURE_TABLE);
-	nlb_str(&b, NFTA_RULE_CHAIN, CHAIN_DIVERT);
-	nlb_end(&b, msg);
-	rc = nl_talk(n->fd, &b, true, counter_cb, packets, NULL);
+	ls_nlb_reset(&b);
+	msg = ls_nlb_msg(&b, NFT_TYPE(NFT_MSG_GETRULE), NLM_F_DUMP, n->seq++);
+	ls_nlb_nfgen(&b, NFPROTO_IPV4, 0);
+	ls_nlb_str(&b, NFTA_RULE_TABLE, CL_CAPTURE_TABLE);
+	ls_nlb_str(&b, NFTA_RULE_CHAIN, CHAIN_DIVERT);
+	ls_nlb_end(&b, msg);
+	rc = ls_nl_talk(n->fd, &b, true, counter_cb, packets, NULL);
 	if (rc < 0) {
 		snprintf(err, errlen, "nftables: reading the divert counters: %s", strerror(-rc));
 		return -1;
@@ -776,15 +580,15 @@ int client_capture_nft_diverted(struct client_capture_nft *n, uint64_t *packets,
 
 void client_capture_nft_close(struct client_capture_nft *n)
 {
-	static struct nlb b;
+	static struct ls_nlb b;
 
 	if (n->fd < 0)
 		return;
-	nlb_reset(&b);
+	ls_nlb_reset(&b);
 	batch_begin(&b, &n->seq);
 	msg_table(&b, &n->seq, NFT_MSG_DELTABLE, 0, false);
 	batch_end(&b, &n->seq);
-	(void)nl_talk(n->fd, &b, false, NULL, NULL, NULL);
+	(void)ls_nl_talk(n->fd, &b, false, NULL, NULL, NULL);
 	/* Closing the socket would delete an owned table anyway. */
 	close(n->fd);
 	n->fd = -1;
@@ -792,27 +596,27 @@ void client_capture_nft_close(struct client_capture_nft *n)
 
 /* ---- policy routing --------------------------------------------------------------- */
 
-static void rule_msg(struct nlb *b, uint16_t type, uint16_t flags, const struct client_capture_kconf *k)
+static void rule_msg(struct ls_nlb *b, uint16_t type, uint16_t flags, const struct client_capture_kconf *k)
 {
-	size_t m = nlb_msg(b, type, (uint16_t)(NLM_F_ACK | flags), 1);
-	struct fib_rule_hdr *r = nlb_put(b, sizeof(*r));
+	size_t m = ls_nlb_msg(b, type, (uint16_t)(NLM_F_ACK | flags), 1);
+	struct fib_rule_hdr *r = ls_nlb_put(b, sizeof(*r));
 
 	if (r) {
 		r->family = AF_INET;
 		r->action = FR_ACT_TO_TBL;
 		r->table = k->route_table < 256 ? (uint8_t)k->route_table : RT_TABLE_UNSPEC;
 	}
-	nlb_u32(b, FRA_TABLE, k->route_table);
-	nlb_u32(b, FRA_FWMARK, k->divert_mark);
-	nlb_u32(b, FRA_FWMASK, 0xffffffffu);
-	nlb_u32(b, FRA_PRIORITY, k->rule_pref);
-	nlb_end(b, m);
+	ls_nlb_u32(b, FRA_TABLE, k->route_table);
+	ls_nlb_u32(b, FRA_FWMARK, k->divert_mark);
+	ls_nlb_u32(b, FRA_FWMASK, 0xffffffffu);
+	ls_nlb_u32(b, FRA_PRIORITY, k->rule_pref);
+	ls_nlb_end(b, m);
 }
 
-static void route_msg(struct nlb *b, uint16_t type, uint16_t flags, const struct client_capture_kconf *k)
+static void route_msg(struct ls_nlb *b, uint16_t type, uint16_t flags, const struct client_capture_kconf *k)
 {
-	size_t m = nlb_msg(b, type, (uint16_t)(NLM_F_ACK | flags), 2);
-	struct rtmsg *r = nlb_put(b, sizeof(*r));
+	size_t m = ls_nlb_msg(b, type, (uint16_t)(NLM_F_ACK | flags), 2);
+	struct rtmsg *r = ls_nlb_put(b, sizeof(*r));
 
 	if (r) {
 		r->rtm_family = AF_INET;
@@ -821,28 +625,28 @@ static void route_msg(struct nlb *b, uint16_t type, uint16_t flags, const struct
 		r->rtm_scope = RT_SCOPE_HOST;
 		r->rtm_type = RTN_LOCAL;
 	}
-	nlb_u32(b, RTA_TABLE, k->route_table);
-	nlb_u32(b, RTA_OIF, 1); /* lo */
-	nlb_end(b, m);
+	ls_nlb_u32(b, RTA_TABLE, k->route_table);
+	ls_nlb_u32(b, RTA_OIF, 1); /* lo */
+	ls_nlb_end(b, m);
 }
 
-static int route_talk(struct nlb *b, char *err, size_t errlen, int *rc_out)
+static int route_talk(struct ls_nlb *b, char *err, size_t errlen, int *rc_out)
 {
-	int fd = nl_socket(NETLINK_ROUTE, err, errlen);
+	int fd = ls_nl_socket(NETLINK_ROUTE, err, errlen);
 
 	if (fd < 0)
 		return -1;
-	*rc_out = nl_talk(fd, b, false, NULL, NULL, NULL);
+	*rc_out = ls_nl_talk(fd, b, false, NULL, NULL, NULL);
 	close(fd);
 	return 0;
 }
 
 int client_capture_nft_route_add(const struct client_capture_kconf *k, char *err, size_t errlen)
 {
-	static struct nlb b;
+	static struct ls_nlb b;
 	int rc;
 
-	nlb_reset(&b);
+	ls_nlb_reset(&b);
 	route_msg(&b, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, k);
 	if (route_talk(&b, err, errlen, &rc) < 0)
 		return -1;
@@ -852,7 +656,7 @@ int client_capture_nft_route_add(const struct client_capture_kconf *k, char *err
 			 rc == -EPERM ? " (capture mode needs CAP_NET_ADMIN)" : "");
 		return -1;
 	}
-	nlb_reset(&b);
+	ls_nlb_reset(&b);
 	rule_msg(&b, RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, k);
 	if (route_talk(&b, err, errlen, &rc) < 0)
 		return -1;
@@ -866,12 +670,12 @@ int client_capture_nft_route_add(const struct client_capture_kconf *k, char *err
 
 int client_capture_nft_route_del(const struct client_capture_kconf *k, char *err, size_t errlen)
 {
-	static struct nlb b;
+	static struct ls_nlb b;
 	int rc;
 
 	/* Every copy of the rule (a crashed run's and this one's). */
 	for (int i = 0; i < 16; i++) {
-		nlb_reset(&b);
+		ls_nlb_reset(&b);
 		rule_msg(&b, RTM_DELRULE, 0, k);
 		if (route_talk(&b, err, errlen, &rc) < 0)
 			return -1;
@@ -883,7 +687,7 @@ int client_capture_nft_route_del(const struct client_capture_kconf *k, char *err
 			return -1;
 		}
 	}
-	nlb_reset(&b);
+	ls_nlb_reset(&b);
 	route_msg(&b, RTM_DELROUTE, 0, k);
 	if (route_talk(&b, err, errlen, &rc) < 0)
 		return -1;

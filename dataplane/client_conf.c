@@ -252,9 +252,9 @@ int client_conf_finish(const struct client_conf *c, struct client_addrs *a, char
 		       size_t errlen)
 {
 	memset(a, 0, sizeof(*a));
-	if (!c->proxy[0] || !c->game_server[0] || !c->local_port) {
+	/* The proxy may come later, from a controller's route_add (3.2). */
+	if (!c->game_server[0] || !c->local_port) {
 		snprintf(err, errlen, "%s is required (flag or config file)",
-			 !c->proxy[0] ? "proxy (--proxy)" :
 			 !c->game_server[0] ? "game_server (--game-server)" :
 					      "local_port (--local-port)");
 		return -2;
@@ -273,9 +273,11 @@ int client_conf_finish(const struct client_conf *c, struct client_addrs *a, char
 		snprintf(err, errlen, "listen: '%s' is not an IPv4 address", c->listen);
 		return -1;
 	}
-	if (resolve("proxy", c->proxy, &a->proxy, err, errlen) < 0 ||
+	if ((c->proxy[0] && resolve("proxy", c->proxy, &a->proxy, err, errlen) < 0) ||
 	    resolve("game_server", c->game_server, &a->game_server, err, errlen) < 0)
 		return -1;
+	if (!c->proxy[0])
+		return 0;
 	/* Sending the tunnel into our own game socket would loop every datagram. */
 	if (a->proxy.sin_port == a->listen.sin_port &&
 	    (a->proxy.sin_addr.s_addr == a->listen.sin_addr.s_addr ||
@@ -318,7 +320,10 @@ static void print_addr(FILE *f, const char *key, const char *given, const struct
 void client_conf_print(const struct client_conf *c, const struct client_addrs *a, FILE *f)
 {
 	fprintf(f, "[client]\n");
-	print_addr(f, "proxy", c->proxy, &a->proxy);
+	if (c->proxy[0])
+		print_addr(f, "proxy", c->proxy, &a->proxy);
+	else
+		fprintf(f, "# proxy: none (routes come by steering: route_add)\n");
 	print_addr(f, "game_server", c->game_server, &a->game_server);
 	fprintf(f, "local_port = %lld\n", (long long)c->local_port);
 	fprintf(f, "listen = ");

@@ -16,7 +16,7 @@
 #define CL_DEFAULT_LISTEN "127.0.0.1"
 #define CL_KEEPALIVE_MIN_MS 20
 #define CL_KEEPALIVE_MAX_MS 60000
-#define CL_KEEPALIVE_DEFAULT_MS 1000
+#define CL_KEEPALIVE_DEFAULT_MS 30
 #define CL_SESSION_ID_MAX 0xffffffffu
 
 struct client_key {

@@ -39,13 +39,22 @@ static json_t *measure_json(const struct client_route *r, json_t *o)
 	return o;
 }
 
+/* What status and stats show without an active route: nothing measured. */
+static struct client_route no_route;
+
+static const struct client_route *shown(const struct client *c)
+{
+	return c->cur ? c->cur : &no_route;
+}
+
 static json_t *status_json(const struct client *c)
 {
-	const struct client_route *r = c->cur;
+	const struct client_route *r = shown(c);
 	json_t *o = json_object();
 	char fec[32];
 
-	json_object_set_new(o, "proxy", addr_json(&r->proxy));
+	json_object_set_new(o, "route", c->cur ? json_string(r->name) : json_null());
+	json_object_set_new(o, "proxy", c->cur ? addr_json(&r->proxy) : json_null());
 	json_object_set_new(o, "game_server", addr_json(&c->game_server));
 	json_object_set_new(o, "local", addr_json(&c->listen));
 	json_object_set_new(o, "session_id", opt_int(r->keyed, r->session_id));
@@ -92,7 +101,7 @@ static uint64_t counter(const struct client *c, size_t i)
 
 static json_t *stats_json(const struct client *c)
 {
-	const struct ls_hist *h = &c->cur->rtt;
+	const struct ls_hist *h = &shown(c)->rtt;
 	json_t *o = json_object(), *drops = json_object();
 	struct ls_steer_stats st;
 	struct dp_fec_counters fec;
@@ -124,7 +133,7 @@ static json_t *stats_json(const struct client *c)
 /* The Prometheus text (malloc'd), or NULL when out of memory. */
 static char *stats_prometheus(const struct client *c)
 {
-	const struct client_route *r = c->cur;
+	const struct client_route *r = shown(c);
 	struct dp_fec_counters fec;
 	struct ls_buf b;
 	char name[96];
@@ -228,33 +237,212 @@ static enum ls_rc addr_arg(const struct client *c, struct ls_steer_call *call, c
 	return LS_RC_OK;
 }
 
-static enum ls_rc cmd_set_route(void *ctx, struct ls_steer_call *call)
+/* Measurements of a route, as the routes command and events show them. */
+static json_t *route_json(const struct client *c, const struct client_route *r, uint64_t now)
 {
-	struct client *c = ctx;
-	struct sockaddr_in proxy, game;
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", json_string(r->name));
+	json_object_set_new(o, "proxy", addr_json(&r->proxy));
+	json_object_set_new(o, "session_id", opt_int(r->keyed, r->session_id));
+	json_object_set_new(o, "auth", json_boolean(r->keyed));
+	json_object_set_new(o, "probe_ms", json_integer(r->probe_ms));
+	json_object_set_new(o, "active", json_boolean(r == c->cur));
+	json_object_set_new(o, "backup", json_boolean(r == c->backup));
+	json_object_set_new(o, "state", json_string(client_route_state_name(r->path)));
+	json_object_set_new(o, "rtt_us", opt_int(r->srtt_us >= 0, r->srtt_us));
+	json_object_set_new(o, "rtt_min_us", opt_int(r->rtt_min_us >= 0, r->rtt_min_us));
+	measure_json(r, o);
+	json_object_set_new(o, "missed", json_integer(r->missed));
+	json_object_set_new(o, "keepalives_sent", json_integer((json_int_t)r->keepalives_sent));
+	json_object_set_new(o, "replies", json_integer((json_int_t)r->replies));
+	json_object_set_new(o, "last_rx_ms",
+			    opt_int(r->last_rx_us != 0, (json_int_t)((now - r->last_rx_us) / 1000)));
+	json_object_set_new(o, "flips", json_integer(r->flips));
+	return o;
+}
+
+static json_t *name_or_null(const struct client_route *r)
+{
+	return r ? json_string(r->name) : json_null();
+}
+
+static json_t *routes_json(const struct client *c)
+{
+	json_t *list = json_array();
+	uint64_t now = ls_now_us();
+
+	for (unsigned i = 0; i < CL_MAX_ROUTES; i++)
+		if (c->routes[i].used)
+			json_array_append_new(list, route_json(c, &c->routes[i], now));
+	return json_pack("{s:o,s:o,s:o}", "active", name_or_null(c->cur), "backup",
+			 name_or_null(c->backup), "routes", list);
+}
+
+/* session_id + key: both or neither; into *sid and key (NULL for neither). */
+static enum ls_rc session_args(struct ls_steer_call *call, uint32_t *sid, uint8_t *key,
+			       const uint8_t **keyp)
+{
 	/* null reads as absent, so that a status's session_id can be handed back. */
 	json_t *jsid = json_object_get(call->req, "session_id");
 	const char *key_hex = json_string_value(json_object_get(call->req, "key"));
-	bool game_set = json_is_string(json_object_get(call->req, "game_server"));
-	uint8_t key[LS_KEY_LEN];
-	enum ls_rc rc;
 
 	if (json_is_null(jsid))
 		jsid = NULL;
-	if ((rc = addr_arg(c, call, "proxy", &proxy)) != LS_RC_OK)
-		return rc;
 	if (!jsid != !key_hex)
 		return ls_steer_fail(call, LS_RC_INVALID,
 				     "session_id and key go together (both or neither)");
 	if (key_hex && ls_hex_decode(key_hex, key, LS_KEY_LEN) < 0)
 		return ls_steer_fail(call, LS_RC_INVALID, "key must be a string of %d hex digits",
 				     2 * LS_KEY_LEN);
+	*sid = jsid ? (uint32_t)json_integer_value(jsid) : 0;
+	*keyp = key_hex ? key : NULL;
+	return LS_RC_OK;
+}
+
+static enum ls_rc name_arg(struct ls_steer_call *call, const char **name)
+{
+	*name = json_string_value(json_object_get(call->req, "name"));
+	if (!client_route_name_ok(*name))
+		return ls_steer_fail(call, LS_RC_INVALID,
+				     "name must be 1 to %d characters of A-Z a-z 0-9 . _ -",
+				     CL_ROUTE_NAME_MAX);
+	return LS_RC_OK;
+}
+
+static enum ls_rc cmd_set_route(void *ctx, struct ls_steer_call *call)
+{
+	struct client *c = ctx;
+	struct sockaddr_in proxy, game;
+	bool by_name = json_is_string(json_object_get(call->req, "name"));
+	bool has_proxy = json_is_string(json_object_get(call->req, "proxy"));
+	bool game_set = json_is_string(json_object_get(call->req, "game_server"));
+	uint8_t key[LS_KEY_LEN];
+	const uint8_t *keyp;
+	uint32_t sid;
+	enum ls_rc rc;
+
+	if (by_name == has_proxy)
+		return ls_steer_fail(call, LS_RC_INVALID,
+				     "give either name (a route of the table) or proxy "
+				     "(\"ip:port\", the route \"manual\")");
+	if (by_name) {
+		const char *name;
+		struct client_route *r;
+
+		if (json_object_get(call->req, "session_id") || json_object_get(call->req, "key"))
+			return ls_steer_fail(call, LS_RC_INVALID,
+					     "session_id and key belong to route_add, not to "
+					     "set_route by name");
+		if ((rc = name_arg(call, &name)) != LS_RC_OK)
+			return rc;
+		r = client_table_find(c, name);
+		if (!r)
+			return ls_steer_fail(call, LS_RC_NOT_FOUND, "no route named '%s'", name);
+		if (game_set && (rc = addr_arg(c, call, "game_server", &game)) != LS_RC_OK)
+			return rc;
+		if (game_set && (game.sin_addr.s_addr != c->game_server.sin_addr.s_addr ||
+				 game.sin_port != c->game_server.sin_port)) {
+			if (c->up_route)
+				client_fec_close_all(c, c->up_route, ls_now_us());
+			c->game_server = game;
+		}
+		client_switch(c, r, "steer", ls_now_us());
+		call->result = status_json(c);
+		return LS_RC_OK;
+	}
+	if ((rc = addr_arg(c, call, "proxy", &proxy)) != LS_RC_OK)
+		return rc;
+	if ((rc = session_args(call, &sid, key, &keyp)) != LS_RC_OK)
+		return rc;
 	if (game_set && (rc = addr_arg(c, call, "game_server", &game)) != LS_RC_OK)
 		return rc;
-
-	client_set_route(c, &proxy, jsid ? (uint32_t)json_integer_value(jsid) : 0,
-			 key_hex ? key : NULL, game_set ? &game : NULL);
+	client_set_route(c, &proxy, sid, keyp, game_set ? &game : NULL, &rc);
+	memset(key, 0, sizeof(key));
+	if (rc == LS_RC_CONFLICT)
+		return ls_steer_fail(call, rc, "another route already runs this session to this "
+				     "proxy: set_route it by name");
+	if (rc != LS_RC_OK)
+		return ls_steer_fail(call, rc, "%d routes: the table is full (route_del one)",
+				     CL_MAX_ROUTES);
 	call->result = status_json(c);
+	return LS_RC_OK;
+}
+
+static enum ls_rc cmd_route_add(void *ctx, struct ls_steer_call *call)
+{
+	struct client *c = ctx;
+	struct sockaddr_in proxy;
+	json_t *jprobe = json_object_get(call->req, "probe_ms");
+	uint32_t probe = json_is_integer(jprobe) ? (uint32_t)json_integer_value(jprobe)
+						 : CL_PROBE_DEFAULT_MS;
+	bool replace = json_is_true(json_object_get(call->req, "replace"));
+	struct client_route *r;
+	uint8_t key[LS_KEY_LEN];
+	const uint8_t *keyp;
+	const char *name;
+	uint32_t sid;
+	enum ls_rc rc;
+
+	if ((rc = name_arg(call, &name)) != LS_RC_OK ||
+	    (rc = addr_arg(c, call, "proxy", &proxy)) != LS_RC_OK ||
+	    (rc = session_args(call, &sid, key, &keyp)) != LS_RC_OK)
+		return rc;
+	rc = client_table_add(c, name, &proxy, sid, keyp, probe, replace, &r);
+	memset(key, 0, sizeof(key));
+	if (rc == LS_RC_EXISTS)
+		return ls_steer_fail(call, rc, "a route named '%s' exists (replace:true to change it)",
+				     name);
+	if (rc == LS_RC_FULL)
+		return ls_steer_fail(call, rc, "%d routes: the table is full (route_del one)",
+				     CL_MAX_ROUTES);
+	if (rc == LS_RC_CONFLICT)
+		return ls_steer_fail(call, rc, "route '%s' already runs session %u to this proxy "
+				     "(two routes of one session would take its lifetime from "
+				     "each other)", r->name, sid);
+	call->result = route_json(c, r, ls_now_us());
+	return LS_RC_OK;
+}
+
+static enum ls_rc cmd_route_del(void *ctx, struct ls_steer_call *call)
+{
+	struct client *c = ctx;
+	const char *name;
+	enum ls_rc rc;
+
+	if ((rc = name_arg(call, &name)) != LS_RC_OK)
+		return rc;
+	rc = client_table_del(c, name);
+	if (rc == LS_RC_NOT_FOUND)
+		return ls_steer_fail(call, rc, "no route named '%s'", name);
+	if (rc == LS_RC_CONFLICT)
+		return ls_steer_fail(call, rc, "'%s' is the active route: set_route another first",
+				     name);
+	call->result = json_pack("{s:s}", "name", name);
+	return LS_RC_OK;
+}
+
+static enum ls_rc cmd_routes(void *ctx, struct ls_steer_call *call)
+{
+	call->result = routes_json(ctx);
+	return LS_RC_OK;
+}
+
+static enum ls_rc cmd_arm_backup(void *ctx, struct ls_steer_call *call)
+{
+	struct client *c = ctx;
+	json_t *jn = json_object_get(call->req, "name");
+	const char *name = NULL;
+	enum ls_rc rc;
+
+	if (!json_is_null(jn) && (rc = name_arg(call, &name)) != LS_RC_OK)
+		return rc;
+	rc = client_table_arm(c, name);
+	if (rc == LS_RC_NOT_FOUND)
+		return ls_steer_fail(call, rc, "no route named '%s'", name);
+	if (rc == LS_RC_CONFLICT)
+		return ls_steer_fail(call, rc, "'%s' is the active route, not a backup", name);
+	call->result = json_pack("{s:o}", "backup", name_or_null(c->backup));
 	return LS_RC_OK;
 }
 
@@ -269,7 +457,7 @@ static enum ls_rc cmd_set_fec(void *ctx, struct ls_steer_call *call)
 		return ls_steer_fail(call, LS_RC_INVALID, "fec: %s", err);
 	client_fec_set(c, &s);
 	/* The proxy hears the new downstream ask now, not an interval later. */
-	client_send_keepalive(c, ls_now_us());
+	client_send_keepalive(c, c->cur, ls_now_us());
 	ls_info("fec: %s", v);
 	call->result = status_json(c);
 	return LS_RC_OK;
@@ -281,11 +469,16 @@ static const struct ls_steer_handler client_handlers[] = {
 	{ "stats", cmd_stats },
 	{ "set_route", cmd_set_route },
 	{ "set_fec", cmd_set_fec },
+	{ "route_add", cmd_route_add },
+	{ "route_del", cmd_route_del },
+	{ "routes", cmd_routes },
+	{ "arm_backup", cmd_arm_backup },
 	{ NULL, NULL },
 };
 
 int client_ctl_open(struct client *c, char *err, size_t errlen)
 {
+	client_route_init(&no_route, &c->listen, 0, NULL, 0, 0);
 	c->steer = ls_steer_open(c->conf.socket, 0660, ls_steer_cmd_client, client_handlers, c,
 				 err, errlen);
 	return c->steer ? 0 : -1;
@@ -293,42 +486,62 @@ int client_ctl_open(struct client *c, char *err, size_t errlen)
 
 /* ---- events -------------------------------------------------------------------- */
 
-static void route_events(struct client *c, struct client_route *r, bool current)
+static bool subscribed(const struct client *c)
 {
+	return c->steer && ls_steer_has_subscribers(c->steer);
+}
+
+static void route_events(struct client *c, struct client_route *r)
+{
+	bool current = r == c->cur;
 	char buf[LS_ADDRSTRLEN];
 	bool subs;
 
 	/* Called after every batch: nothing is formatted unless something happened. */
 	if (!r->ev_fin && !r->ev_path && !r->n_ev_rtt && !r->ev_life && !r->ev_silent)
 		return;
-	subs = c->steer && ls_steer_has_subscribers(c->steer);
+	subs = subscribed(c);
 	ls_addr_fmt(&r->proxy, buf);
 	if (r->ev_fin)
-		ls_warn("proxy %s sent FIN%s", buf,
-			current ? ": route down, still probing it" : " (old route)");
+		ls_warn("route %s: proxy %s sent FIN%s", r->name, buf,
+			current ? ": route down, still probing it" : "");
 	if (r->ev_silent)
-		ls_info("proxy %s went silent: handshaking (it may have restarted, or the "
-			"session been added again)", buf);
+		ls_info("route %s: proxy %s went silent: handshaking (it may have restarted, or "
+			"the session been added again)", r->name, buf);
 	if (r->ev_life)
-		ls_debug("proxy %s: session %u, lifetime %u began", buf, r->session_id,
-			 r->handshakes);
-	if (current && r->ev_path) {
-		if (r->path == CL_PATH_DOWN)
+		ls_debug("route %s: proxy %s: session %u, lifetime %u began", r->name, buf,
+			 r->session_id, r->handshakes);
+	if (r->ev_path) {
+		if (!current)
+			ls_debug("route %s: %s -> %s", r->name, buf, client_path_name(r->path));
+		else if (r->path == CL_PATH_DOWN)
 			ls_warn("path %s -> down", buf);
 		else if (r->path == CL_PATH_DEGRADED)
 			ls_warn("path %s -> degraded: keepalives are answered but the game packets "
 				"the proxy sends are dropped here (see stats drops)", buf);
 		else
 			ls_info("path %s -> %s", buf, client_path_name(r->path));
-		if (subs)
+		if (subs && current)
 			ls_steer_publish(c->steer, "path",
 					 json_pack("{s:s,s:s}", "state", client_path_name(r->path),
 						   "proxy", buf));
+		const char *st = client_route_state_name(r->path);
+		const char *was = client_route_state_name(r->reported);
+		if (subs && strcmp(st, was) != 0)
+			ls_steer_publish(c->steer, "route_state",
+					 json_pack("{s:s,s:s,s:s,s:i}", "name", r->name, "state", st,
+						   "previous", was, "missed", (int)r->missed));
+		r->reported = r->path;
 	}
-	for (unsigned i = 0; current && subs && i < r->n_ev_rtt; i++)
-		ls_steer_publish(c->steer, "rtt",
-				 measure_json(r, json_pack("{s:I}", "rtt_us",
+	for (unsigned i = 0; subs && i < r->n_ev_rtt; i++) {
+		if (current)
+			ls_steer_publish(c->steer, "rtt",
+					 measure_json(r, json_pack("{s:I}", "rtt_us",
+								   (json_int_t)r->ev_rtt[i])));
+		ls_steer_publish(c->steer, "route_sample",
+				 measure_json(r, json_pack("{s:s,s:I}", "name", r->name, "rtt_us",
 							   (json_int_t)r->ev_rtt[i])));
+	}
 	r->ev_fin = false;
 	r->ev_path = false;
 	r->ev_life = false;
@@ -338,9 +551,14 @@ static void route_events(struct client *c, struct client_route *r, bool current)
 
 void client_ctl_route_events(struct client *c)
 {
-	route_events(c, c->cur, true);
-	if (c->old)
-		route_events(c, c->old, false);
+	for (unsigned i = 0; i < CL_MAX_ROUTES; i++)
+		if (c->routes[i].used)
+			route_events(c, &c->routes[i]);
+	if (c->gap_ready && c->gap_to) {
+		client_ctl_gap_event(c, c->gap_to, c->gap_us);
+		c->gap_to = NULL;
+		c->gap_ready = false;
+	}
 }
 
 void client_ctl_route_changed(struct client *c)
@@ -348,19 +566,52 @@ void client_ctl_route_changed(struct client *c)
 	const struct client_route *r = c->cur;
 	char buf[LS_ADDRSTRLEN];
 
+	if (!r)
+		return;
 	ls_addr_fmt(&r->proxy, buf);
 	if (r->keyed)
-		ls_info("route: proxy %s, session %u", buf, r->session_id);
+		ls_info("route %s: proxy %s, session %u", r->name, buf, r->session_id);
 	else
-		ls_info("route: proxy %s, unauthenticated", buf);
-	if (c->steer && ls_steer_has_subscribers(c->steer))
+		ls_info("route %s: proxy %s, unauthenticated", r->name, buf);
+	if (subscribed(c))
 		ls_steer_publish(c->steer, "route",
 				 json_pack("{s:s,s:o}", "proxy", buf, "session_id",
 					   opt_int(r->keyed, r->session_id)));
 }
 
+void client_ctl_switch_event(struct client *c, const struct client_route *from,
+			     const struct client_route *to, const char *reason)
+{
+	if (strcmp(reason, "failover") == 0)
+		ls_warn("failover: route %s missed %u keepalives in a row: switched to the armed "
+			"backup %s", from ? from->name : "-", from ? from->missed : 0,
+			to ? to->name : "-");
+	if (subscribed(c))
+		ls_steer_publish(c->steer, "switch",
+				 json_pack("{s:o,s:o,s:s,s:o}", "from", name_or_null(from), "to",
+					   name_or_null(to), "reason", reason, "last_rx_us",
+					   opt_int(c->last_delivered_us != 0,
+						   (json_int_t)c->last_delivered_us)));
+}
+
+void client_ctl_gap_event(struct client *c, const struct client_route *to, uint64_t gap_us)
+{
+	ls_debug("route %s: first game packet %llu us after the last one before the switch",
+		 to->name, (unsigned long long)gap_us);
+	if (subscribed(c))
+		ls_steer_publish(c->steer, "switch_gap",
+				 json_pack("{s:s,s:I}", "to", to->name, "gap_us", (json_int_t)gap_us));
+}
+
+void client_ctl_backup_event(struct client *c)
+{
+	if (subscribed(c))
+		ls_steer_publish(c->steer, "backup",
+				 json_pack("{s:o}", "name", name_or_null(c->backup)));
+}
+
 void client_ctl_counters_event(struct client *c)
 {
-	if (c->steer && ls_steer_has_subscribers(c->steer))
+	if (subscribed(c))
 		ls_steer_publish(c->steer, "counters", stats_json(c));
 }

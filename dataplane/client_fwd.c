@@ -244,17 +244,6 @@ void client_hold_release(struct client *c, uint64_t now_us)
 	hd->n = 0;
 }
 
-struct client_route *client_up_route(struct client *c, uint64_t now_us)
-{
-	struct client_route *r = c->cur;
-
-	if (!client_route_ready(r, now_us) && c->old && client_route_ready(c->old, now_us))
-		r = c->old;
-	if (c->up_route && c->up_route != r)
-		client_fec_close_all(c, c->up_route, now_us);
-	c->up_route = r;
-	return r;
-}
 
 void client_fwd_up(struct client *c)
 {
@@ -267,6 +256,16 @@ void client_fwd_up(struct client *c)
 		uint64_t now = ls_now_us();
 		/* Read once per batch: set_route runs between batches, never inside. */
 		struct client_route *r = client_up_route(c, now);
+		if (!r) {
+			/* No route yet (a controller adds them): counted, never queued. */
+			c->ctr.game_rx_packets += (unsigned)n;
+			for (int i = 0; i < n; i++)
+				c->ctr.game_rx_bytes += io->up_rx[i].msg_len;
+			c->ctr.drops[LS_DROP_NO_ROUTE] += (unsigned)n;
+			if (n < CL_BATCH)
+				return;
+			continue;
+		}
 
 		for (int i = 0; i < n; i++) {
 			const struct msghdr *mh = &io->up_rx[i].msg_hdr;
@@ -286,65 +285,8 @@ void client_fwd_up(struct client *c)
 	}
 }
 
-/* ---- handshakes ---------------------------------------------------------------- */
-
-uint64_t client_handshakes_due(struct client *c, uint64_t now_us)
-{
-	struct client_route *r = c->cur;
-	uint8_t buf[LS_HS_MAX_LEN];
-	uint64_t next, watch;
-	size_t n;
-
-	/* A new lifetime: a keepalive at once carries our FEC ask and measures the path.
-	 * Then silence: it may begin a handshake that is due at once. */
-	if (r->ka_now) {
-		r->ka_now = false;
-		client_send_keepalive(c, now_us);
-	}
-	client_hold_release(c, now_us);
-	if (client_route_silence(r, now_us, &watch))
-		client_send_keepalive(c, now_us);
-	n = client_route_hs_due(r, now_us, buf);
-	if (n)
-		client_send_control(c, r, buf, n);
-	next = client_route_hs_next(r);
-	if (watch && (!next || watch < next))
-		next = watch;
-	return next;
-}
-
 /* ---- tunnel -> game ------------------------------------------------------------ */
 
-static bool same_addr(const struct sockaddr_in *a, const struct sockaddr_in *b)
-{
-	return a->sin_addr.s_addr == b->sin_addr.s_addr && a->sin_port == b->sin_port;
-}
-
-/* When the old and the new route share a proxy address (another session on the same
- * proxy), the session in the packet tells them apart. */
-static struct client_route *route_for(struct client *c, const struct sockaddr_in *from,
-				      const struct ls_pkt *p)
-{
-	struct client_route *cur = c->cur, *old = c->old;
-	bool on_cur = same_addr(&cur->proxy, from);
-	bool on_old = old && same_addr(&old->proxy, from);
-
-	if (on_cur && on_old) {
-		bool auth = p->h.flags & LS_F_AUTH;
-		uint32_t sid = p->h.session_id;
-		if (auth ? (old->keyed && old->session_id == sid &&
-			    !(cur->keyed && cur->session_id == sid))
-			 : (!old->keyed && cur->keyed))
-			return old;
-		return cur;
-	}
-	return on_cur ? cur : (on_old ? old : NULL);
-}
-
-static bool known_proxy(const struct client *c, const struct sockaddr_in *from)
-{
-	return same_addr(&c->cur->proxy, from) || (c->old && same_addr(&c->old->proxy, from));
-}
 
 void client_fwd_down(struct client *c)
 {
@@ -368,7 +310,7 @@ void client_fwd_down(struct client *c)
 
 			c->ctr.tunnel_rx_packets++;
 			c->ctr.tunnel_rx_bytes += len;
-			if (!known_proxy(c, from)) {
+			if (!client_table_knows(c, from)) {
 				c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
 				continue;
 			}
@@ -381,7 +323,11 @@ void client_fwd_down(struct client *c)
 				c->ctr.drops[ls_drop_from_decode(rc)]++;
 				continue;
 			}
-			r = route_for(c, from, &pkt);
+			r = client_route_for(c, from, &pkt);
+			if (!r) {
+				c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
+				continue;
+			}
 			switch (client_route_receive(r, buf, &pkt, now, &why)) {
 			case CL_RX_DROP:
 				c->ctr.drops[why]++;
@@ -419,6 +365,13 @@ void client_fwd_down(struct client *c)
 				client_route_data_dropped(r);
 				continue;
 			}
+			/* The first game packet through a new route closes the switch's gap
+			 * (published by the loop). */
+			if (c->gap_to == r && !c->gap_ready) {
+				c->gap_us = now - c->gap_from_us;
+				c->gap_ready = true;
+			}
+			c->last_delivered_us = now;
 			/* The payload stays where it arrived; only its place is computed. */
 			uint8_t *payload = io->down_buf[i] + (pkt.payload - buf);
 			if (pkt.h.version == LS_VER_FEC) {

@@ -5,6 +5,11 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+const char *client_route_state_name(enum client_path p)
+{
+	return p == CL_PATH_DOWN ? "down" : p == CL_PATH_UNKNOWN ? "unknown" : "up";
+}
+
 const char *client_path_name(enum client_path p)
 {
 	switch (p) {
@@ -53,6 +58,7 @@ void client_route_init(struct client_route *r, const struct sockaddr_in *proxy,
 	r->iv_start_us = now_us;
 	ls_hist_init(&r->rtt);
 	r->srtt_us = -1;
+	r->rtt_min_us = -1;
 	r->loss_up = -1;
 	r->loss_down = -1;
 	r->path = CL_PATH_UNKNOWN;
@@ -196,6 +202,8 @@ size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t 
 	r->ka[slot].seq = seq;
 	r->ka[slot].ts = ts;
 	r->ka[slot].live = true;
+	r->ka[slot].sent_us = now_us;
+	r->keepalives_sent++;
 	return control(r, LS_F_KEEPALIVE, seq, ts, &ka, buf);
 }
 
@@ -223,10 +231,66 @@ static bool ka_match(struct client_route *r, uint16_t seq, uint32_t ts)
 	for (unsigned i = 0; i < CL_KA_OUTSTANDING; i++) {
 		if (r->ka[i].live && r->ka[i].seq == seq && r->ka[i].ts == ts) {
 			r->ka[i].live = false;
+			r->replies++;
+			if (r->ka[i].sent_us > r->answered_sent_us)
+				r->answered_sent_us = r->ka[i].sent_us;
+			r->missed = 0;
 			return true;
 		}
 	}
 	return false;
+}
+
+static void path_set(struct client_route *r, enum client_path p);
+
+bool client_route_awaits(const struct client_route *r, uint16_t seq, uint32_t ts)
+{
+	for (unsigned i = 0; i < CL_KA_OUTSTANDING; i++)
+		if (r->ka[i].live && r->ka[i].seq == seq && r->ka[i].ts == ts)
+			return true;
+	return false;
+}
+
+/* How long a keepalive may wait for its answer before it counts as missed. */
+static uint64_t answer_deadline_us(const struct client_route *r)
+{
+	uint64_t srtt, j, m;
+
+	if (r->srtt_us < 0)
+		return 1000000;
+	srtt = (uint64_t)r->srtt_us;
+	j = 4 * (uint64_t)(r->jitter16 >> 4);
+	/* 2.5 RTT in all: a step up of the path's delay by up to about that much (plus
+	 * the 2 intervals before the third miss) is a slower route, not a dead one. */
+	m = srtt * 3 / 2;
+	if (j > m)
+		m = j;
+	if (m < 5000)
+		m = 5000;
+	return srtt + m;
+}
+
+uint64_t client_route_watch(struct client_route *r, uint64_t now_us)
+{
+	uint64_t d = answer_deadline_us(r), next = 0;
+	uint32_t missed = 0;
+
+	for (unsigned i = 0; i < CL_KA_OUTSTANDING; i++) {
+		if (!r->ka[i].live || r->ka[i].sent_us <= r->answered_sent_us)
+			continue;
+		if (now_us >= r->ka[i].sent_us + d)
+			missed++;
+		else if (!next || r->ka[i].sent_us + d < next)
+			next = r->ka[i].sent_us + d;
+	}
+	/* Missed keeps growing while the proxy is silent: requests older than the ring
+	 * were missed too. */
+	if (missed >= CL_KA_OUTSTANDING && r->missed >= missed)
+		missed = r->missed;
+	r->missed = missed;
+	if (missed >= 3 && r->path != CL_PATH_DOWN)
+		path_set(r, CL_PATH_DOWN);
+	return next;
 }
 
 /* RFC 3550 6.4.1 interarrival jitter, in the integer form of its appendix A.8. A
@@ -283,6 +347,8 @@ static void loss_up_report(struct client_route *r, const struct ls_keepalive *ka
 static void rtt_sample(struct client_route *r, uint32_t rtt)
 {
 	ls_hist_add(&r->rtt, rtt);
+	if (r->rtt_min_us < 0 || rtt < r->rtt_min_us)
+		r->rtt_min_us = rtt;
 	if (r->srtt_us < 0)
 		r->srtt_us = rtt;
 	else
@@ -294,6 +360,8 @@ static void rtt_sample(struct client_route *r, uint32_t rtt)
 static void path_set(struct client_route *r, enum client_path p)
 {
 	if (r->path != p) {
+		if ((r->path == CL_PATH_DOWN) != (p == CL_PATH_DOWN) && r->path != CL_PATH_UNKNOWN)
+			r->flips++;
 		r->path = p;
 		r->ev_path = true;
 	}

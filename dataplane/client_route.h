@@ -30,7 +30,15 @@
 enum client_path { CL_PATH_UNKNOWN, CL_PATH_UP, CL_PATH_DOWN, CL_PATH_DEGRADED };
 const char *client_path_name(enum client_path p);
 
+#define CL_ROUTE_NAME_MAX 31
+
 struct client_route {
+	/* in the client's table (docs/protocol.md 3.2) */
+	bool used;
+	char name[CL_ROUTE_NAME_MAX + 1];
+	uint32_t probe_ms;    /* keepalive interval while not the active route */
+	uint64_t next_probe_us;
+
 	/* identity */
 	struct sockaddr_in proxy;
 	bool keyed;
@@ -66,8 +74,17 @@ struct client_route {
 		uint16_t seq;
 		uint32_t ts;
 		bool live;
+		uint64_t sent_us;
 	} ka[CL_KA_OUTSTANDING];
 	unsigned ka_next;
+	/* Keepalives unanswered in a row: sent after the newest answered one and not
+	 * answered within a few RTT (client_route_watch). */
+	uint32_t missed;
+	uint64_t answered_sent_us; /* when the newest answered request left */
+	uint64_t keepalives_sent, replies;
+	uint32_t flips;           /* up <-> down */
+	int64_t rtt_min_us;       /* -1 before the first sample */
+	enum client_path reported; /* the state the last route_state event gave */
 
 	/* measurement */
 	struct ls_hist rtt;
@@ -166,6 +183,16 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 /* A game packet from r's proxy was dropped after client_route_receive accepted it
  * (no such game socket): it counts towards `degraded`. */
 void client_route_data_dropped(struct client_route *r);
+
+/* Is a keepalive request with this seq and ts_us still awaiting its reply? */
+bool client_route_awaits(const struct client_route *r, uint16_t seq, uint32_t ts);
+/* "unknown", "up" (degraded too) or "down": a route object's state. */
+const char *client_route_state_name(enum client_path p);
+
+/* Recount the keepalives missed in a row (a request is missed when no answer came within
+ * its deadline: srtt + max(4 jitter, 1.5 srtt, 5 ms), 1 s before any RTT sample); 3 or
+ * more take the route down. Returns when to look again (0: nothing outstanding). */
+uint64_t client_route_watch(struct client_route *r, uint64_t now_us);
 
 /* Every keepalive interval: a downstream loss sample from the own counters; the path
  * goes down after max(3 intervals, 1 s) without any packet from the proxy (and a keyed

@@ -933,12 +933,12 @@ struct ls_httpd *ls_httpd_open(const struct ls_httpd_conf *conf, char *err, size
 
 	h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
 				0, NULL, NULL, on_request, h,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)h->conf.max_conns,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->conf.timeout_s,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32u << 10),
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, 64u,
 				MHD_OPTION_END);
 	if (!h->d) {

@@ -76,14 +76,44 @@ const struct ls_steer_def ls_steer_cmd_proxy[] = {
 	{ NULL, NULL, NULL },
 };
 
+#define ARG_ROUTE_NAME(req, types_)                                                         \
+	{ .key = "name", .types = types_, .required = req, .min = 1, .max = 31,              \
+	  .help = "the route's name: 1 to 31 characters of A-Z a-z 0-9 . _ -" }
+
 static const struct ls_steer_arg set_route_args[] = {
-	{ .key = "proxy", .types = LS_SA_STRING, .required = true, .min = 1, .max = 64,
-	  .help = "the proxy's tunnel address, \"ip:port\"" },
+	ARG_ROUTE_NAME(false, LS_SA_STRING),
+	{ .key = "proxy", .types = LS_SA_STRING, .min = 1, .max = 64,
+	  .help = "instead of name: the proxy's tunnel address, \"ip:port\" (the route "
+		  "\"manual\", added or changed)" },
 	{ .key = "session_id", .types = LS_SA_INT | LS_SA_NULL, .min = 1, .max = UINT32_MAX,
 	  .help = "the session id (with key; neither: unauthenticated)" },
 	ARG_KEY(LS_SA_STRING | LS_SA_NULL),
 	{ .key = "game_server", .types = LS_SA_STRING | LS_SA_NULL, .min = 1, .max = 64,
 	  .help = "a new game server, \"ip:port\" (absent: the same)" },
+	{ NULL },
+};
+
+static const struct ls_steer_arg route_add_args[] = {
+	ARG_ROUTE_NAME(true, LS_SA_STRING),
+	{ .key = "proxy", .types = LS_SA_STRING, .required = true, .min = 1, .max = 64,
+	  .help = "the proxy's tunnel address, \"ip:port\"" },
+	{ .key = "session_id", .types = LS_SA_INT | LS_SA_NULL, .min = 1, .max = UINT32_MAX,
+	  .help = "the session id (with key; neither: unauthenticated)" },
+	ARG_KEY(LS_SA_STRING | LS_SA_NULL),
+	{ .key = "probe_ms", .types = LS_SA_INT, .min = 20, .max = 60000,
+	  .help = "keepalive interval while not the active route (default 250)" },
+	{ .key = "replace", .types = LS_SA_BOOL,
+	  .help = "true: an existing route takes the new parameters (default false: exists)" },
+	{ NULL },
+};
+
+static const struct ls_steer_arg route_name_args[] = {
+	ARG_ROUTE_NAME(true, LS_SA_STRING),
+	{ NULL },
+};
+
+static const struct ls_steer_arg arm_backup_args[] = {
+	ARG_ROUTE_NAME(true, LS_SA_STRING | LS_SA_NULL),
 	{ NULL },
 };
 
@@ -97,8 +127,17 @@ const struct ls_steer_def ls_steer_cmd_client[] = {
 	{ "status", NULL, "route, path, measurements and FEC in use" },
 	{ "stats", stats_args, "counters, drops by reason, RTT summary, FEC and steering counters" },
 	{ "set_route", set_route_args,
-	  "move the tunnel to another proxy, losing and duplicating nothing" },
+	  "make a route active (by name, or the route \"manual\" by proxy), losing and "
+	  "duplicating nothing" },
 	{ "set_fec", client_set_fec_args, "set forward error correction for both directions" },
+	{ "route_add", route_add_args,
+	  "add a candidate route (at most 8); exists unless replace, full beyond 8" },
+	{ "route_del", route_name_args,
+	  "delete a route; conflict for the active one; an armed backup is disarmed" },
+	{ "routes", NULL, "the active route, the armed backup, and every route measured" },
+	{ "arm_backup", arm_backup_args,
+	  "arm the route the client fails over to by itself (null: none); conflict for the "
+	  "active one" },
 	LS_STEER_CMD_BUILTINS,
 	{ NULL, NULL, NULL },
 };

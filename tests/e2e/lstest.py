@@ -368,7 +368,8 @@ class LSTestCase(unittest.TestCase):
     def client(self, proxy_port, game_server, *args, session=None, keepalive_ms=None):
         local = free_port()
         sock = self.path("client-%d.sock" % local)
-        argv = ["--proxy", "127.0.0.1:%d" % proxy_port,
+        # proxy_port None: no --proxy (routes come by steering, route_add).
+        argv = (["--proxy", "127.0.0.1:%d" % proxy_port] if proxy_port is not None else []) + [
                 "--game-server", "%s:%d" % game_server, "--local-port", str(local),
                 "--socket", sock, "--log-level", "debug"]
         if session:

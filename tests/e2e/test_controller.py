@@ -18,8 +18,9 @@ LSCTL = os.path.join(BIN, "lsctl")
 class Controller:
     """A running lightspeed-controller and a validating client of its API."""
 
-    def __init__(self, case, args, port=None, token=None):
+    def __init__(self, case, args, port=None, token=None, env=None):
         self.case = case
+        self.env = env
         self.port = port or free_port(socket.SOCK_STREAM)
         self.args = ["--api", "127.0.0.1:%d" % self.port, "--log-level", "debug"] + list(args)
         self.api = openapi.Client("http://127.0.0.1:%d" % self.port, token=token)
@@ -29,7 +30,7 @@ class Controller:
     def start(self):
         self.log = open(self.log_path, "ab")
         self.p = subprocess.Popen([os.path.join(BIN, "lightspeed-controller")] + self.args,
-                                  stdout=self.log, stderr=subprocess.STDOUT)
+                                  stdout=self.log, stderr=subprocess.STDOUT, env=self.env)
         end = time.monotonic() + 5
         while time.monotonic() < end:
             if self.p.poll() is not None:

@@ -111,7 +111,7 @@ static enum ls_rc h_status(void *ctx, const struct ls_httpd_req *req, struct ls_
 				count[k]++;
 	}
 	rep->json = json_pack(
-		"{s:O,s:f,s:O,s:{s:b,s:s},s:O,s:o,s:o,s:{s:i,s:i,s:i,s:i,s:i},s:i,s:o,s:O}",
+		"{s:O,s:f,s:O,s:{s:b,s:s},s:O,s:o,s:o,s:{s:i,s:i,s:i,s:i,s:i},s:i,s:o,s:O,s:O,s:O}",
 		"version", json_object_get(f->data, "version"), "uptime_s", uptime_s(f),
 		"strategy", json_object_get(f->data, "strategy"), "dataplane", "connected", 1,
 		"socket", "/run/lightspeed/client.sock", "game_server",
@@ -120,7 +120,8 @@ static enum ls_rc h_status(void *ctx, const struct ls_httpd_req *req, struct ls_
 		(int)json_array_size(nodes(f)), "healthy", count[0], "degraded", count[1], "down",
 		count[2], "unknown", count[3], "switches",
 		(int)json_array_size(json_object_get(f->data, "failovers")), "last_switch",
-		last_switch(f), "direct_rtt_ms", json_object_get(f->data, "direct_rtt_ms"));
+		last_switch(f), "direct_rtt_ms", json_object_get(f->data, "direct_rtt_ms"), "game",
+		json_object_get(f->data, "game"), "warp", json_object_get(f->data, "warp"));
 	return LS_RC_OK;
 }
 

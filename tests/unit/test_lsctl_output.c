@@ -126,6 +126,23 @@ static void test_status_and_history(void)
 	CU_ASSERT_PTR_NOT_NULL(line_of(t, "direct RTT   - (not measured)"));
 	CU_ASSERT_PTR_NULL(line_of(t, "last switch"));
 	free(t);
+	t = render(lsctl_output_text.status,
+		   "{\"version\":\"1.2\",\"uptime_s\":1,\"nodes\":{},\"game\":{\"id\":\"cs2\","
+		   "\"name\":\"Counter-Strike 2\",\"pid\":4242,\"anti_cheat\":\"VAC\"},\"warp\":"
+		   "{\"installed\":true,\"status\":\"connected\",\"interface\":{\"up\":true},"
+		   "\"nodes_via_warp\":[\"a\"],\"allow_toggle\":true,\"comparison\":{\"last\":"
+		   "{\"time\":\"T\",\"kept\":\"connected\",\"reason\":\"faster\"}}}}",
+		   false);
+	CU_ASSERT_PTR_NOT_NULL(line_of(t, "game         Counter-Strike 2 (cs2, process 4242, anti-cheat VAC)"));
+	CU_ASSERT_PTR_NOT_NULL(line_of(t, "WARP         connected (interface up), 1 node through it, compared"));
+	CU_ASSERT_PTR_NOT_NULL(line_of(t, "WARP check   T: kept connected (faster)"));
+	free(t);
+	t = render(lsctl_output_text.status,
+		   "{\"version\":\"1.2\",\"uptime_s\":1,\"nodes\":{},\"game\":null,"
+		   "\"warp\":{\"installed\":false}}", false);
+	CU_ASSERT_PTR_NOT_NULL(line_of(t, "game         none detected"));
+	CU_ASSERT_PTR_NOT_NULL(line_of(t, "WARP         not installed"));
+	free(t);
 	t = render(lsctl_output_text.history, "{\"failovers\":[]}", false);
 	CU_ASSERT_STRING_EQUAL(t, "no switches yet\n");
 	free(t);
