@@ -36,7 +36,7 @@ LS_CFLAGS += $(call pc_cflags,libisal) $(if $(ISAL_SONAME),-DLS_ISAL_SONAME='"$(
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
 pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 # The control plane's libraries (controller, agent, lsctl; shared/ modules they use).
-CTRL_PKGS := libuv libmicrohttpd
+CTRL_PKGS := libuv libmicrohttpd gnutls libngtcp2 libngtcp2_crypto_gnutls libcares
 LSCTL_PKGS := libcurl
 LS_CFLAGS += $(call pc_cflags,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS) $(LSCTL_PKGS))
 LS_CFLAGS += -DLS_PROFILE_DIR='"$(PROFILEDIR)"'
@@ -88,8 +88,10 @@ $(LIB): $(LIB_OBJ)
 # (kept as a library, build/lib/libNAME.a, so that a unit suite links one module of a
 # program without its main), libls and LIBS.
 PROG_LIBS :=
+# The binary is built once MAIN exists; until then the folder's modules still form the
+# library (a unit suite can test them before the program's main lands).
 define program
-PROGS += $(B)/bin/$(1)
+PROGS += $(if $(wildcard $(2)),$(B)/bin/$(1))
 PROG_LIBS += $(B)/lib/lib$(1).a
 $(B)/lib/lib$(1).a: $(patsubst %.c,$(B)/obj/%.o,$(filter-out $(2),$(3)))
 	@mkdir -p $$(dir $$@)
@@ -114,8 +116,15 @@ $(B)/tests/test_%: $(B)/obj/tests/unit/test_%.o $(PROG_LIBS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(TEST_PKGS) $(CTRL_PKGS)) -lm
 
-# Test tools may run the control plane's HTTP server (shared/httpd) on a libuv loop.
-$(B)/tests/%: $(B)/obj/tests/tools/%.o $(LIB)
+# Test tools may run the control plane's HTTP server (shared/httpd) on a libuv loop, and
+# drive a program's modules (the controller's QUIC client) as the programs do.
+$(B)/tests/%: $(B)/obj/tests/tools/%.o $(PROG_LIBS) $(LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
+
+# The ML benchmark's tool runs the controller's model code.
+$(B)/bench/ml_%: $(B)/obj/tests/bench/ml_%.o $(PROG_LIBS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
@@ -180,6 +189,8 @@ install: all
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-proxy.service
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-client.service.in \
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-client.service
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-agent.service.in \
+	  > $(DESTDIR)/lib/systemd/system/lightspeed-agent.service
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-controller.service.in \
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-controller.service
 

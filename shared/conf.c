@@ -1020,3 +1020,17 @@ out:
 	free(buf);
 	return r;
 }
+
+void ls_conf_print_str(const char *key, const char *s)
+{
+	printf("%s = \"", key);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", (unsigned char)*s);
+		else
+			putchar(*s);
+	}
+	printf("\"\n");
+}

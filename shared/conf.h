@@ -71,6 +71,10 @@ int ls_conf_load_string(const char *text, const char *name,
 int ls_conf_load_file(const char *path, const struct ls_conf_section *schema, void *conf,
 		      char *err, size_t errlen);
 
+/* `key = "value"` as TOML (quotes, backslashes and control bytes escaped), for the
+ * programs' --check output. */
+void ls_conf_print_str(const char *key, const char *value);
+
 /* Helpers for custom parsers. */
 const char *ls_cv_type_name(enum ls_cv_type t);
 

@@ -91,6 +91,15 @@ double ls_hist_mean(const struct ls_hist *h)
 	return h->count ? (double)h->sum / (double)h->count : 0.0;
 }
 
+uint64_t ls_hist_count_le(const struct ls_hist *h, uint64_t us)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < LS_HIST_BUCKETS && bucket_upper(i) <= us; i++)
+		n += h->b[i];
+	return n;
+}
+
 void ls_hist_merge(struct ls_hist *into, const struct ls_hist *from)
 {
 	unsigned i;

@@ -19,6 +19,8 @@ void ls_hist_add(struct ls_hist *h, uint64_t us);
 /* Value at quantile q in [0,1] (bucket upper bound, clamped to [min,max]); 0 if empty. */
 uint64_t ls_hist_quantile(const struct ls_hist *h, double q);
 double ls_hist_mean(const struct ls_hist *h);
+/* Samples at most us (whole buckets: those whose every value is <= us). */
+uint64_t ls_hist_count_le(const struct ls_hist *h, uint64_t us);
 void ls_hist_merge(struct ls_hist *into, const struct ls_hist *from);
 
 #endif

@@ -97,3 +97,23 @@ void ls_prom_hist(struct ls_buf *b, const char *name, const char *help, const st
 	sample_name(b, name, "_count", NULL);
 	ls_buf_printf(b, "%" PRIu64 "\n", h->count);
 }
+
+void ls_prom_histogram(struct ls_buf *b, const char *name, const char *help, const char *labels,
+		       const struct ls_hist *h, const uint64_t *bounds_us, size_t n)
+{
+	const char *sep = labels && *labels ? "," : "";
+
+	if (!labels)
+		labels = "";
+	ls_prom_header(b, name, "histogram", help);
+	for (size_t i = 0; i < n; i++) {
+		ls_buf_printf(b, "%s_bucket{%s%sle=\"", name, labels, sep);
+		ls_buf_printf(b, "%.9g\"} %" PRIu64 "\n", (double)bounds_us[i] / 1e6,
+			      ls_hist_count_le(h, bounds_us[i]));
+	}
+	ls_buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, h->count);
+	sample_name(b, name, "_sum", labels);
+	put_f64(b, (double)h->sum / 1e6);
+	sample_name(b, name, "_count", labels);
+	ls_buf_printf(b, "%" PRIu64 "\n", h->count);
+}

@@ -18,4 +18,10 @@ void ls_prom_label(struct ls_buf *b, const char *key, const char *value);
  * 0.99, _sum and _count. */
 void ls_prom_hist(struct ls_buf *b, const char *name, const char *help, const struct ls_hist *h);
 
+/* A histogram (cumulative _bucket{le=...}, _sum, _count) from a histogram in
+ * microseconds, exposed in seconds, with the given upper bounds (us, increasing;
+ * +Inf is added). labels as for ls_prom_u64 (NULL: none). */
+void ls_prom_histogram(struct ls_buf *b, const char *name, const char *help, const char *labels,
+		       const struct ls_hist *h, const uint64_t *bounds_us, size_t n);
+
 #endif

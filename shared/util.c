@@ -80,7 +80,7 @@ int ls_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-static int hex_nibble(char c)
+int ls_hex_nibble(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -101,13 +101,13 @@ int ls_hex_decode(const char *hex, uint8_t *out, size_t len)
 	}
 	/* Validate everything first so a bad key never leaves a half-written output. */
 	for (i = 0; i < 2 * len; i++) {
-		if (hex_nibble(hex[i]) < 0) {
+		if (ls_hex_nibble(hex[i]) < 0) {
 			errno = EINVAL;
 			return -1;
 		}
 	}
 	for (i = 0; i < len; i++)
-		out[i] = (uint8_t)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
+		out[i] = (uint8_t)(ls_hex_nibble(hex[2 * i]) << 4 | ls_hex_nibble(hex[2 * i + 1]));
 	return 0;
 }
 

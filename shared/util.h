@@ -18,6 +18,8 @@ int ls_parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 /* Hex: exactly 2*len hex digits into len bytes. Return 0 or -1. */
 int ls_hex_decode(const char *hex, uint8_t *out, size_t len);
+/* One hex digit's value (either case), or -1. */
+int ls_hex_nibble(char c);
 void ls_hex_encode(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
 
 /* A growable text buffer (control paths only, never per packet). */

@@ -28,7 +28,7 @@
 
 #include "fec.h"
 #include "fec_auto.h"
-#include "../netsim/prng.h"
+#include "prng.h"
 
 #define MAGIC 0x4c534653u /* "LSFS" */
 #define NONE UINT64_MAX
@@ -51,7 +51,7 @@ struct dir {
 	struct ls_fec_dec dec;
 	struct ls_fec_auto au;
 	bool autofec, stream_up;
-	struct ns_prng rng;
+	struct ls_prng rng;
 	double p, r, loss; /* Gilbert-Elliott chain, or independent loss when p == 0 */
 	bool bad;
 	/* receiver's view, by wire sequence number */
@@ -74,12 +74,12 @@ static bool path_loses(struct dir *d)
 {
 	if (d->p > 0.0) {
 		/* ls-netsim's order: the state moves first, then the bad state loses. */
-		double u = ns_prng_unit(&d->rng);
+		double u = ls_prng_unit(&d->rng);
 
 		d->bad = d->bad ? u >= d->r : u < d->p;
 		return d->bad;
 	}
-	return ns_prng_unit(&d->rng) < d->loss;
+	return ls_prng_unit(&d->rng) < d->loss;
 }
 
 static void on_deliver(void *ctx, const uint8_t *p, size_t len)
@@ -268,7 +268,7 @@ static void dir_init(struct dir *d, const struct ls_fec_params *fp, bool autofec
 		die("%s", "out of memory");
 	ls_fec_auto_init(&d->au, NULL);
 	d->autofec = autofec;
-	ns_prng_seed(&d->rng, seed, stream);
+	ls_prng_seed(&d->rng, seed, stream);
 	d->loss = loss;
 	if (burst > 1.0 && loss > 0.0) {
 		d->r = 1.0 / burst;
@@ -311,7 +311,7 @@ int main(int argc, char **argv)
 {
 	const char *fec = "off";
 	double loss = 0, burst = 1, pps = 64, warmup = 30, size = 120, report_ms = 0, jitter = 0;
-	struct ns_prng jrng;
+	struct ls_prng jrng;
 	uint64_t *sent_at;
 	uint32_t packets = 20000, seed = 1, n, warm, i;
 	struct ls_fec_params fp;
@@ -369,10 +369,10 @@ int main(int argc, char **argv)
 		die("%s", "out of memory");
 	memset(payload, 0x5a, sizeof(payload));
 	T = (uint64_t)(1e6 / pps);
-	ns_prng_seed(&jrng, seed, 2);
+	ls_prng_seed(&jrng, seed, 2);
 	for (i = 0; i < n; i++)
 		sent_at[i] = i == 0 ? 1000000 : sent_at[i - 1] + (uint64_t)(T * (1.0 + jitter *
-					(2.0 * ns_prng_unit(&jrng) - 1.0)));
+					(2.0 * ls_prng_unit(&jrng) - 1.0)));
 	rep_us = (uint64_t)((report_ms > 0 ? report_ms : autofec ? 500 : 1000) * 1000);
 	next_rep = rep_us;
 	/* The path has no delay, so the echo of packet i leaves when up delivers i: at

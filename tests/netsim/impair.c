@@ -11,7 +11,7 @@ void ns_dir_init(struct ns_dir *d, const char *name, uint64_t seed, uint64_t str
 	memset(d, 0, sizeof(*d));
 	memset(&none, 0, sizeof(none));
 	d->name = name;
-	ns_prng_seed(&d->rng, seed, stream);
+	ls_prng_seed(&d->rng, seed, stream);
 	ns_dir_set_spec(d, &none);
 }
 
@@ -76,7 +76,7 @@ void ns_dir_decide(struct ns_dir *d, uint64_t now_ns, size_t len, struct ns_verd
 	 * decisions then depend only on the seed and its position in the direction's
 	 * sequence, so turning one impairment on does not reshuffle the others. */
 	for (int i = 0; i < 7; i++)
-		u[i] = ns_prng_unit(&d->rng);
+		u[i] = ls_prng_unit(&d->rng);
 	memset(v, 0, sizeof(*v));
 
 	if (s->ge) {

@@ -30,7 +30,7 @@ struct ns_dir {
 	const char *name; /* "up" or "down" */
 	struct ns_spec spec;
 	uint64_t queue_limit; /* bytes, derived from spec */
-	struct ns_prng rng;
+	struct ls_prng rng;
 	bool ge_bad;
 	/* Rate limiter as a virtual clock: the time at which everything admitted so far
 	 * has left the bottleneck, with the sub-nanosecond remainder kept exactly. */

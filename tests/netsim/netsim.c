@@ -592,7 +592,7 @@ static uint64_t default_seed(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
 	/* Below 2^53, so that every JSON reader keeps the seed exact. */
-	return ns_splitmix64(&x) >> 11;
+	return ls_splitmix64(&x) >> 11;
 }
 
 int main(int argc, char **argv)
