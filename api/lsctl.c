@@ -51,6 +51,20 @@ static const struct lsctl_cmd commands[] = {
 	  "and switches arrive, with the latest events below it; otherwise (or with --json)\n"
 	  "one line per event (--json: {\"event\":NAME,\"data\":DATA} with the API's DATA).\n"
 	  "--count N stops after N events. When the controller restarts, watch reconnects." },
+	{ "model", lsctl_cmd_model, "[status | train [--from synthetic|recorded|both]]",
+	  "the ML model: what it is, how good, whether it scores; train a new one",
+	  "GET /model, POST /model/train. A training runs in the background (watch it with\n"
+	  "`lsctl model` or `lsctl watch`); its model replaces the current one only when its\n"
+	  "error on the held-out histories is lower. --from: synthetic (the default), the\n"
+	  "controller's recorded history of its nodes, or both." },
+	{ "strategy", lsctl_cmd_strategy, "[ml | nearest]",
+	  "how routes are chosen: the ML model's predicted p95, or the measured RTT",
+	  "POST /route/strategy (without an argument: the current one). `ml` without a usable\n"
+	  "model scores as nearest does and says why." },
+	{ "export", lsctl_cmd_export, "[--out FILE]",
+	  "the recorded probe history as CSV (what `model train --from recorded` uses)",
+	  "GET /samples: time_ms,node,rtt_ms,load,hops,as_path_len,distance_km, one line per\n"
+	  "node every 250 ms; empty rtt_ms is a lost probe. To stdout, or to FILE." },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 

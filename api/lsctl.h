@@ -1,6 +1,6 @@
 /* lsctl: the subcommand table and what every subcommand shares (the API link, the
  * output table, the exit codes). One file per subcommand where it is more than a few
- * lines (lsctl_add.c, lsctl_watch.c); the rest live in lsctl.c. */
+ * lines (lsctl_add.c, lsctl_watch.c, lsctl_model.c); the rest live in lsctl.c. */
 #ifndef LSCTL_H
 #define LSCTL_H
 
@@ -46,5 +46,8 @@ bool lsctl_name_ok(const char *name);
 
 int lsctl_cmd_add(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
 int lsctl_cmd_watch(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
+int lsctl_cmd_model(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
+int lsctl_cmd_strategy(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
+int lsctl_cmd_export(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
 
 #endif

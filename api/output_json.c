@@ -37,5 +37,7 @@ const struct lsctl_output lsctl_output_json = {
 	.switched = out_raw,
 	.history = out_raw,
 	.stats = out_raw,
+	.model = out_raw,
+	.strategy = out_raw,
 	.event = out_event,
 };

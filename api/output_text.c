@@ -202,6 +202,33 @@ static void candidates_table(FILE *out, const json_t *cands, const struct lsctl_
 	}
 }
 
+/* The ML model's predictions (strategy ml): p95, interval, the features that moved it. */
+static void predictions(FILE *out, const json_t *cands)
+{
+	size_t i, k;
+	json_t *c, *f;
+	bool any = false;
+
+	json_array_foreach(cands, i, c) {
+		const json_t *p = json_object_get(c, "prediction");
+
+		if (!json_is_object(p))
+			continue;
+		if (!any)
+			fprintf(out, "\n  predicted p95 over the next 30 s (ms; the trees' 10th-90th "
+				     "percentile; what moved it from the past p95)\n");
+		any = true;
+		fprintf(out, "     %-12s %6.1f  (%.1f-%.1f)", s_of(c, "name"),
+			json_number_value(json_object_get(p, "p95_ms")),
+			json_number_value(json_object_get(p, "low_ms")),
+			json_number_value(json_object_get(p, "high_ms")));
+		json_array_foreach(json_object_get(p, "top_features"), k, f)
+			fprintf(out, "%s %s %+.1f", k ? "," : " ", s_of(f, "feature"),
+				json_number_value(json_object_get(f, "ms")));
+		fputc('\n', out);
+	}
+}
+
 static void out_routes(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
 {
 	const json_t *o = doc->json;
@@ -247,7 +274,12 @@ static void out_routes(FILE *out, const struct lsctl_doc *doc, const struct lsct
 			fprintf(out, "  direct  %s (%s)\n", dms, s_of(direct, "state"));
 		fputc('\n', out);
 		candidates_table(out, json_object_get(r, "candidates"), st);
+		predictions(out, json_object_get(r, "candidates"));
 	}
+	const json_t *ml = json_object_get(o, "ml");
+	if (json_is_object(ml) && strcmp(s_of(o, "strategy"), "ml") == 0 &&
+	    !json_is_true(json_object_get(ml, "in_use")))
+		fprintf(out, "\nml scores as nearest: %s\n", s_of(ml, "status"));
 }
 
 static void out_proxies(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
@@ -395,6 +427,67 @@ static void flat(FILE *out, const char *prefix, json_t *o, bool *first)
 	}
 }
 
+static void out_strategy(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
+{
+	const json_t *o = doc->json;
+
+	(void)st;
+	fprintf(out, "strategy %s%s\n", s_of(o, "strategy"),
+		strcmp(s_of(o, "strategy"), "ml") != 0 ? "" :
+		json_is_true(json_object_get(o, "in_use")) ? " (the model scores)" :
+							      " (scoring as nearest: no usable model)");
+	fprintf(out, "model    %s\n", s_of(o, "status"));
+}
+
+static void num_line(FILE *out, const char *label, const json_t *o, const char *k, const char *unit)
+{
+	const json_t *v = json_object_get(o, k);
+
+	if (json_is_number(v))
+		fprintf(out, "%s%.2f%s", label, json_number_value(v), unit);
+	else
+		fprintf(out, "%s-", label);
+}
+
+static void out_model(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
+{
+	const json_t *o = doc->json, *m = json_object_get(o, "model");
+	const json_t *tr = json_object_get(o, "training"), *last = json_object_get(o, "last_training");
+	const json_t *rec = json_object_get(o, "recorded");
+
+	out_strategy(out, doc, st);
+	if (json_is_object(m)) {
+		fprintf(out, "file     %s (%s data, %s)\n", s_of(m, "file"), s_of(m, "source"),
+			s_of(m, "created"));
+		fprintf(out, "forest   %lld trees, %lld nodes, depth %lld; %lld rows trained, %lld "
+			     "held out\n", json_integer_value(json_object_get(m, "trees")),
+			json_integer_value(json_object_get(m, "nodes")),
+			json_integer_value(json_object_get(m, "max_depth")),
+			json_integer_value(json_object_get(m, "train_rows")),
+			json_integer_value(json_object_get(m, "heldout_rows")));
+		num_line(out, "held out MAE ", m, "mae_ms", " ms");
+		num_line(out, " (p95 ", m, "p95_error_ms", " ms)");
+		num_line(out, "; no-model baseline ", m, "baseline_mae_ms", " ms");
+		fprintf(out, "%s\n", json_is_true(json_object_get(m, "beats_baseline")) ?
+					     ": better" : ": NOT better, so not used");
+	}
+	if (json_is_object(tr))
+		fprintf(out, "training from %s data (%s): %s, %lld of %lld trees, %.1f s\n",
+			s_of(tr, "from"), s_of(tr, "why"), s_of(tr, "phase"),
+			json_integer_value(json_object_get(tr, "trees_done")),
+			json_integer_value(json_object_get(tr, "trees")),
+			json_number_value(json_object_get(tr, "elapsed_s")));
+	if (json_is_object(last))
+		fprintf(out, "last training: %s: %s\n", s_of(last, "state"), s_of(last, "message"));
+	if (json_is_object(rec))
+		fprintf(out, "recorded %s: %s, %lld records since start, %lld bytes%s%s\n",
+			s_of(rec, "file"), json_is_true(json_object_get(rec, "recording")) ? "on" : "off",
+			json_integer_value(json_object_get(rec, "records")),
+			json_integer_value(json_object_get(rec, "bytes")),
+			json_is_string(json_object_get(rec, "error")) ? ": " : "",
+			json_is_string(json_object_get(rec, "error")) ? s_of(rec, "error") : "");
+}
+
 static void out_stats(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
 {
 	const json_t *o = doc->json;
@@ -501,5 +594,7 @@ const struct lsctl_output lsctl_output_text = {
 	.switched = out_switched,
 	.history = out_history,
 	.stats = out_stats,
+	.model = out_model,
+	.strategy = out_strategy,
 	.event = out_event,
 };

@@ -17,6 +17,7 @@
 #include "addr.h"
 #include "httpd.h"
 #include "log.h"
+#include "ml_api.h"
 #include "prom.h"
 #include "util.h"
 
@@ -225,6 +226,7 @@ static json_t *routes_json(const struct ctrl *c)
 		json_t *o = json_pack("{s:s}", "name", n->conf.name);
 		measure_json(c, i, o);
 		json_object_set_new(o, "explain", json_string(n->score.why));
+		json_object_set_new(o, "prediction", ml_ctl_prediction_json(c, i));
 		json_array_append_new(cands, o);
 	}
 	/* The client serves one game server; the list keeps room for more. */
@@ -233,8 +235,8 @@ static json_t *routes_json(const struct ctrl *c)
 				  str_or_null(slot_name(c, c->fo.active)), "backup",
 				  str_or_null(slot_name(c, c->fo.backup)), "why", why_json(c), "direct",
 				  direct_json(c), "candidates", cands);
-	return json_pack("{s:s,s:b,s:[o]}", "strategy", c->sel.name, "dataplane",
-			 dplink_connected(c->dp), "routes", route);
+	return json_pack("{s:s,s:o,s:b,s:[o]}", "strategy", c->sel.name, "ml", ml_ctl_routes_json(c),
+			 "dataplane", dplink_connected(c->dp), "routes", route);
 }
 
 /* ---- handlers ------------------------------------------------------------------- */
@@ -688,6 +690,10 @@ static const struct ls_httpd_route api_routes[] = {
 	{ "GET", "/events", h_events, NULL, NULL, true },
 	{ "GET", "/metrics", h_metrics, NULL, NULL, false },
 	{ "POST", "/warp/compare", h_warp_compare, NULL, NULL, false },
+	{ "GET", "/model", ml_api_model, NULL, NULL, false },
+	{ "POST", "/model/train", ml_api_train, ml_api_train_keys, NULL, false },
+	{ "POST", "/route/strategy", ml_api_strategy, ml_api_strategy_keys, NULL, false },
+	{ "GET", "/samples", ml_api_samples, NULL, NULL, false },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 

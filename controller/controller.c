@@ -248,6 +248,8 @@ static void reload(struct ctrl *c)
 	snprintf(nc->state_dir, sizeof(nc->state_dir), "%s", c->conf.state_dir);
 	c->conf = *nc;
 	free(nc);
+	if (ml_ctl_set_strategy(c, c->conf.strategy, err, sizeof(err)) != LS_RC_OK)
+		ls_err("reload: %s", err);
 	ls_log_set_level((enum ls_log_level)c->conf.log_level);
 	if (socket_moved && dplink_reopen(c->dp, err, sizeof(err)) < 0)
 		ls_err("reload: client socket %s: %s", c->conf.client_socket, err);
@@ -281,6 +283,7 @@ static void stop(struct ctrl *c)
 	c->icmp = NULL;
 	warp_close(c->warp);
 	c->warp = NULL;
+	ml_ctl_close(c->ml);
 	game_detect_close(c->games);
 	c->games = NULL;
 	dplink_close(c->dp);
@@ -354,6 +357,11 @@ int main(int argc, char **argv)
 	c->icmp = icmp_open(c);
 	c->games = game_detect_open(c);
 	c->warp = warp_open(c);
+	c->ml = ml_ctl_open(c);
+	if (!c->ml) {
+		ls_err("out of memory");
+		return 1;
+	}
 
 	c->tick.data = c;
 	uv_timer_init(c->loop, &c->tick);

@@ -15,6 +15,7 @@
 #include "failover.h"
 #include "game_detect.h"
 #include "history.h"
+#include "ml_ctl.h"
 #include "node.h"
 #include "select.h"
 #include "warp.h"
@@ -62,6 +63,7 @@ struct ctrl {
 	struct ls_httpd *dash;      /* the dashboard: the same routes, and web/'s files */
 	struct game_detect *games;   /* game_detect.c */
 	struct warp *warp;           /* warp.c */
+	struct ml_ctl *ml;           /* ml_ctl.c: the ML selector's model, data, training */
 
 	struct ctrl_counters ctr;
 	uint64_t started_us;

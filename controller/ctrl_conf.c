@@ -44,6 +44,7 @@ void ctrl_conf_defaults(struct ctrl_conf *c)
 	health_conf_defaults(&c->health);
 	game_conf_defaults(&c->games);
 	warp_conf_defaults(&c->warp);
+	ml_conf_defaults(&c->ml);
 	select_conf_defaults(&c->select);
 	select_nearest_defaults(&c->nearest);
 	failover_conf_defaults(&c->failover);
@@ -112,8 +113,8 @@ static int parse_strategy(const struct ls_cv *v, void *dst, char *err, size_t er
 {
 	if (want(v, LS_CV_STRING, err, errlen) < 0)
 		return -1;
-	if (strcmp(v->u.s, "nearest") != 0) {
-		snprintf(err, errlen, "'%.32s' is not a strategy (nearest)", v->u.s);
+	if (strcmp(v->u.s, "nearest") != 0 && strcmp(v->u.s, "ml") != 0) {
+		snprintf(err, errlen, "'%.32s' is not a strategy (nearest, ml)", v->u.s);
 		return -1;
 	}
 	snprintf(dst, 16, "%s", v->u.s);
@@ -351,6 +352,7 @@ static const struct ls_conf_section ctrl_schema[] = {
 	{ "direct", direct_fields, 0, NULL },
 	{ "games", game_conf_fields, offsetof(struct ctrl_conf, games), NULL },
 	{ "warp", warp_conf_fields, offsetof(struct ctrl_conf, warp), NULL },
+	{ "ml", ml_conf_fields, offsetof(struct ctrl_conf, ml), NULL },
 	{ "node", node_fields, 0, add_node },
 	{ NULL, NULL, 0, NULL },
 };
@@ -652,6 +654,7 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	kv_str(f, "interface", c->warp.interface);
 	fprintf(f, "check_ms = %llu\nmeasure_ms = %llu\n", (unsigned long long)c->warp.check_ms,
 		(unsigned long long)c->warp.measure_ms);
+	ml_conf_print(&c->ml, f);
 	for (unsigned i = 0; i < c->n_nodes; i++) {
 		const struct node_conf *n = &c->nodes[i];
 		fprintf(f, "\n[[node]]%s\n", n->source == NODE_SRC_CMDLINE ? "  # from --node" : "");

@@ -12,6 +12,7 @@
 #include "failover.h"
 #include "game_detect.h"
 #include "health.h"
+#include "ml_ctl.h"
 #include "node.h"
 #include "select.h"
 #include "warp.h"
@@ -32,7 +33,7 @@ struct ctrl_conf {
 	char web_root[256];         /* the dashboard's files ("": found at start) */
 	char state_dir[256];        /* switch history (and, later, models, pins) */
 	int log_level;              /* enum ls_log_level */
-	char strategy[16];          /* "nearest" */
+	char strategy[16];          /* "nearest" or "ml" */
 
 	struct health_conf health;
 	struct select_conf select;
@@ -45,6 +46,7 @@ struct ctrl_conf {
 
 	struct game_conf games;     /* [games] */
 	struct warp_conf warp;      /* [warp] */
+	struct ml_conf ml;          /* [ml] */
 
 	struct node_conf nodes[NODE_MAX];
 	unsigned n_nodes;

@@ -69,6 +69,38 @@ int ml_data_append(struct ml_data *d, const struct ml_data *src)
 	return 0;
 }
 
+int ml_data_add_series(struct ml_data *d, const struct ml_series *s, const struct ml_window *w,
+		       double every_s, uint32_t group)
+{
+	/* Scratch for the longer of the two windows at the densest probing (20 ms). */
+	size_t cap = (size_t)((w->history_s > w->horizon_s ? w->history_s : w->horizon_s) * 50) + 16;
+	double *scratch, next;
+	int rc = 0;
+
+	if (s->n == 0)
+		return 0;
+	scratch = malloc(cap * sizeof(*scratch));
+	if (!scratch)
+		return -1;
+	next = s->t[0] + w->history_s;
+	for (size_t i = 0; i < s->n; i++) {
+		double x[ML_NFEAT], y;
+
+		if (s->t[i] < next)
+			continue;
+		next = s->t[i] + every_s;
+		if (ml_features_at(s, i, w, x, scratch, cap) < 0 ||
+		    ml_features_target(s, i, w, &y, scratch, cap) < 0)
+			continue;
+		if (ml_data_add(d, x, y, group) < 0) {
+			rc = -1;
+			break;
+		}
+	}
+	free(scratch);
+	return rc;
+}
+
 int ml_data_split(const struct ml_data *d, double frac, uint64_t seed, struct ml_data *train,
 		  struct ml_data *held)
 {

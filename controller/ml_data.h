@@ -25,6 +25,12 @@ int ml_data_add(struct ml_data *d, const double x[ML_NFEAT], double y, uint32_t 
 /* Append every row of src. 0 or -1. */
 int ml_data_append(struct ml_data *d, const struct ml_data *src);
 
+/* Rows of a probe history: the features and target every every_s seconds once a
+ * full history window has passed (rows without a target are skipped), all tagged
+ * `group`. 0, or -1 when out of memory. */
+int ml_data_add_series(struct ml_data *d, const struct ml_series *s, const struct ml_window *w,
+		       double every_s, uint32_t group);
+
 /* Split by history: a history goes to `held` with probability frac (seeded), else to
  * `train`. Both are initialised here. 0, or -1 when out of memory. */
 int ml_data_split(const struct ml_data *d, double frac, uint64_t seed, struct ml_data *train,

@@ -207,29 +207,7 @@ void ml_synth_trace_free(struct ml_synth_trace *t)
 int ml_synth_rows(const struct ml_synth_conf *c, const struct ml_synth_trace *t, uint32_t group,
 		  struct ml_data *out)
 {
-	size_t hist = (size_t)(c->win.history_s / c->tick_s) + 16;
-	size_t fut = (size_t)(c->win.horizon_s / c->tick_s) + 16;
-	size_t step = (size_t)(c->row_every_s / c->tick_s);
-	double *scratch = malloc((hist > fut ? hist : fut) * sizeof(*scratch));
-	int rc = 0;
-
-	if (!scratch)
-		return -1;
-	if (step == 0)
-		step = 1;
-	for (size_t i = (size_t)(c->win.history_s / c->tick_s); i < t->n; i += step) {
-		double x[ML_NFEAT], y;
-
-		if (ml_features_at(&t->series, i, &c->win, x, scratch, hist) < 0 ||
-		    ml_features_target(&t->series, i, &c->win, &y, scratch, fut) < 0)
-			continue;
-		if (ml_data_add(out, x, y, group) < 0) {
-			rc = -1;
-			break;
-		}
-	}
-	free(scratch);
-	return rc;
+	return ml_data_add_series(out, &t->series, &c->win, c->row_every_s, group);
 }
 
 int ml_synth_dataset(const struct ml_synth_conf *c, size_t n_rows, struct ml_data *out,

@@ -44,6 +44,7 @@ static void score_nodes(struct ctrl *c, uint64_t now)
 		cand[i] = (struct select_cand){ n->conf.name, &n->report, &n->health, &n->conf.facts,
 						n->server_leg_us, n->load, i == c->fo.active };
 	}
+	ml_ctl_round(c->ml, cand, NODE_MAX, now); /* the ML's probe series, whatever the strategy */
 	c->sel.score(c->sel.self, cand, NODE_MAX, now, s);
 	for (int i = 0; i < NODE_MAX; i++) {
 		struct node *n = &c->nodes.n[i];
