@@ -6,6 +6,7 @@
 #   make fuzz       run the fuzz harnesses (FUZZ_SECONDS each, default 30)
 #   make deps       install the Debian packages the project needs
 #   make install    install programs, units and example configs (PREFIX, DESTDIR)
+#   make uninstall  remove them again (configurations kept unless PURGE=1)
 
 PREFIX  ?= /usr/local
 # Shipped game profiles (profiles/*.toml); a user's directory overrides them.
@@ -69,7 +70,7 @@ NETSIM     := $(B)/tests/ls-netsim
 BENCH_SRC  := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all test demo bench fuzz deps install clean check-deps tools
+.PHONY: all test demo bench fuzz deps install uninstall clean check-deps tools
 # Keep objects of programs built through pattern rules (no rebuild on every run).
 .SECONDARY:
 all:
@@ -169,32 +170,15 @@ check-deps:
 	$(Q)deploy/install-deps --if-missing
 	$(Q)web/install-deps --if-missing
 
+# Programs, units, the service user, example configurations (0600: they hold keys),
+# game profiles and the dashboard (deploy/install; DESTDIR stages into a root).
+INSTALL_ENV = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" PROFILEDIR="$(PROFILEDIR)" BUILD="$(B)"
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/lightspeed $(DESTDIR)/lib/systemd/system
-	install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(PROFILEDIR)
-	install -m 0644 profiles/*.toml $(DESTDIR)$(PROFILEDIR)/
-	@# The dashboard's files; the controller finds them at $(PREFIX)/share/lightspeed/web.
-	install -d $(DESTDIR)$(PREFIX)/share/lightspeed/web/node_modules/uplot/dist
-	install -m 0644 web/index.html web/app.js web/style.css web/favicon.svg \
-	  $(DESTDIR)$(PREFIX)/share/lightspeed/web/
-	install -m 0644 web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css \
-	  web/node_modules/uplot/LICENSE $(DESTDIR)$(PREFIX)/share/lightspeed/web/node_modules/uplot/dist/
-	@# An existing configuration is the operator's: never overwrite it.
-	@for f in deploy/config/*.toml; do \
-	  t=$(DESTDIR)/etc/lightspeed/$$(basename $$f); \
-	  if [ -e $$t ]; then echo "keeping $$t"; else install -m 0644 $$f $$t; fi; \
-	done
-	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-proxy.service.in \
-	  > $(DESTDIR)/lib/systemd/system/lightspeed-proxy.service
-	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-client.service.in \
-	  > $(DESTDIR)/lib/systemd/system/lightspeed-client.service
-	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-capture.service.in \
-	  > $(DESTDIR)/lib/systemd/system/lightspeed-capture.service
-	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-agent.service.in \
-	  > $(DESTDIR)/lib/systemd/system/lightspeed-agent.service
-	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-controller.service.in \
-	  > $(DESTDIR)/lib/systemd/system/lightspeed-controller.service
+	$(Q)$(INSTALL_ENV) deploy/install
+
+# Everything install put in place but the configurations and the state (PURGE=1: those too).
+uninstall:
+	$(Q)$(INSTALL_ENV) deploy/install --uninstall $(if $(PURGE),--purge)
 
 clean:
 	rm -rf $(B)

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "pxlink.h"
 #include "quic_server.h"
+#include "sdnotify.h"
 #include "util.h"
 
 static void usage(FILE *f)
@@ -215,6 +216,7 @@ static void stop(struct agent *a)
 		return;
 	a->stopping = true;
 	ls_info("stopping: sessions stay at the proxy; a restarted agent resumes them");
+	ls_sdnotify_stopping();
 	a->sess.dirty = true;
 	if (sessions_save(&a->sess, err, sizeof(err)) != 0)
 		ls_warn("saving the sessions: %s", err);
@@ -274,6 +276,8 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_tick(uv_timer_t *t)
 {
 	ctl_tick(t->data);
+	/* The heartbeat comes from the loop itself: a stuck loop misses it. */
+	ls_sdnotify_watchdog(ls_now_us());
 }
 
 static const struct pxlink_ops px_ops = {
@@ -346,6 +350,7 @@ static int start(struct agent *a)
 		a->conf.agent.proxy_socket);
 	ls_info("certificate %s%s (%s): controllers pin this fingerprint", a->cert.fp_str,
 		a->cert.created ? ", new" : "", a->cert.cert_path);
+	ls_sdnotify_ready("node %s, certificate %s", a->conf.agent.node_id, a->cert.fp_str);
 	return 0;
 }
 

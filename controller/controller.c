@@ -14,6 +14,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "util.h"
 
 /* ---- command line -------------------------------------------------------------- */
@@ -145,6 +146,8 @@ static void parse_cmdline(int argc, char **argv, struct ctrl_flags *fl)
 static void on_tick(uv_timer_t *t)
 {
 	ctrl_round(t->data);
+	/* The heartbeat comes from the loop itself: a stuck loop misses it. */
+	ls_sdnotify_watchdog(ls_now_us());
 }
 
 /* ---- configuration and reload ---------------------------------------------------- */
@@ -273,6 +276,7 @@ static void stop(struct ctrl *c)
 		return;
 	c->stopping = true;
 	ls_info("stopping (the dataplane keeps its route)");
+	ls_sdnotify_stopping();
 	uv_timer_stop(&c->tick);
 	uv_close((uv_handle_t *)&c->tick, on_close);
 	uv_close((uv_handle_t *)&c->sig_hup, on_close);
@@ -368,6 +372,7 @@ int main(int argc, char **argv)
 	uv_timer_start(&c->tick, on_tick, CTRL_TICK_MS, CTRL_TICK_MS);
 	ls_info("started: %u nodes, client socket %s, strategy %s", node_count(&c->nodes),
 		c->conf.client_socket, c->sel.name);
+	ls_sdnotify_ready("%u nodes, API on %s", node_count(&c->nodes), c->conf.api);
 
 	uv_run(c->loop, UV_RUN_DEFAULT);
 	rc = uv_loop_close(c->loop);

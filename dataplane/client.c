@@ -19,6 +19,7 @@
 #include "addr.h"
 #include "client_observe.h"
 #include "log.h"
+#include "sdnotify.h"
 #include "util.h"
 
 /* ---- command line -------------------------------------------------------------- */
@@ -321,6 +322,8 @@ static void on_tick(struct client *c)
 	client_flows_expire(c, now);
 	client_fec_tick(c, now);
 	client_ctl_counters_event(c);
+	/* The heartbeat comes from the loop itself: a stuck loop misses it. */
+	ls_sdnotify_watchdog(now);
 }
 
 static void on_signal(struct client *c)
@@ -343,6 +346,7 @@ static int run(struct client *c)
 		c->cur ? ls_addr_fmt(&c->cur->proxy, proxy) : "no route yet (route_add)",
 		c->conf.socket);
 	uint64_t table_next = client_table_run(c, ls_now_us());
+	ls_sdnotify_ready("forwarding");
 	while (!c->stop) {
 		/* Open FEC blocks, keepalives, missed-keepalive deadlines and handshakes
 		 * bound the wait. */
@@ -380,6 +384,7 @@ static int run(struct client *c)
 			client_fec_due(c, ls_now_us());
 		table_next = client_table_run(c, ls_now_us());
 	}
+	ls_sdnotify_stopping();
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */
 	uint8_t fin[LS_MAX_OVERHEAD];

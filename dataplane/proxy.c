@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sdnotify.h"
 #include "util.h"
 
 #define SOCK_BUF (4 << 20) /* tunnel socket buffers; the kernel caps them at its maximum */
@@ -336,6 +337,8 @@ static void housekeeping(struct px *p)
 	}
 	px_tx_flush(p);
 	px_ctl_counters_event(p);
+	/* The heartbeat comes from the loop itself: a stuck loop misses it. */
+	ls_sdnotify_watchdog(now);
 }
 
 /* Returns true when the process should stop. */
@@ -453,9 +456,11 @@ int main(int argc, char **argv)
 	ls_log_set_level((enum ls_log_level)px.conf.proxy.log_level);
 
 	int rc = 0;
-	if (start(&px) == 0)
+	if (start(&px) == 0) {
+		ls_sdnotify_ready("forwarding");
 		run(&px);
-	else
+		ls_sdnotify_stopping();
+	} else
 		rc = 1;
 	stop_all(&px);
 	px_conf_free(&px.conf);
