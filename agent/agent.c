@@ -44,6 +44,9 @@ static void usage(FILE *f)
 		"      --region NAME        this node's region (default none)\n"
 		"      --log-level LEVEL    error, warn, info or debug (default info)\n"
 		"      --check              validate the configuration, print it and exit\n"
+		"      --fingerprint        print the certificate's fingerprint (making the\n"
+		"                           certificate first if the state directory has none)\n"
+		"                           and exit: what controllers pin\n"
 		"  -h, --help               show this help and exit\n"
 		"  -V, --version            show the version and exit\n"
 		"\n"
@@ -65,7 +68,7 @@ __attribute__((noreturn, format(printf, 1, 2))) static void cli_fail(const char 
 
 struct cli {
 	const char *config;
-	bool check;
+	bool check, fingerprint;
 	bool listen_set, http_set;
 	struct sockaddr_in listen, http;
 	const char *proxy_socket, *state_dir, *node_id, *region;
@@ -74,7 +77,7 @@ struct cli {
 
 enum {
 	OPT_LISTEN = 256, OPT_HTTP, OPT_PROXY, OPT_STATE, OPT_NODE, OPT_REGION, OPT_LEVEL,
-	OPT_CHECK,
+	OPT_CHECK, OPT_FINGERPRINT,
 };
 
 static void cli_name(const char *opt, const char *v, bool empty_ok)
@@ -96,6 +99,7 @@ static void parse_cli(int argc, char **argv, struct cli *cli)
 		{ "region", required_argument, NULL, OPT_REGION },
 		{ "log-level", required_argument, NULL, OPT_LEVEL },
 		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "fingerprint", no_argument, NULL, OPT_FINGERPRINT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -148,6 +152,9 @@ static void parse_cli(int argc, char **argv, struct cli *cli)
 			break;
 		case OPT_CHECK:
 			cli->check = true;
+			break;
+		case OPT_FINGERPRINT:
+			cli->fingerprint = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -372,6 +379,16 @@ int main(int argc, char **argv)
 	}
 	if (cli_opts.check) {
 		agent_conf_print(&a->conf);
+		return 0;
+	}
+	if (cli_opts.fingerprint) {
+		/* For setup scripts: the line to pin, before the service ever starts. */
+		if (cert_load(a->conf.agent.state_dir, a->conf.agent.node_id, &a->cert, err,
+			      sizeof(err)) != 0) {
+			fprintf(stderr, AGENT_PROG ": %s\n", err);
+			return 1;
+		}
+		printf("%s\n", a->cert.fp_str);
 		return 0;
 	}
 	if (strcmp(name, "command line") != 0)

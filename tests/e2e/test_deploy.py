@@ -140,6 +140,126 @@ class Install(LSTestCase):
             self.assertLessEqual(scores[u][0], EXPOSURE_MAX[u], "lightspeed-%s.service" % u)
 
 
+class NodeSetup(LSTestCase):
+    """deploy/node-setup.sh into a staging root, on a machine without systemctl, and
+    as a dry run."""
+    FP = re.compile(r"certificate fingerprint: (sha256:[0-9a-f]{64})\n")
+
+    def path_without_systemctl(self):
+        d = self.path("bin")
+        os.mkdir(d)
+        for p in os.environ["PATH"].split(":"):
+            if not os.path.isdir(p):
+                continue
+            for n in os.listdir(p):
+                t = os.path.join(d, n)
+                if n != "systemctl" and not os.path.lexists(t):
+                    os.symlink(os.path.join(p, n), t)
+        return d
+
+    def setup_sh(self, *args, path=None):
+        env = dict(os.environ)
+        if path:
+            env["PATH"] = path
+        return subprocess.run([os.path.join(ROOT, "deploy/node-setup.sh"), "--build",
+                               os.path.abspath(BUILD)] + list(args), capture_output=True,
+                              text=True, timeout=300, env=env)
+
+    def test_into_a_scratch_root_without_systemctl(self):
+        root = self.path("root")
+        r = self.setup_sh("--root", root, "--name", "lax1", "--region", "us-west",
+                          "--public-ip", "203.0.113.10", "--tunnel-port", "4500",
+                          path=self.path_without_systemctl())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = r.stdout
+        # Nothing of the running system is touched: it says what it would run.
+        self.assertIn("would run (not on a staging root): %s/deploy/install-deps" % ROOT, out)
+        self.assertIn("systemctl not found", out)
+        self.assertIn("  systemctl enable --now lightspeed-proxy.service lightspeed-agent.service\n", out)
+        self.assertNotIn("ufw allow 4500/udp\n+", out)
+        self.assertIn("nothing was opened. PCs must reach UDP 4500 (tunnel) and UDP 4433 (QUIC control)", out)
+        for p in ("lightspeed-proxy", "lightspeed-agent"):
+            self.assertTrue(os.access(os.path.join(root, "usr/local/bin", p), os.X_OK))
+        for u in ("proxy", "agent"):
+            self.assertTrue(os.path.isfile(os.path.join(root, "lib/systemd/system/lightspeed-%s.service" % u)))
+        self.assertFalse(os.path.exists(os.path.join(root, "usr/local/share/lightspeed/web")),
+                         "a node needs no dashboard")
+        # The fingerprint printed is the certificate's in the root's state directory.
+        m = self.FP.search(out)
+        self.assertIsNotNone(m, out)
+        fp = m.group(1)
+        agent_toml = os.path.join(root, "etc/lightspeed/agent.toml")
+        state = os.path.join(root, "var/lib/lightspeed")
+        self.assertEqual(stat.S_IMODE(os.stat(state).st_mode), 0o700)
+        r2 = subprocess.run([os.path.join(BIN, "lightspeed-agent"), "-c", agent_toml, "--state-dir",
+                             state, "--fingerprint"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r2.stdout.strip(), fp)
+        # The node's values are in its configurations, which both programs accept.
+        chk = subprocess.run([os.path.join(BIN, "lightspeed-agent"), "-c", agent_toml, "--check"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(chk.returncode, 0, chk.stderr)
+        for line in ('node_id = "lax1"', 'region = "us-west"', "data_port = 4500"):
+            self.assertIn(line, chk.stdout)
+        chk = subprocess.run([os.path.join(BIN, "lightspeed-proxy"), "-c",
+                              os.path.join(root, "etc/lightspeed/proxy.toml"), "--check"],
+                             capture_output=True, text=True, timeout=10)
+        self.assertEqual(chk.returncode, 0, chk.stderr)
+        self.assertIn('bind = "0.0.0.0:4500"', chk.stdout)
+        # What to paste on the PC, exactly.
+        self.assertIn("\n  --node lax1=203.0.113.10:4500,control=4433,fingerprint=%s\n" % fp, out)
+        block = out[out.index("[[node]]"):]
+        self.assertEqual(block, '[[node]]\nname = "lax1"\naddress = "203.0.113.10:4500"\n'
+                         'control_port = 4433\nfingerprint = "%s"\nregion = "us-west"\n' % fp)
+        usage = subprocess.run([os.path.join(BIN, "lightspeed-controller"), "--help"],
+                               capture_output=True, text=True).stdout
+        if "fingerprint" in usage:
+            # The controller takes the block as it is printed.
+            cfg = self.write("controller.toml", block)
+            chk = subprocess.run([os.path.join(BIN, "lightspeed-controller"), "-c", cfg, "--check",
+                                  "--state-dir", self.path("cst"), "--client-socket",
+                                  self.path("c.sock")], capture_output=True, text=True, timeout=10)
+            self.assertEqual(chk.returncode, 0, chk.stdout + chk.stderr)
+
+        # Run again: the operator's edits stay, the certificate stays the same.
+        with open(agent_toml, "a") as f:
+            f.write("# mine\n")
+        r = self.setup_sh("--root", root, "--name", "other", "--public-ip", "203.0.113.10",
+                          path=os.path.join(self.tmp, "bin"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("%s is yours: left as it is" % agent_toml, r.stdout)
+        self.assertTrue(open(agent_toml).read().endswith("# mine\n"))
+        self.assertEqual(self.FP.search(r.stdout).group(1), fp)
+
+    def test_dry_run_changes_nothing(self):
+        root = self.path("root")
+        r = self.setup_sh("--dry-run", "--root", root, "--name", "fra", "--public-ip", "198.51.100.7",
+                          "--open-firewall", path=self.path_without_systemctl())
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(root), "a dry run made %s" % root)
+        out = r.stdout
+        for line in ("would run: make -C %s --no-print-directory B=%s all" % (ROOT, os.path.abspath(BUILD)),
+                     "would run: env DESTDIR=%s PREFIX=/usr/local BUILD=%s WITH_WEB=0 %s/deploy/install"
+                     % (root, os.path.abspath(BUILD), ROOT),
+                     "would run: %s/usr/local/bin/lightspeed-agent -c %s/etc/lightspeed/agent.toml "
+                     "--state-dir %s/var/lib/lightspeed --fingerprint" % (root, root, root),
+                     "  systemctl enable --now lightspeed-proxy.service lightspeed-agent.service",
+                     "Node fra: dry run, nothing was changed.",
+                     "  --node fra=198.51.100.7:4434,control=4433,fingerprint=sha256:FINGERPRINT"):
+            self.assertIn(line + "\n", out)
+        self.assertNotIn("\n+ ", out, "a dry run ran something")
+
+    def test_bad_arguments_are_refused(self):
+        for args, msg in ((["--name", "no spaces"], "--name 'no spaces': 1 to 31 characters"),
+                          (["--tunnel-port", "70000"], "port '70000': a number from 1 to 65535"),
+                          (["--control-port", "4434"], "the tunnel and control ports must differ"),
+                          (["--bogus"], "unknown option --bogus"),
+                          (["--region"], "--region needs a value")):
+            r = self.setup_sh("--dry-run", *args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn(msg, r.stderr)
+            self.assertEqual(r.stdout, "")
+
+
 class Notify:
     """A NOTIFY_SOCKET as systemd holds it: a Unix datagram socket, by path or abstract,
     read by a thread of its own so that each message is timed when it arrives."""
