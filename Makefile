@@ -1,7 +1,7 @@
 # LightSpeed — the one build entry.
 #   make            build every program into build/bin/
 #   make test       build and run every test (installs missing Debian packages first)
-#   make demo       run the product here: echo game server, proxy, client
+#   make demo       the whole product here: two nodes, controller, dashboard, a failover
 #   make bench      run the benchmarks and print the table
 #   make fuzz       run the fuzz harnesses (FUZZ_SECONDS each, default 30)
 #   make deps       install the Debian packages the project needs
@@ -147,9 +147,10 @@ test: check-deps
 	$(Q)$(MAKE) --no-print-directory all tools $(UNIT_BINS)
 	$(Q)tests/run-all $(B)
 
-# The product on this machine: echo game server, proxy and client on loopback.
+# The whole product on this machine, on loopback: echo game server, two nodes (proxy +
+# agent) behind ls-netsim, controller with its dashboard, client, a game (deploy/demo).
 demo: check-deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all $(NETSIM)
 	$(Q)deploy/demo --build $(B) $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
 
 bench:
