@@ -374,6 +374,8 @@ class SdNotify(LSTestCase):
             p.send_signal(signal.SIGTERM)
         for name, p, notify, log, _ in self.started:
             self.assertEqual(p.wait(10), 0, "%s:\n%s" % (name, open(log).read()))
+            # Sent before the exit; the reader thread may take it a moment later.
+            wait_for(lambda: notify.times("STOPPING"), 5, what="STOPPING=1 from " + name)
             self.assertEqual(len(notify.times("STOPPING")), 1, name)
 
     def test_a_bad_notify_socket_changes_nothing(self):
