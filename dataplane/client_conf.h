@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "dp_fec.h"
+#include "profile.h"
 
 #define CL_DEFAULT_SOCKET "/run/lightspeed/client.sock"
 #define CL_DEFAULT_LISTEN "127.0.0.1"
@@ -35,9 +36,17 @@ struct client_conf {
 	int64_t keepalive_ms;
 	struct dp_fec_setting fec; /* off, auto or K:M[:MS], both directions */
 	int log_level;          /* enum ls_log_level */
+	/* Capture mode (client_capture.h): the game talks to its server directly and the
+	 * kernel diverts its datagrams to the client. */
+	bool capture;
+	char game[LS_PROFILE_ID_MAX]; /* a profile's id, "auto", or "" */
+	struct ls_port_range ports[LS_PROFILE_MAX_PORTS]; /* UDP server ports to divert */
+	size_t nports;          /* 0: the game profile's */
+	int64_t capture_mark;   /* the diversion's packet mark (0: the default) */
 };
 
-/* The addresses, resolved once at start. */
+/* The addresses, resolved once at start (in capture mode game_server may be 0.0.0.0:0:
+ * "auto", every server the game talks to). */
 struct client_addrs {
 	struct sockaddr_in proxy, game_server, listen;
 };

@@ -67,6 +67,8 @@ static json_t *status_json(const struct client *c)
 	dp_fec_fmt(&c->fec.set, fec, sizeof(fec));
 	json_object_set_new(o, "fec", json_string(fec));
 	json_object_set_new(o, "fec_up", dp_fec_params_json(&c->fec.up));
+	json_object_set_new(o, "mode", json_string(c->capm ? "capture" : "redirect"));
+	json_object_set_new(o, "capture", client_capture_mode_json(c));
 	return o;
 }
 
@@ -463,6 +465,37 @@ static enum ls_rc cmd_set_fec(void *ctx, struct ls_steer_call *call)
 	return LS_RC_OK;
 }
 
+static enum ls_rc cmd_set_game(void *ctx, struct ls_steer_call *call)
+{
+	struct client *c = ctx;
+	const char *game = json_string_value(json_object_get(call->req, "game"));
+	json_t *jpid = json_object_get(call->req, "pid");
+	pid_t pid = json_is_integer(jpid) ? (pid_t)json_integer_value(jpid) : 0;
+	char msg[256] = "";
+	bool applied;
+	enum ls_rc rc = client_capture_mode_set_game(c, game, pid, &applied, msg, sizeof(msg));
+
+	if (rc != LS_RC_OK)
+		return ls_steer_fail(call, rc, "%s", msg);
+	call->result = json_pack("{s:s?,s:b,s:s?,s:o}", "game", game, "applied", applied, "note",
+				 msg[0] ? msg : NULL, "capture", client_capture_mode_json(c));
+	return LS_RC_OK;
+}
+
+static enum ls_rc cmd_capture_route(void *ctx, struct ls_steer_call *call)
+{
+	struct client *c = ctx;
+	const char *server = json_string_value(json_object_get(call->req, "server"));
+	const char *name = json_string_value(json_object_get(call->req, "name"));
+	char msg[160];
+	enum ls_rc rc = client_capture_mode_assign(c, server, name, msg, sizeof(msg));
+
+	if (rc != LS_RC_OK)
+		return ls_steer_fail(call, rc, "%s", msg);
+	call->result = client_capture_mode_json(c);
+	return LS_RC_OK;
+}
+
 /* The commands' definitions are ls_steer_cmd_client (shared/steer_cmd.c). */
 static const struct ls_steer_handler client_handlers[] = {
 	{ "status", cmd_status },
@@ -473,6 +506,8 @@ static const struct ls_steer_handler client_handlers[] = {
 	{ "route_del", cmd_route_del },
 	{ "routes", cmd_routes },
 	{ "arm_backup", cmd_arm_backup },
+	{ "set_game", cmd_set_game },
+	{ "capture_route", cmd_capture_route },
 	{ NULL, NULL },
 };
 

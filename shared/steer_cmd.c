@@ -123,6 +123,21 @@ static const struct ls_steer_arg client_set_fec_args[] = {
 	{ NULL },
 };
 
+static const struct ls_steer_arg set_game_args[] = {
+	{ .key = "game", .types = LS_SA_STRING | LS_SA_NULL, .required = true, .min = 1, .max = 31,
+	  .help = "the game profile on (profiles/<game>.toml), or null: none" },
+	{ .key = "pid", .types = LS_SA_INT | LS_SA_NULL, .min = 1, .max = INT32_MAX,
+	  .help = "its process, whose sockets capture mode then matches" },
+	{ NULL },
+};
+
+static const struct ls_steer_arg capture_route_args[] = {
+	{ .key = "server", .types = LS_SA_STRING, .required = true, .min = 7, .max = 21,
+	  .help = "a game server, \"ip\" (every port) or \"ip:port\"" },
+	ARG_ROUTE_NAME(true, LS_SA_STRING | LS_SA_NULL),
+	{ NULL },
+};
+
 const struct ls_steer_def ls_steer_cmd_client[] = {
 	{ "status", NULL, "route, path, measurements and FEC in use" },
 	{ "stats", stats_args, "counters, drops by reason, RTT summary, FEC and steering counters" },
@@ -138,6 +153,11 @@ const struct ls_steer_def ls_steer_cmd_client[] = {
 	{ "arm_backup", arm_backup_args,
 	  "arm the route the client fails over to by itself (null: none); conflict for the "
 	  "active one" },
+	{ "set_game", set_game_args,
+	  "the game being played (the controller's detection): capture mode applies its "
+	  "profile and matches its process" },
+	{ "capture_route", capture_route_args,
+	  "capture mode: the game server rides route name (null: the active route again)" },
 	LS_STEER_CMD_BUILTINS,
 	{ NULL, NULL, NULL },
 };
