@@ -140,9 +140,27 @@ static void legs_ref(struct agent *a, const struct session *s, bool ref)
 			(ref ? icmp_ref : icmp_unref)(a->icmp, s->dests[i].cidr.net);
 }
 
+static uint32_t conn_ip(const struct ctl_conn *cc)
+{
+	return qs_conn_addr(cc->qc)->sin_addr.s_addr;
+}
+
+/* Sessions held for one controller address, detached ones included: a peer that
+ * registers and vanishes, again and again, would otherwise fill the node for
+ * resume_grace from a single address. */
+static uint32_t sessions_of_addr(const struct agent *a, uint32_t ip)
+{
+	uint32_t n = 0;
+
+	for (const struct session *s = a->sess.head; s; s = s->next)
+		n += !s->revoking && s->addr == ip;
+	return n;
+}
+
 static void bind_conn(struct ctl_conn *cc, struct session *s)
 {
 	s->owner = cc;
+	s->addr = conn_ip(cc);
 	s->detached_us = 0;
 	cc->s = s;
 }
@@ -503,10 +521,19 @@ static void do_register(struct agent *a, struct ctl_conn *cc, int64_t sid, const
 		answer_error(a, cc, sid, LS_CTL_E_UNAVAILABLE, "the proxy is not reachable: try again");
 		return;
 	}
-	if (ctl_active(a) >= ctl_capacity(a)) {
+	if (ctl_active(a) >= ctl_capacity(a) ||
+	    sessions_of_addr(a, conn_ip(cc)) >= (uint64_t)a->conf.agent.max_sessions_per_addr) {
 		struct ls_ctl_msg d = { .type = LS_CTL_DISCONNECT };
+		char ab[LS_ADDRSTRLEN];
 
-		a->ctr.refused_full++;
+		if (ctl_active(a) >= ctl_capacity(a)) {
+			a->ctr.refused_full++;
+		} else {
+			a->ctr.refused_addr++;
+			ls_warn_rl(&rl, "REGISTER from %s refused: that address holds %lld sessions "
+				   "(max_sessions_per_addr)", ls_addr_fmt(qs_conn_addr(cc->qc), ab),
+				   (long long)a->conf.agent.max_sessions_per_addr);
+		}
 		d.u.disc.reason = LS_CTL_R_FULL;
 		answer(a, cc, sid, &d);
 		return;

@@ -37,9 +37,6 @@
 
 #ifndef LS_PROFILE_DIR
 #define LS_PROFILE_DIR "/usr/local/share/lightspeed/profiles"
-/* The lowest pid of a running process of profile p (0: none). */
-pid_t ls_profile_running(const struct ls_profile *p);
-
 #endif
 /* A colon-separated search path replacing the default one (tests, packagers). */
 #define LS_PROFILE_PATH_ENV "LIGHTSPEED_PROFILE_PATH"

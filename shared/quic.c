@@ -838,7 +838,12 @@ static void conn_flush(struct ls_quic_conn *qc)
 		if (++pkts >= 64)
 			break;
 	}
-	ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+	/* Paced only once the handshake is done: before the first RTT sample ngtcp2 paces
+	 * at cwnd / 333 ms, which held the second datagram of the agent's handshake flight
+	 * (its certificate) back some 20 ms on every connection. A handshake is a few
+	 * datagrams within the congestion window; after it the pace follows the path. */
+	if (ngtcp2_conn_get_handshake_completed(qc->conn))
+		ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
 	conn_arm_timer(qc);
 }
 

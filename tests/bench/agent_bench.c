@@ -1,5 +1,5 @@
 /* The agent benchmark's load generator: the controller's QUIC client
- * (controller/quic_client.c) and bare connections of shared/quic.c, driven hard.
+ * (controller/quic_client.c), driven hard.
  *
  *   agent_bench register --agent IP:PORT --fingerprint FP --count N
  *                        --client-socket PATH --proxy IP:PORT [--dest D]
@@ -11,9 +11,7 @@
  *   agent_bench hold --agent IP:PORT --fingerprint FP --count N [--dest D]
  *       N connections registered at once (a session each); prints registered=N when
  *       all are, then holds them until stdin closes.
- *   agent_bench flood --agent IP:PORT --rate R --seconds S
- *       New QUIC connections at R per second that never answer (an Initial each, from
- *       64 sockets); prints sent= seconds=. */
+ * The floods are build/tests/quic_hostile's (the end-to-end tests use it too). */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -26,7 +24,6 @@
 #include "../../controller/pin.h"
 #include "../../controller/quic_client.h"
 #include "log.h"
-#include "quic.h"
 #include "steer_client.h"
 #include "util.h"
 
@@ -267,69 +264,11 @@ static int do_hold(unsigned count)
 	return ok == count ? 0 : 1;
 }
 
-static const struct ls_quic_ops deaf_ops = { 0 };
-
-static int do_flood(double rate, double seconds)
-{
-	enum { SOCKS = 64 };
-	int fds[SOCKS];
-	struct sockaddr_in local[SOCKS];
-	struct ls_quic_tls *tls;
-	char err[300];
-	uint64_t start = ls_now_us(), sent = 0, end = start + (uint64_t)(seconds * 1e6);
-
-	tls = ls_quic_tls_client(err, sizeof(err));
-	for (int i = 0; i < SOCKS; i++) {
-		socklen_t l = sizeof(local[i]);
-
-		fds[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-		if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&agent, sizeof(agent)) != 0 ||
-		    getsockname(fds[i], (struct sockaddr *)&local[i], &l) != 0)
-			die("%s", "socket");
-	}
-	while (ls_now_us() < end) {
-		uint64_t due = (uint64_t)((double)(ls_now_us() - start) * rate / 1e6);
-
-		while (sent < due) {
-			int k = (int)(sent % SOCKS);
-			struct ls_quic_conf c = {
-				.loop = loop, .ops = &deaf_ops, .tls = tls, .fd = fds[k],
-				.local = (struct sockaddr *)&local[k], .local_len = sizeof(local[k]),
-				.remote = (struct sockaddr *)&agent, .remote_len = sizeof(agent),
-				.idle_timeout_ms = 1000, .handshake_timeout_ms = 1000,
-			};
-			struct ls_quic_conn *qc = ls_quic_conn_client(&c, err, sizeof(err));
-
-			/* Its Initial is sent; it will never hear an answer. */
-			if (qc)
-				ls_quic_conn_destroy(qc);
-			sent++;
-		}
-		/* Drain what the agent sends back (Retry), unread by anyone. */
-		for (int i = 0; i < SOCKS; i++) {
-			char b[2048];
-
-			while (recv(fds[i], b, sizeof(b), MSG_DONTWAIT) > 0)
-				;
-		}
-		uv_run(loop, UV_RUN_NOWAIT);
-		usleep(200);
-	}
-	printf("sent=%llu seconds=%.2f\n", (unsigned long long)sent,
-	       (double)(ls_now_us() - start) / 1e6);
-	for (int i = 0; i < SOCKS; i++)
-		close(fds[i]);
-	spin(0.05);
-	ls_quic_tls_free(tls);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "", *client_socket = NULL, *proxy = NULL;
 	unsigned count = 100;
 	uint32_t interval = 20;
-	double rate = 1000, seconds = 5;
 	char err[300];
 	struct rlimit rl;
 
@@ -356,10 +295,6 @@ int main(int argc, char **argv)
 			client_socket = v;
 		} else if (strcmp(o, "--proxy") == 0) {
 			proxy = v;
-		} else if (strcmp(o, "--rate") == 0) {
-			rate = atof(v);
-		} else if (strcmp(o, "--seconds") == 0) {
-			seconds = atof(v);
 		} else {
 			die("unknown option %s", o);
 		}
@@ -382,8 +317,6 @@ int main(int argc, char **argv)
 		return do_ping(count, interval);
 	if (strcmp(mode, "hold") == 0)
 		return do_hold(count);
-	if (strcmp(mode, "flood") == 0)
-		return do_flood(rate, seconds);
-	die("unknown mode '%s' (register, ping, hold, flood)", mode);
+	die("unknown mode '%s' (register, ping, hold)", mode);
 	return 2;
 }

@@ -108,6 +108,16 @@ class AgentControllerTest(LSTestCase):
                  what="game traffic through a")
         wait_for(lambda: c.api.get("/proxies/a")["agent"]["control_rtt_ms"] is not None, 5,
                  what="the control path's RTT")
+        # SERVER_INFO brings the node's own leg to the game server (ICMP from the agent):
+        # /routes shows both legs and the whole path.
+        if agent.health()[1]["counters"]["icmp"]["mode"] != "off":
+            cand = wait_for(lambda: (lambda x: x if x["server_leg_ms"] is not None else None)(
+                c.cand("a")), 8, what="the node's leg to the game server in /routes")
+            self.assertGreater(cand["server_leg_ms"], 0)
+            self.assertLess(cand["server_leg_ms"], 50)
+            self.assertIsNotNone(cand["rtt_ms"])
+            self.assertGreaterEqual(cand["path_rtt_ms"], cand["server_leg_ms"])
+            self.assertEqual(c.api.get("/proxies/a")["server_leg_ms"] is not None, True)
 
         # The agent restarts (SIGKILL): the controller comes back by itself (the new
         # agent resets the old connection) and resumes the same session; traffic goes on.
