@@ -11,7 +11,7 @@ import stat
 import subprocess
 import time
 
-from agenttest import CtlClient, proxy_sessions, start_agent
+from agenttest import CtlClient, hostile, proxy_sessions, start_agent
 from lstest import LSTestCase, numbered_payloads, wait_for
 
 FAST = "[limits]\npps = 200000\nbps = 400000000\n"
@@ -279,3 +279,24 @@ class AgentTest(LSTestCase):
         self.assertEqual(h["counters"]["quic"]["connections"], 1)
         self.assertGreater(h["counters"]["quic"]["dropped"], 0)
         self.assertTrue(agent.alive())
+
+    def test_a_closed_connection_ends_its_session_and_a_silent_one_expires(self):
+        echo, proxy, agent = self.node(config="idle_timeout = 2\nresume_grace = 1\n")
+        dest = "127.0.0.1:%d" % echo.addr[1]
+        # CONNECTION_CLOSE with code 0: the controller is done; the key dies with it.
+        r = hostile(agent, "sessions", "--count", "1", "--leave", "close", "--dest", dest)[0]
+        self.assertEqual(r["acks"], 1)
+        wait_for(lambda: proxy_sessions(proxy) == set(), 2, what="the session revoked on close")
+        self.assertEqual(agent.health()[1]["counters"]["closed"], 1)
+        # Gone without a word: kept through the idle timeout and the resume grace (a
+        # restarting controller would resume it), then revoked.
+        t0 = time.monotonic()
+        r = hostile(agent, "sessions", "--count", "1", "--leave", "vanish", "--dest", dest)[0]
+        self.assertEqual(r["acks"], 1)
+        time.sleep(1.5)
+        self.assertEqual(len(proxy_sessions(proxy)), 1, "revoked before idle timeout + grace")
+        wait_for(lambda: proxy_sessions(proxy) == set(), 6, what="the silent session revoked")
+        self.assertGreaterEqual(time.monotonic() - t0, 2.5)
+        h = agent.health()[1]
+        self.assertEqual(h["counters"]["expired"], 1)
+        self.assertEqual(h["sessions"]["active"], 0)

@@ -81,7 +81,9 @@ class AgentControllerTest(LSTestCase):
             + list(args), capture_output=True, text=True, timeout=10)
 
     def registered(self, c, name):
-        n = c.api.get("/proxies/%s" % name)
+        st, n = c.api.call("GET", "/proxies/%s" % name)
+        if st == 404:
+            return None  # not found yet (discovery)
         a = n["agent"]
         return n if a and a["state"] == "registered" and n["auth"] else None
 
@@ -216,6 +218,38 @@ class AgentControllerTest(LSTestCase):
         cand = c.cand(backup)
         self.assertIsNotNone(cand["rtt_ms"])
         self.assertIn("server_leg_ms", cand)
+
+    def test_a_node_found_in_dns_is_used_only_once_it_passes_its_pin(self):
+        echo = self.echo()
+        proxy_a, agent_a = self.node("node-a")
+        proxy_b, agent_b = self.node("node-b")
+        wrong = agent_b.fp[:-1] + ("0" if agent_b.fp[-1] != "0" else "1")
+        dns = Dnsmasq(self, [
+            "--srv-host=_lightspeed._udp.ls.test,node-a.ls.test,%d,0,0" % proxy_a.port,
+            "--srv-host=_lightspeed._udp.ls.test,node-b.ls.test,%d,0,0" % proxy_b.port,
+            "--host-record=node-a.ls.test,127.0.0.1", "--host-record=node-b.ls.test,127.0.0.1",
+            "--txt-record=node-a.ls.test,control=%d,fingerprint=%s" % (agent_a.port, agent_a.fp),
+            "--txt-record=node-b.ls.test,control=%d,fingerprint=%s" % (agent_b.port, wrong)])
+        client = self.route_client(echo.addr)
+        cfg = self.write("ctrl.toml", '[discovery]\ndns = "ls.test"\ndns_server = "127.0.0.1:%d"\n'
+                         % dns.port)
+        c = self.controller(client, "-c", cfg)
+        wait_for(lambda: self.registered(c, "node-a"), 10, what="node-a registered")
+
+        def refused():
+            st, n = c.api.call("GET", "/proxies/node-b")
+            return n if st == 200 and n["agent"] and n["agent"]["state"] == "pin_refused" else None
+        n = wait_for(refused, 10, what="node-b's certificate refused")
+        self.assertEqual(n["source"], "dns")
+        self.assertEqual(n["state"], "down")
+        self.assertEqual(proxy_sessions(proxy_b), set(), "a node that failed its pin got a session")
+        wait_for(lambda: c.route()["active"] == "node-a", 10, what="node-a active")
+        time.sleep(1.0)
+        r = c.route()
+        self.assertEqual(r["active"], "node-a")
+        self.assertIsNone(r["backup"], "a node that failed its pin was armed as the backup")
+        routes = steer_ok(client.sock_path, "routes")["routes"]
+        self.assertNotIn("node-b", [x["name"] for x in routes if x["session_id"] is not None])
 
     def test_wrong_fingerprint_refused_and_traffic_stays_on_the_other_node(self):
         echo = self.echo()

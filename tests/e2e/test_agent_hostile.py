@@ -6,26 +6,13 @@ lengths, out-of-order requests, random frames, streams left open; handshakes fro
 source addresses that prove their address and fall silent; a flood of Initials that
 never answer. The agent must answer or count each, hold its limits, stay up, and leave
 the registered session alone."""
-import json
-import os
-import subprocess
 import threading
 import time
 
-from agenttest import CtlClient, proxy_sessions, start_agent
-from lstest import BUILD, LSTestCase, numbered_payloads, wait_for
+from agenttest import CtlClient, hostile, proxy_sessions, start_agent
+from lstest import LSTestCase, numbered_payloads, wait_for
 
 FAST = "[limits]\npps = 200000\nbps = 400000000\n"
-HOSTILE = os.path.join(os.path.abspath(BUILD), "tests", "quic_hostile")
-
-
-def hostile(agent, mode, *args, timeout=60):
-    """Run quic_hostile to its end; its JSON lines."""
-    r = subprocess.run([HOSTILE, mode, "--agent", "127.0.0.1:%d" % agent.port] + list(args),
-                       capture_output=True, text=True, timeout=timeout)
-    if r.returncode != 0:
-        raise AssertionError("quic_hostile %s: exit %d\n%s" % (mode, r.returncode, r.stderr))
-    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
 
 
 class AgentHostileTest(LSTestCase):

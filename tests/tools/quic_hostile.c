@@ -15,8 +15,10 @@
  *       half-open connections the agent must hold within its limits. One line per
  *       source {"source","held","refused","retried","silent"} and a total line.
  *   quic_hostile sessions --agent IP:PORT --count N [--first-source IP] [--dest D]
+ *                         [--leave vanish|close]
  *       N times from one address: a connection, REGISTER, and gone without a word
- *       (its session is left detached at the agent). Prints {"acks","full","other"}.
+ *       (vanish: its session is left for a resume) or with CONNECTION_CLOSE code 0
+ *       (close: the session ends with it). Prints {"acks","full","other"}.
  *   quic_hostile flood --agent IP:PORT --rate R --seconds S [--sources N]
  *                      [--first-source IP] [--kind initials|crafted|validated]
  *       New connections at R per second from N source addresses. initials (the
@@ -433,7 +435,7 @@ static int do_streams(const struct ls_dest *dest, unsigned nrandom, uint64_t see
 	return 0;
 }
 
-static int do_sessions(uint32_t first, unsigned count, const struct ls_dest *dest)
+static int do_sessions(uint32_t first, unsigned count, const struct ls_dest *dest, bool vanish)
 {
 	unsigned acks = 0, full = 0, other = 0;
 	struct sockaddr_in src = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(first) };
@@ -452,7 +454,7 @@ static int do_sessions(uint32_t first, unsigned count, const struct ls_dest *des
 			full++;
 		else
 			other++;
-		peer_close(&p, true);
+		peer_close(&p, vanish);
 	}
 	out(json_pack("{s:i,s:i,s:i}", "acks", acks, "full", full, "other", other));
 	return 0;
@@ -799,6 +801,7 @@ int main(int argc, char **argv)
 	uint32_t first = 0x7f00000a; /* 127.0.0.10 */
 	double rate = 1000, seconds = 2;
 	enum flood_kind flood_kind = FLOOD_INITIALS;
+	bool vanish = true;
 	struct ls_dest dest;
 	bool has_dest = false;
 	char err[300];
@@ -837,6 +840,10 @@ int main(int argc, char **argv)
 			first = ntohl(ia.s_addr);
 		} else if (strcmp(o, "--wait-ms") == 0) {
 			wait_ms = (unsigned)strtoul(v, NULL, 10);
+		} else if (strcmp(o, "--leave") == 0) {
+			if (strcmp(v, "vanish") != 0 && strcmp(v, "close") != 0)
+				die("--leave: vanish or close", v);
+			vanish = strcmp(v, "vanish") == 0;
 		} else if (strcmp(o, "--kind") == 0) {
 			if (strcmp(v, "initials") == 0)
 				flood_kind = FLOOD_INITIALS;
@@ -870,7 +877,7 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "streams") == 0)
 		return do_streams(has_dest ? &dest : NULL, nrandom, seed);
 	if (strcmp(mode, "sessions") == 0)
-		return do_sessions(first, per, has_dest ? &dest : NULL);
+		return do_sessions(first, per, has_dest ? &dest : NULL, vanish);
 	if (strcmp(mode, "halfopen") == 0)
 		return do_halfopen(first, sources, per, wait_ms);
 	if (strcmp(mode, "flood") == 0)
