@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from agenttest import CtlClient, hostile, proxy_sessions, start_agent
-from lstest import LSTestCase, numbered_payloads, wait_for
+from lstest import LSTestCase, numbered_payloads, pack_header, wait_for
 
 FAST = "[limits]\npps = 200000\nbps = 400000000\n"
 
@@ -221,6 +221,28 @@ class AgentTest(LSTestCase):
         # The proxy's counters arrive every second.
         wait_for(lambda: (agent.health()[1]["counters"]["proxy"] or {}).get(
             "forwarded_packets", 0) >= 30, what="the proxy's counters in /health")
+        # Drops by reason come from the proxy: unauthenticated datagrams straight at it.
+        u = self.udp()
+        for i in range(5):
+            u.sendto(pack_header(seq=i) + b"no session", proxy.addr)
+
+        def metric(text, line_start):
+            for line in text.splitlines():
+                if line.startswith(line_start + " "):
+                    return float(line.split()[-1])
+            return None
+
+        def dropped():
+            t = agent.http("/metrics")[1].decode()
+            v = metric(t, 'lightspeed_drops_total{reason="unauthenticated"}')
+            return t if v is not None and v >= 5 else None
+        wait_for(dropped, 3, what="the proxy's drops by reason in /metrics")
+        self.assertGreaterEqual(proxy.stats()["drops"]["unauthenticated"], 5)
+        if h["counters"]["icmp"]["mode"] != "off":
+            # The node's leg to the session's game server, as a histogram.
+            wait_for(lambda: (metric(agent.http("/metrics")[1].decode(),
+                                     "lightspeed_relay_latency_seconds_count") or 0) >= 1, 4,
+                     what="a leg measured into the latency histogram")
         st, body, ctype = agent.http("/metrics")
         self.assertEqual(st, 200)
         self.assertTrue(ctype.startswith("text/plain"), ctype)
