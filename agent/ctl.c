@@ -54,9 +54,8 @@ static void cc_unref(struct ctl_conn *cc)
 	free(cc);
 }
 
-static void on_save(uv_timer_t *t)
+static void save(struct agent *a)
 {
-	struct agent *a = t->data;
 	char err[300];
 
 	if (sessions_save(&a->sess, err, sizeof(err)) != 0)
@@ -64,12 +63,30 @@ static void on_save(uv_timer_t *t)
 			   "them)", err);
 }
 
-/* Written 50 ms after a change: a burst of registrations costs one write. */
+static void on_save(uv_timer_t *t)
+{
+	save(t->data);
+}
+
+/* What the proxy forgets (a revoked session) is written 50 ms after the change: a
+ * burst costs one write, and a session the file still names but the proxy does not
+ * hold is only added again and expires. */
 void ctl_dirty(struct agent *a)
 {
+	a->sess.dirty = true;
 	a->save.data = a;
 	if (!a->stopping && !uv_is_active((uv_handle_t *)&a->save))
 		uv_timer_start(&a->save, on_save, 50, 0);
+}
+
+/* What the proxy is about to be given (a new key, a longer list) is on disk first, so
+ * that an agent killed the moment after never leaves the proxy holding a session that
+ * the restarted agent cannot resume for its controller. */
+static void save_now(struct agent *a)
+{
+	a->sess.dirty = true;
+	uv_timer_stop(&a->save);
+	save(a);
 }
 
 uint32_t ctl_capacity(const struct agent *a)
@@ -426,7 +443,7 @@ static void do_allow(struct agent *a, struct ctl_conn *cc, int64_t sid, const st
 	s->dests[s->ndests++] = *d;
 	if (d->cidr.len == 32)
 		icmp_ref(a->icmp, d->cidr.net);
-	ctl_dirty(a);
+	save_now(a);
 	if (!s->at_proxy) {
 		/* Not at the proxy now: the next add carries the new list. */
 		if (ctl_push(a, s, cc, sid, P_ALLOW, false, d) != 0)
@@ -554,7 +571,7 @@ static void do_register(struct agent *a, struct ctl_conn *cc, int64_t sid, const
 	memset(key, 0, sizeof(key));
 	bind_conn(cc, s);
 	legs_ref(a, s, true);
-	ctl_dirty(a);
+	save_now(a);
 	if (ctl_push(a, s, cc, sid, P_ACK, true, NULL) != 0) {
 		ctl_forget(a, s);
 		answer_error(a, cc, sid, LS_CTL_E_UNAVAILABLE, "the proxy is not reachable: try again");

@@ -47,7 +47,7 @@ class AgentProc(Proc):
 
 
 def start_agent(tc, proxy, *args, config="", node_id="node-a", region="lo", state_dir=None,
-                port=None, http_port=None, destinations=('127.0.0.1',)):
+                port=None, http_port=None, destinations=('127.0.0.1',), env=None):
     """An agent for proxy (its steering socket), serving the given destinations, on
     loopback ports of its own. Restart one by passing the same state_dir and port."""
     port = port or free_port()
@@ -61,7 +61,7 @@ def start_agent(tc, proxy, *args, config="", node_id="node-a", region="lo", stat
     argv = ["-c", cfg, "--listen", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % http_port,
             "--proxy-socket", proxy.sock_path, "--state-dir", state_dir, "--node-id", node_id,
             "--region", region, "--log-level", "debug"]
-    a = AgentProc("lightspeed-agent", argv + list(args), None, tc.tmp)
+    a = AgentProc("lightspeed-agent", argv + list(args), None, tc.tmp, env=env)
     a.port = port
     a.http_port = http_port
     a.state_dir = state_dir
