@@ -94,6 +94,8 @@ class AgentControllerTest(LSTestCase):
         c = self.controller(client, "--node", "a=127.0.0.1:%d,control=%d,fingerprint=%s" % (
             proxy.port, agent.port, agent.fp))
         n = wait_for(lambda: self.registered(c, "a"), 10, what="a registered")
+        self.assertEqual(n["source"], "command_line")
+        self.assertIsNone(n["via"])
         self.assertEqual(n["agent"]["fingerprint"], agent.fp)
         self.assertEqual(n["agent"]["pinned"], agent.fp)
         self.assertEqual(n["agent"]["pinned_by"], "config")
