@@ -311,7 +311,16 @@ class AgentTest(LSTestCase):
         self.assertEqual(r.returncode, 2)
         r = self.run_bin("lightspeed-agent", "--help")
         self.assertEqual(r.returncode, 0)
-        self.assertIn("--proxy-socket", r.stdout)
+        for opt in ("--config", "--listen", "--http", "--proxy-socket", "--state-dir",
+                    "--node-id", "--region", "--check"):
+            self.assertIn(opt, r.stdout)
+        # The example make install puts in /etc/lightspeed is valid as shipped.
+        shipped = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "config",
+                               "agent.toml")
+        r = self.run_bin("lightspeed-agent", "-c", shipped, "--check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('listen = "0.0.0.0:4433"', r.stdout)
+        self.assertIn('http = "127.0.0.1:8080"', r.stdout)
 
     def test_systemd_readiness_watchdog_and_stop(self):
         """Type=notify: READY=1 once the ports answer, WATCHDOG=1 from the loop at half
