@@ -299,6 +299,9 @@ void dplink_sync(struct dplink *d)
 		}
 		if (n->conf.source == NODE_SRC_DATAPLANE || d->add_pending[i])
 			continue;
+		/* A node with an agent has its route once the agent issued its key. */
+		if (n->conf.control_port && !n->conf.key.set)
+			continue;
 		if (!n->dp.present || differs(&n->conf, &n->dp))
 			d->add_pending[i] = send_req(d, "route_add", route_args(&n->conf, n->dp.present),
 						     on_route_added,
