@@ -28,7 +28,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: " CL_PROG " [-c FILE] [--proxy HOST:PORT] --game-server HOST:PORT --local-port N\n"
 		"         [--listen ADDR] [--socket PATH] [--session-id N --key HEX]\n"
-		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--log-level LEVEL] [--check]\n"
+		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--mode MODE] [--cost-budget N]\n"
+		"         [--log-level LEVEL] [--check]\n"
 		"\n"
 		"Redirect mode: point the game at ADDR:N. Its datagrams travel through the tunnel\n"
 		"to the proxy, which forwards them to the game server; replies come back the same\n"
@@ -51,6 +52,12 @@ static void usage(FILE *f)
 		"                           off; auto (chosen from measured loss); K:M (K data and\n"
 		"                           M parity packets per block, 1..32 and 0..16); K:M:MS\n"
 		"                           (a block closes MS ms after its first packet, default 16)\n"
+		"  --mode MODE              how a route with several paths (direct, through relays)\n"
+		"                           uses them: single (the best one, the default),\n"
+		"                           duplicate (every packet on every path), split (data on\n"
+		"                           the best, FEC parity on the others) or auto\n"
+		"  --cost-budget N          wire packets per game packet auto may spend, 1..3\n"
+		"                           (default 2)\n"
 		"  --log-level LEVEL        error, warn, info or debug (default info)\n"
 		"  --check                  validate, print the effective configuration, exit 0/1\n"
 		"  -h, --help               this text\n"
@@ -81,6 +88,7 @@ static const struct {
 	{ "socket", "socket" },         { "session-id", "session_id" },
 	{ "key", "key" },               { "keepalive-ms", "keepalive_ms" },
 	{ "fec", "fec" },               { "log-level", "log_level" },
+	{ "mode", "mode" },             { "cost-budget", "cost_budget" },
 };
 #define N_FLAG_KEYS LS_ARRAY_LEN(flag_keys)
 enum { OPT_CHECK = 256, OPT_KEY0 = 300 };
@@ -347,10 +355,7 @@ static int run(struct client *c)
 	}
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */
-	uint8_t fin[LS_MAX_OVERHEAD];
-	size_t fin_len = c->cur ? client_route_fin(c->cur, ls_now_us(), fin) : 0;
-	if (fin_len)
-		client_send_control(c, c->cur, fin, fin_len);
+	client_send_fins(c, ls_now_us());
 	return 0;
 }
 
