@@ -189,6 +189,8 @@ install: all
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-proxy.service
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-client.service.in \
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-client.service
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-capture.service.in \
+	  > $(DESTDIR)/lib/systemd/system/lightspeed-capture.service
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-agent.service.in \
 	  > $(DESTDIR)/lib/systemd/system/lightspeed-agent.service
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' deploy/systemd/lightspeed-controller.service.in \

@@ -419,7 +419,9 @@ static void finish(struct warp *w, bool kept_connected, const char *reason)
 	strftime(w->last.time, sizeof(w->last.time), "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
 	w->last.before_connected = w->orig_connected;
 	w->last.kept_connected = kept_connected;
-	snprintf(w->last.reason, sizeof(w->last.reason), "%s", reason);
+	/* A restore comes back with the reason it noted before it toggled. */
+	if (reason != w->last.reason)
+		snprintf(w->last.reason, sizeof(w->last.reason), "%s", reason);
 	memcpy(w->last.rtt, w->rtt, sizeof(w->rtt));
 	for (int i = 0; i < NODE_MAX; i++)
 		snprintf(w->last.names[i], NODE_NAME_MAX, "%s",

@@ -28,12 +28,21 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: " CL_PROG " [-c FILE] [--proxy HOST:PORT] --game-server HOST:PORT --local-port N\n"
 		"         [--listen ADDR] [--socket PATH] [--session-id N --key HEX]\n"
-		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--mode MODE] [--cost-budget N]\n"
+		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--path-mode MODE] [--cost-budget N]\n"
 		"         [--log-level LEVEL] [--check]\n"
+		"       " CL_PROG " --capture (--game NAME|auto | --ports LIST) [--game-server HOST:PORT|auto]\n"
+		"         [--proxy HOST:PORT] [--capture-mark N] [options as above, but --local-port]\n"
+		"       " CL_PROG " --cleanup [-c FILE] [--capture-mark N]\n"
+		"       " CL_PROG " --observe --help\n"
 		"\n"
 		"Redirect mode: point the game at ADDR:N. Its datagrams travel through the tunnel\n"
 		"to the proxy, which forwards them to the game server; replies come back the same\n"
 		"way. Steering (docs/protocol.md 3.2) moves the route without a restart.\n"
+		"\n"
+		"Capture mode (Linux, CAP_NET_ADMIN and CAP_NET_RAW): the game is left alone and\n"
+		"talks to its server; the kernel diverts its datagrams to the client (nftables\n"
+		"table ip " CL_CAPTURE_TABLE " and one policy-routing rule, removed when the client\n"
+		"stops or dies), and replies reach the game from the server's address.\n"
 		"\n"
 		"  -c, --config FILE        read the [client] section of FILE; flags override it\n"
 		"  --proxy HOST:PORT        the proxy's tunnel address (a name is resolved once):\n"
@@ -52,17 +61,26 @@ static void usage(FILE *f)
 		"                           off; auto (chosen from measured loss); K:M (K data and\n"
 		"                           M parity packets per block, 1..32 and 0..16); K:M:MS\n"
 		"                           (a block closes MS ms after its first packet, default 16)\n"
-		"  --mode MODE              how a route with several paths (direct, through relays)\n"
+		"  --path-mode MODE         how a route with several paths (direct, through relays)\n"
 		"                           uses them: single (the best one, the default),\n"
 		"                           duplicate (every packet on every path), split (data on\n"
 		"                           the best, FEC parity on the others) or auto\n"
 		"  --cost-budget N          wire packets per game packet auto may spend, 1..3\n"
 		"                           (default 2)\n"
 		"  --log-level LEVEL        error, warn, info or debug (default info)\n"
+		"  --capture                capture mode\n"
+		"  --game NAME|auto         a game profile (profiles/NAME.toml): its ports, its\n"
+		"                           process's sockets, its FEC and keepalive; auto: the\n"
+		"                           profile of the game running (or the one set_game names)\n"
+		"  --ports LIST             UDP server ports to divert, \"7000-9000,27015\" (instead of\n"
+		"                           the profile's)\n"
+		"  --capture-mark N         the diversion's packet mark (default 0x%x; N+1 marks\n"
+		"                           the client's own sockets)\n"
+		"  --cleanup                remove a diversion a killed client left, and exit\n"
 		"  --check                  validate, print the effective configuration, exit 0/1\n"
 		"  -h, --help               this text\n"
 		"  -V, --version            the version\n",
-		CL_KEEPALIVE_MIN_MS, CL_KEEPALIVE_MAX_MS, CL_KEEPALIVE_DEFAULT_MS);
+		CL_KEEPALIVE_MIN_MS, CL_KEEPALIVE_MAX_MS, CL_KEEPALIVE_DEFAULT_MS, CL_CAPTURE_MARK);
 }
 
 static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -88,15 +106,17 @@ static const struct {
 	{ "socket", "socket" },         { "session-id", "session_id" },
 	{ "key", "key" },               { "keepalive-ms", "keepalive_ms" },
 	{ "fec", "fec" },               { "log-level", "log_level" },
-	{ "mode", "mode" },             { "cost-budget", "cost_budget" },
+	{ "path-mode", "path_mode" },   { "cost-budget", "cost_budget" },
+	{ "game", "game" },             { "ports", "ports" },
+	{ "capture-mark", "capture_mark" },
 };
 #define N_FLAG_KEYS LS_ARRAY_LEN(flag_keys)
-enum { OPT_CHECK = 256, OPT_KEY0 = 300 };
+enum { OPT_CHECK = 256, OPT_CAPTURE, OPT_CLEANUP, OPT_KEY0 = 300 };
 
 struct cmdline {
 	const char *config;
 	const char *values[N_FLAG_KEYS]; /* the last one given wins */
-	bool check;
+	bool check, capture, cleanup;
 };
 
 static const char *flag_value(const struct cmdline *cl, const char *flag)
@@ -109,7 +129,7 @@ static const char *flag_value(const struct cmdline *cl, const char *flag)
 
 static void parse_cmdline(int argc, char **argv, struct cmdline *cl)
 {
-	struct option opts[N_FLAG_KEYS + 5];
+	struct option opts[N_FLAG_KEYS + 7];
 	size_t n = 0;
 	int ch;
 
@@ -118,6 +138,8 @@ static void parse_cmdline(int argc, char **argv, struct cmdline *cl)
 					     OPT_KEY0 + (int)i };
 	opts[n++] = (struct option){ "config", required_argument, NULL, 'c' };
 	opts[n++] = (struct option){ "check", no_argument, NULL, OPT_CHECK };
+	opts[n++] = (struct option){ "capture", no_argument, NULL, OPT_CAPTURE };
+	opts[n++] = (struct option){ "cleanup", no_argument, NULL, OPT_CLEANUP };
 	opts[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[n++] = (struct option){ "version", no_argument, NULL, 'V' };
 	opts[n] = (struct option){ NULL, 0, NULL, 0 };
@@ -131,6 +153,12 @@ static void parse_cmdline(int argc, char **argv, struct cmdline *cl)
 			break;
 		case OPT_CHECK:
 			cl->check = true;
+			break;
+		case OPT_CAPTURE:
+			cl->capture = true;
+			break;
+		case OPT_CLEANUP:
+			cl->cleanup = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -211,12 +239,17 @@ static int setup(struct client *c, const struct client_addrs *a, char *err, size
 		return -1;
 	}
 	client_fec_set(c, &c->conf.fec);
-	c->local_fd = udp_socket(&a->listen, err, errlen);
-	if (c->local_fd < 0)
-		return -1;
+	/* Capture mode has no game-facing socket: the kernel diverts the game's datagrams. */
+	if (!c->conf.capture) {
+		c->local_fd = udp_socket(&a->listen, err, errlen);
+		if (c->local_fd < 0)
+			return -1;
+	}
 	/* The tunnel socket is unconnected: one socket serves the old and new route. */
 	c->tunnel_fd = udp_socket(&any, err, errlen);
 	if (c->tunnel_fd < 0)
+		return -1;
+	if (c->conf.capture && client_capture_mode_open(c, a, err, errlen) < 0)
 		return -1;
 
 	/* Signals arrive through a descriptor so that shutdown runs in the loop. */
@@ -239,7 +272,8 @@ static int setup(struct client *c, const struct client_addrs *a, char *err, size
 	}
 	if (client_ctl_open(c, err, errlen) < 0)
 		return -1;
-	if (watch(c, c->local_fd, EV_LOCAL) < 0 || watch(c, c->tunnel_fd, EV_TUNNEL) < 0 ||
+	if (watch(c, c->capm ? client_capture_mode_fd(c) : c->local_fd, EV_LOCAL) < 0 ||
+	    watch(c, c->tunnel_fd, EV_TUNNEL) < 0 ||
 	    watch(c, c->tick_fd, EV_TICK) < 0 || watch(c, c->signal_fd, EV_SIGNAL) < 0 ||
 	    watch(c, ls_steer_fd(c->steer), EV_STEER) < 0) {
 		snprintf(err, errlen, "epoll_ctl: %s", strerror(errno));
@@ -267,6 +301,7 @@ static void teardown(struct client *c)
 
 	ls_steer_close(c->steer);
 	c->steer = NULL;
+	client_capture_mode_close(c);
 	client_fec_free(c);
 	for (size_t i = 0; i < LS_ARRAY_LEN(fds); i++)
 		if (fds[i] >= 0)
@@ -312,7 +347,7 @@ static int run(struct client *c)
 	char local[LS_ADDRSTRLEN], proxy[LS_ADDRSTRLEN];
 
 	ls_info(CL_PROG " " LS_VERSION ": game -> %s, tunnel -> %s, steering %s",
-		ls_addr_fmt(&c->listen, local),
+		c->capm ? "capture" : ls_addr_fmt(&c->listen, local),
 		c->cur ? ls_addr_fmt(&c->cur->proxy, proxy) : "no route yet (route_add)",
 		c->conf.socket);
 	uint64_t table_next = client_table_run(c, ls_now_us());
@@ -389,6 +424,22 @@ int main(int argc, char **argv)
 		if (cl.values[i] && client_conf_set(&c->conf, flag_keys[i].key, cl.values[i], err,
 						    sizeof(err)) < 0)
 			usage_error("--%s: %s", flag_keys[i].flag, err);
+	if (cl.capture)
+		c->conf.capture = true;
+	if (cl.cleanup) {
+		/* What a killed client left; a running one is not touched. */
+		struct client_capture_kconf k;
+		client_capture_kconf_default(&k, (uint32_t)c->conf.capture_mark);
+		rc = client_capture_cleanup(&k, err, sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, CL_PROG ": --cleanup: %s\n", err);
+		else
+			printf("no capture-mode diversion left: nftables table ip " CL_CAPTURE_TABLE
+			       " and ip rule fwmark 0x%x (table %u) are gone\n", k.divert_mark,
+			       k.route_table);
+		free(c);
+		return rc < 0 ? 1 : 0;
+	}
 	rc = client_conf_finish(&c->conf, &addrs, err, sizeof(err));
 	if (rc == -2 && !cl.check)
 		usage_error("%s", err);

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "client_conf.h"
+#include "client_capture_mode.h"
 #include "client_route.h"
 #include "dp_fec.h"
 #include "steer.h"
@@ -47,6 +48,11 @@ struct client_flow {
 	uint32_t ip;     /* host order; a free slot has port 0 */
 	uint16_t port;
 	uint64_t last_us;
+	/* Where its latest datagram went: the game server (host order) and the route.
+	 * A block carries one server on one route; either changing closes it first. */
+	uint32_t srv_ip;
+	uint16_t srv_port;
+	struct client_route *route;
 	struct ls_fec_enc *enc; /* upstream blocks: while FEC is on */
 	struct ls_fec_dec *dec; /* downstream recovery: from the first version-2 packet */
 };
@@ -68,6 +74,7 @@ struct client_txq {
 	struct mmsghdr msg[CL_TXQ];
 	struct iovec iov[CL_TXQ];
 	struct sockaddr_in to[CL_TXQ];
+	struct sockaddr_in from[CL_TXQ]; /* downstream in capture mode: the game server */
 	uint8_t own[CL_TXQ][LS_RX_BUF];
 	unsigned n;
 };
@@ -80,6 +87,7 @@ struct client_hold {
 	uint8_t buf[CL_HOLD][LS_RX_BUF]; /* payload at CL_HEADROOM, as in up_buf */
 	uint16_t len[CL_HOLD];
 	struct sockaddr_in from[CL_HOLD];
+	struct sockaddr_in dst[CL_HOLD];
 	uint64_t at[CL_HOLD];
 	unsigned n;
 };
@@ -91,6 +99,7 @@ struct client_io {
 	struct mmsghdr up_rx[CL_BATCH];
 	struct iovec up_rx_iov[CL_BATCH];
 	struct sockaddr_in up_from[CL_BATCH];
+	struct sockaddr_in up_dst[CL_BATCH]; /* capture mode: each one's game server */
 	struct client_txq up;
 	/* tunnel -> game */
 	uint8_t down_buf[CL_BATCH][LS_RX_BUF];
@@ -129,7 +138,7 @@ struct client {
 	struct client_conf conf;
 	struct sockaddr_in listen, game_server;
 
-	int local_fd;   /* the game talks to this one */
+	int local_fd;   /* the game talks to this one (redirect mode) */
 	int tunnel_fd;  /* to and from the proxies */
 	int epoll_fd, signal_fd, tick_fd;
 	struct ls_steer *steer;
@@ -160,6 +169,7 @@ struct client {
 	struct client_flow flows[CL_MAX_FLOWS];
 	unsigned n_flows;
 	struct client_fec fec;
+	struct client_capture_mode *capm; /* capture mode (client_capture_mode.h), or NULL */
 
 	struct client_counters ctr;
 	uint64_t started_us;
@@ -302,6 +312,8 @@ void client_fec_sent(struct client *c, struct client_route *r, struct client_flo
  * block towards r (before r stops being the route, so no block spans two). */
 void client_fec_due(struct client *c, uint64_t now_us);
 void client_fec_close_all(struct client *c, struct client_route *r, uint64_t now_us);
+/* Close f's open block now (its server or its route is about to change). */
+void client_fec_close_flow(struct client *c, struct client_flow *f, uint64_t now_us);
 /* A version-2 datagram from r for game socket f: recovery, then delivery. */
 void client_fec_down(struct client *c, struct client_route *r, struct client_flow *f,
 		     const struct ls_pkt *pkt, uint8_t *payload, uint64_t now_us);

@@ -73,6 +73,70 @@ static int parse_hostport(const struct ls_cv *v, void *dst, char *err, size_t er
 	return 0;
 }
 
+/* Capture mode takes "auto" too: every server the game talks to. */
+static int parse_game_server(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	if (v->type == LS_CV_STRING && strcmp(v->u.s, "auto") == 0) {
+		memcpy(dst, "auto", 5);
+		return 0;
+	}
+	return parse_hostport(v, dst, err, errlen);
+}
+
+/* A profile's id, or "auto" (the profile of the game found running). */
+static int parse_game(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	size_t n;
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	n = strlen(v->u.s);
+	for (size_t i = 0; i < n; i++) {
+		char ch = v->u.s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+			n = 0;
+	}
+	if (n == 0 || n >= LS_PROFILE_ID_MAX) {
+		snprintf(err, errlen, "'%.40s' is not a game profile's name (a-z, 0-9, '-', '_') or "
+			 "\"auto\"", v->u.s);
+		return -1;
+	}
+	memcpy(dst, v->u.s, n + 1);
+	return 0;
+}
+
+/* ["7000-9000", "27015"] in a file, "7000-9000,27015" on the command line. */
+static int parse_ports(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct client_conf *c = (struct client_conf *)((char *)dst - offsetof(struct client_conf, ports));
+	struct ls_port_range r[LS_PROFILE_MAX_PORTS];
+	char buf[512], *save = NULL;
+	size_t n = 0;
+
+	if (v->type == LS_CV_STRING) {
+		snprintf(buf, sizeof(buf), "%s", v->u.s);
+		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			if (n == LS_PROFILE_MAX_PORTS || ls_port_range_parse(t, &r[n++]) < 0)
+				goto bad;
+	} else if (v->type == LS_CV_ARRAY) {
+		for (size_t i = 0; i < v->u.arr.n; i++)
+			if (n == LS_PROFILE_MAX_PORTS || v->u.arr.items[i].type != LS_CV_STRING ||
+			    ls_port_range_parse(v->u.arr.items[i].u.s, &r[n++]) < 0)
+				goto bad;
+	} else {
+		goto bad;
+	}
+	if (n == 0)
+		goto bad;
+	memcpy(c->ports, r, n * sizeof(r[0]));
+	c->nports = n;
+	return 0;
+bad:
+	snprintf(err, errlen, "expected UDP ports or ranges, \"7000-9000\" or \"27015\" (at most %d)",
+		 LS_PROFILE_MAX_PORTS);
+	return -1;
+}
+
 static int parse_listen(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 {
 	struct in_addr a;
@@ -116,7 +180,7 @@ static int parse_mode(const struct ls_cv *v, void *dst, char *err, size_t errlen
 	if (want_string(v, err, errlen) < 0)
 		return -1;
 	if (client_mode_parse(v->u.s, &m) < 0) {
-		snprintf(err, errlen, "'%.32s' is not a mode (single, duplicate, split, auto)",
+		snprintf(err, errlen, "'%.32s' is not a path mode (single, duplicate, split, auto)",
 			 v->u.s);
 		return -1;
 	}
@@ -171,7 +235,7 @@ static int parse_log_level(const struct ls_cv *v, void *dst, char *err, size_t e
 
 static const struct ls_conf_field client_fields[] = {
 	F("proxy", LS_CF_CUSTOM, proxy, 0, 0, parse_hostport),
-	F("game_server", LS_CF_CUSTOM, game_server, 0, 0, parse_hostport),
+	F("game_server", LS_CF_CUSTOM, game_server, 0, 0, parse_game_server),
 	F("local_port", LS_CF_INT, local_port, 1, 65535, NULL),
 	F("listen", LS_CF_CUSTOM, listen, 0, 0, parse_listen),
 	F("socket", LS_CF_STRING, socket, 0, 0, NULL),
@@ -179,9 +243,13 @@ static const struct ls_conf_field client_fields[] = {
 	F("key", LS_CF_CUSTOM, key, 0, 0, parse_key),
 	F("keepalive_ms", LS_CF_INT, keepalive_ms, CL_KEEPALIVE_MIN_MS, CL_KEEPALIVE_MAX_MS, NULL),
 	F("fec", LS_CF_CUSTOM, fec, 0, 0, parse_fec),
-	F("mode", LS_CF_CUSTOM, mode, 0, 0, parse_mode),
+	F("path_mode", LS_CF_CUSTOM, mode, 0, 0, parse_mode),
 	F("cost_budget", LS_CF_CUSTOM, cost_budget, 0, 0, parse_budget),
 	F("log_level", LS_CF_CUSTOM, log_level, 0, 0, parse_log_level),
+	F("capture", LS_CF_BOOL, capture, 0, 0, NULL),
+	F("game", LS_CF_CUSTOM, game, 0, 0, parse_game),
+	F("ports", LS_CF_CUSTOM, ports, 0, 0, parse_ports),
+	F("capture_mark", LS_CF_INT, capture_mark, 1, 0x7ffffffe, NULL),
 	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
 };
 
@@ -254,6 +322,13 @@ int client_conf_set(struct client_conf *c, const char *key, const char *value, c
 		v.u.s = copy;
 		return f->parse(&v, dst, err, errlen);
 	}
+	case LS_CF_BOOL:
+		if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0) {
+			snprintf(err, errlen, "must be true or false, not '%.64s'", value);
+			return -1;
+		}
+		*(bool *)dst = value[0] == 't';
+		return 0;
 	default:
 		snprintf(err, errlen, "'%s' cannot be set from the command line", key);
 		return -1;
@@ -293,17 +368,9 @@ static int resolve(const char *what, const char *s, struct sockaddr_in *out, cha
 	return 0;
 }
 
-int client_conf_finish(const struct client_conf *c, struct client_addrs *a, char *err,
-		       size_t errlen)
+/* What either mode checks: the session's two halves, the steering socket. */
+static int session_socket_ok(const struct client_conf *c, char *err, size_t errlen)
 {
-	memset(a, 0, sizeof(*a));
-	/* The proxy may come later, from a controller's route_add (3.2). */
-	if (!c->game_server[0] || !c->local_port) {
-		snprintf(err, errlen, "%s is required (flag or config file)",
-			 !c->game_server[0] ? "game_server (--game-server)" :
-					      "local_port (--local-port)");
-		return -2;
-	}
 	if ((c->session_id != 0) != c->key.set) {
 		snprintf(err, errlen, "session_id and key go together (both or neither)");
 		return -1;
@@ -312,6 +379,56 @@ int client_conf_finish(const struct client_conf *c, struct client_addrs *a, char
 		snprintf(err, errlen, "socket: empty path");
 		return -1;
 	}
+	return 0;
+}
+
+/* Capture mode: no local port (the game talks to its server); what to divert is the
+ * game profile's ports or --ports, every server or the one --game-server names. */
+static int capture_finish(const struct client_conf *c, struct client_addrs *a, char *err,
+			  size_t errlen)
+{
+	struct ls_profile p;
+	char msg[512];
+
+	if (!c->game[0] && !c->nports) {
+		snprintf(err, errlen, "capture mode needs a game (--game NAME or auto) or ports "
+			 "(--ports 7000-9000,...)");
+		return -2;
+	}
+	if (c->game[0] && strcmp(c->game, "auto") != 0 && ls_profile_find(c->game, &p, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "game: %s", msg);
+		return -1;
+	}
+	if (session_socket_ok(c, err, errlen) < 0)
+		return -1;
+	if (c->proxy[0] && resolve("proxy", c->proxy, &a->proxy, err, errlen) < 0)
+		return -1;
+	if (c->game_server[0] && strcmp(c->game_server, "auto") != 0 &&
+	    resolve("game_server", c->game_server, &a->game_server, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+int client_conf_finish(const struct client_conf *c, struct client_addrs *a, char *err,
+		       size_t errlen)
+{
+	memset(a, 0, sizeof(*a));
+	if (c->capture)
+		return capture_finish(c, a, err, errlen);
+	if (c->game[0] || c->nports || strcmp(c->game_server, "auto") == 0) {
+		snprintf(err, errlen, "%s goes with capture mode (--capture)",
+			 c->game[0] ? "game (--game)" : c->nports ? "ports (--ports)" : "game_server \"auto\"");
+		return -2;
+	}
+	/* The proxy may come later, from a controller's route_add (3.2). */
+	if (!c->game_server[0] || !c->local_port) {
+		snprintf(err, errlen, "%s is required (flag or config file)",
+			 !c->game_server[0] ? "game_server (--game-server)" :
+					      "local_port (--local-port)");
+		return -2;
+	}
+	if (session_socket_ok(c, err, errlen) < 0)
+		return -1;
 	a->listen.sin_family = AF_INET;
 	a->listen.sin_port = htons((uint16_t)c->local_port);
 	if (inet_pton(AF_INET, c->listen, &a->listen.sin_addr) != 1) {
@@ -369,8 +486,32 @@ void client_conf_print(const struct client_conf *c, const struct client_addrs *a
 		print_addr(f, "proxy", c->proxy, &a->proxy);
 	else
 		fprintf(f, "# proxy: none (routes come by steering: route_add)\n");
-	print_addr(f, "game_server", c->game_server, &a->game_server);
-	fprintf(f, "local_port = %lld\n", (long long)c->local_port);
+	if (c->capture && (!c->game_server[0] || strcmp(c->game_server, "auto") == 0))
+		fprintf(f, "game_server = \"auto\"  # every server the game talks to\n");
+	else
+		print_addr(f, "game_server", c->game_server, &a->game_server);
+	if (c->capture) {
+		fprintf(f, "capture = true\n");
+		if (c->game[0])
+			fprintf(f, "game = \"%s\"\n", c->game);
+		if (c->nports) {
+			fprintf(f, "ports = [");
+			for (size_t i = 0; i < c->nports; i++) {
+				if (c->ports[i].lo == c->ports[i].hi)
+					fprintf(f, "%s\"%u\"", i ? ", " : "", c->ports[i].lo);
+				else
+					fprintf(f, "%s\"%u-%u\"", i ? ", " : "", c->ports[i].lo,
+						c->ports[i].hi);
+			}
+			fprintf(f, "]\n");
+		} else {
+			fprintf(f, "# ports: the game profile's\n");
+		}
+		if (c->capture_mark)
+			fprintf(f, "capture_mark = %lld\n", (long long)c->capture_mark);
+	} else {
+		fprintf(f, "local_port = %lld\n", (long long)c->local_port);
+	}
 	fprintf(f, "listen = ");
 	toml_str(f, c->listen);
 	fprintf(f, "\nsocket = ");
@@ -387,7 +528,7 @@ void client_conf_print(const struct client_conf *c, const struct client_addrs *a
 	char fec[32];
 	dp_fec_fmt(&c->fec, fec, sizeof(fec));
 	fprintf(f, "fec = \"%s\"\n", fec);
-	fprintf(f, "mode = \"%s\"\n", client_mode_name((enum client_mode)c->mode));
+	fprintf(f, "path_mode = \"%s\"\n", client_mode_name((enum client_mode)c->mode));
 	fprintf(f, "cost_budget = %g\n", c->cost_budget);
 	fprintf(f, "log_level = \"%s\"\n", ls_log_level_name((enum ls_log_level)c->log_level));
 }

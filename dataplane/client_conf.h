@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "dp_fec.h"
+#include "profile.h"
 
 #define CL_DEFAULT_SOCKET "/run/lightspeed/client.sock"
 #define CL_DEFAULT_LISTEN "127.0.0.1"
@@ -38,9 +39,17 @@ struct client_conf {
 	int mode;               /* enum client_mode of a route's paths (1.9) */
 	double cost_budget;     /* wire packets per game packet auto may spend, 1..3 */
 	int log_level;          /* enum ls_log_level */
+	/* Capture mode (client_capture.h): the game talks to its server directly and the
+	 * kernel diverts its datagrams to the client. */
+	bool capture;
+	char game[LS_PROFILE_ID_MAX]; /* a profile's id, "auto", or "" */
+	struct ls_port_range ports[LS_PROFILE_MAX_PORTS]; /* UDP server ports to divert */
+	size_t nports;          /* 0: the game profile's */
+	int64_t capture_mark;   /* the diversion's packet mark (0: the default) */
 };
 
-/* The addresses, resolved once at start. */
+/* The addresses, resolved once at start (in capture mode game_server may be 0.0.0.0:0:
+ * "auto", every server the game talks to). */
 struct client_addrs {
 	struct sockaddr_in proxy, game_server, listen;
 };

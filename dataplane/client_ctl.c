@@ -63,8 +63,9 @@ static json_t *status_json(const struct client *c)
 	json_object_set_new(o, "path", json_string(client_path_name(m->state)));
 	json_object_set_new(o, "rtt_us", opt_int(m->srtt_us >= 0, m->srtt_us));
 	measure_json(m, o);
-	json_object_set_new(o, "mode", json_string(client_mode_name(r->mode)));
-	json_object_set_new(o, "mode_in_use", json_string(client_mode_name(client_route_mode_now(r))));
+	json_object_set_new(o, "path_mode", json_string(client_mode_name(r->mode)));
+	json_object_set_new(o, "path_mode_in_use",
+			    json_string(client_mode_name(client_route_mode_now(r))));
 	json_object_set_new(o, "data_path", c->cur && r->npaths ? json_string(r->paths[r->data_path].name)
 							       : json_null());
 	json_object_set_new(o, "flows", json_integer(c->n_flows));
@@ -72,6 +73,8 @@ static json_t *status_json(const struct client *c)
 	dp_fec_fmt(&c->fec.set, fec, sizeof(fec));
 	json_object_set_new(o, "fec", json_string(fec));
 	json_object_set_new(o, "fec_up", dp_fec_params_json(&c->fec.up));
+	json_object_set_new(o, "mode", json_string(c->capm ? "capture" : "redirect"));
+	json_object_set_new(o, "capture", client_capture_mode_json(c));
 	return o;
 }
 
@@ -319,8 +322,9 @@ static json_t *route_json(const struct client *c, struct client_route *r, uint64
 						"up"));
 		json_object_set_new(o, "missed", json_integer(client_route_missed(r)));
 	}
-	json_object_set_new(o, "mode", json_string(client_mode_name(r->mode)));
-	json_object_set_new(o, "mode_in_use", json_string(client_mode_name(client_route_mode_now(r))));
+	json_object_set_new(o, "path_mode", json_string(client_mode_name(r->mode)));
+	json_object_set_new(o, "path_mode_in_use",
+			    json_string(client_mode_name(client_route_mode_now(r))));
 	json_object_set_new(o, "duplicates", json_integer((json_int_t)r->duplicates));
 	json_object_set_new(o, "paths", paths_json(r, now));
 	return o;
@@ -454,10 +458,10 @@ static enum ls_rc cmd_route_add(void *ctx, struct ls_steer_call *call)
 		return rc;
 	rc = client_table_add(c, name, &proxy, sid, keyp, probe, replace, &r);
 	memset(key, 0, sizeof(key));
-	if (rc == LS_RC_OK && json_is_string(json_object_get(call->req, "mode"))) {
+	if (rc == LS_RC_OK && json_is_string(json_object_get(call->req, "path_mode"))) {
 		enum client_mode m;
 
-		if (client_mode_parse(json_string_value(json_object_get(call->req, "mode")), &m) == 0 &&
+		if (client_mode_parse(json_string_value(json_object_get(call->req, "path_mode")), &m) == 0 &&
 		    m != r->mode)
 			client_route_set_mode(c, r, m);
 	}
@@ -611,7 +615,7 @@ static enum ls_rc cmd_path_del(void *ctx, struct ls_steer_call *call)
 	return LS_RC_OK;
 }
 
-static enum ls_rc cmd_set_mode(void *ctx, struct ls_steer_call *call)
+static enum ls_rc cmd_set_path_mode(void *ctx, struct ls_steer_call *call)
 {
 	struct client *c = ctx;
 	struct client_route *r;
@@ -644,6 +648,37 @@ static enum ls_rc cmd_set_fec(void *ctx, struct ls_steer_call *call)
 	return LS_RC_OK;
 }
 
+static enum ls_rc cmd_set_game(void *ctx, struct ls_steer_call *call)
+{
+	struct client *c = ctx;
+	const char *game = json_string_value(json_object_get(call->req, "game"));
+	json_t *jpid = json_object_get(call->req, "pid");
+	pid_t pid = json_is_integer(jpid) ? (pid_t)json_integer_value(jpid) : 0;
+	char msg[256] = "";
+	bool applied;
+	enum ls_rc rc = client_capture_mode_set_game(c, game, pid, &applied, msg, sizeof(msg));
+
+	if (rc != LS_RC_OK)
+		return ls_steer_fail(call, rc, "%s", msg);
+	call->result = json_pack("{s:s?,s:b,s:s?,s:o}", "game", game, "applied", applied, "note",
+				 msg[0] ? msg : NULL, "capture", client_capture_mode_json(c));
+	return LS_RC_OK;
+}
+
+static enum ls_rc cmd_capture_route(void *ctx, struct ls_steer_call *call)
+{
+	struct client *c = ctx;
+	const char *server = json_string_value(json_object_get(call->req, "server"));
+	const char *name = json_string_value(json_object_get(call->req, "name"));
+	char msg[160];
+	enum ls_rc rc = client_capture_mode_assign(c, server, name, msg, sizeof(msg));
+
+	if (rc != LS_RC_OK)
+		return ls_steer_fail(call, rc, "%s", msg);
+	call->result = client_capture_mode_json(c);
+	return LS_RC_OK;
+}
+
 /* The commands' definitions are ls_steer_cmd_client (shared/steer_cmd.c). */
 static const struct ls_steer_handler client_handlers[] = {
 	{ "status", cmd_status },
@@ -656,7 +691,9 @@ static const struct ls_steer_handler client_handlers[] = {
 	{ "arm_backup", cmd_arm_backup },
 	{ "path_add", cmd_path_add },
 	{ "path_del", cmd_path_del },
-	{ "set_mode", cmd_set_mode },
+	{ "set_path_mode", cmd_set_path_mode },
+	{ "set_game", cmd_set_game },
+	{ "capture_route", cmd_capture_route },
 	{ NULL, NULL },
 };
 
@@ -748,8 +785,8 @@ static void route_events(struct client *c, struct client_route *r)
 				r->npaths ? r->paths[r->data_path].name : "-");
 		if (subs)
 			ls_steer_publish(c->steer, "paths",
-					 json_pack("{s:s,s:s,s:s,s:o}", "route", r->name, "mode",
-						   client_mode_name(r->mode), "mode_in_use",
+					 json_pack("{s:s,s:s,s:s,s:o}", "route", r->name, "path_mode",
+						   client_mode_name(r->mode), "path_mode_in_use",
 						   client_mode_name(client_route_mode_now(r)), "data_path",
 						   r->npaths ? json_string(r->paths[r->data_path].name)
 							     : json_null()));

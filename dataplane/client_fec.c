@@ -166,8 +166,8 @@ static void send_parity(struct client *c, struct client_route *r, const struct c
 	struct ls_hdr addrs = {
 		.src_ip = f->ip,
 		.src_port = f->port,
-		.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
-		.dst_port = ntohs(c->game_server.sin_port),
+		.dst_ip = f->srv_ip,
+		.dst_port = f->srv_port,
 	};
 	struct ls_seal key;
 
@@ -211,36 +211,64 @@ void client_fec_sent(struct client *c, struct client_route *r, struct client_flo
 	noted(c, f);
 }
 
-/* Walk the encoders: what is due now goes out, and the next deadline is found. With
- * drain, everything pending goes out now, each piece as if its own deadline had come
- * (a few rounds: closing a block may hold back some of its parity). */
+/* One flow's encoder: what is due now goes out; with drain, everything pending, each
+ * piece as if its own deadline had come (a few rounds: closing a block may hold back
+ * some of its parity). Returns its next deadline. */
+static uint64_t flow_blocks(struct client *c, struct client_route *r, struct client_flow *f,
+			    uint64_t now_us, bool drain)
+{
+	uint64_t t = now_us;
+
+	for (int round = 0; round < (drain ? 4 : 1); round++) {
+		if (drain) {
+			t = ls_fec_enc_deadline(f->enc);
+			if (!t)
+				break;
+			t = t < now_us ? now_us : t;
+		}
+		send_held(c, r, f, t, now_us);
+		if (ls_fec_enc_due(f->enc, t))
+			close_block(c, r, f, now_us);
+	}
+	return ls_fec_enc_deadline(f->enc);
+}
+
+/* A flow's blocks go to the route its data went to (capture mode may send flows to
+ * servers on different routes); r serves flows without one. Draining for r (r stops
+ * being the route) leaves other routes' blocks open. */
+static struct client_route *flow_route(struct client_flow *f, struct client_route *r)
+{
+	return f->route && f->route->used ? f->route : r;
+}
+
 static void close_blocks(struct client *c, struct client_route *r, uint64_t now_us, bool drain)
 {
-	uint64_t next = 0;
+	uint64_t next = 0, d;
 
 	for (unsigned i = 0; i < CL_MAX_FLOWS; i++) {
 		struct client_flow *f = &c->flows[i];
-		uint64_t t = now_us, d;
+		struct client_route *fr;
 
 		if (f->port == 0 || !f->enc)
 			continue;
-		for (int round = 0; round < (drain ? 4 : 1); round++) {
-			if (drain) {
-				t = ls_fec_enc_deadline(f->enc);
-				if (!t)
-					break;
-				t = t < now_us ? now_us : t;
-			}
-			send_held(c, r, f, t, now_us);
-			if (ls_fec_enc_due(f->enc, t))
-				close_block(c, r, f, now_us);
-		}
-		d = ls_fec_enc_deadline(f->enc);
+		fr = flow_route(f, r);
+		if (drain && fr != r)
+			d = ls_fec_enc_deadline(f->enc);
+		else
+			d = fr ? flow_blocks(c, fr, f, now_us, drain) : ls_fec_enc_deadline(f->enc);
 		if (d && (!next || d < next))
 			next = d;
 	}
 	c->fec.next_us = next;
 	client_txq_flush(c, &c->io->up);
+}
+
+void client_fec_close_flow(struct client *c, struct client_flow *f, uint64_t now_us)
+{
+	struct client_route *r = flow_route(f, c->cur);
+
+	if (f->enc && r && ls_fec_enc_deadline(f->enc))
+		flow_blocks(c, r, f, now_us, true);
 }
 
 void client_fec_due(struct client *c, uint64_t now_us)
@@ -263,6 +291,7 @@ void client_fec_close_all(struct client *c, struct client_route *r, uint64_t now
 struct deliver_ctx {
 	struct client *c;
 	struct sockaddr_in to;
+	struct sockaddr_in from; /* the game server (capture mode sends from it) */
 	const uint8_t *arrived; /* the datagram's payload, read-only view */
 	uint8_t *arrived_w;     /* the same bytes, writable */
 };
@@ -279,6 +308,7 @@ static void deliver(void *arg, const uint8_t *payload, size_t len)
 		memcpy(data, payload, len);
 	}
 	client_txq_put(q, slot, data, len, &x->to);
+	q->from[slot] = x->from;
 }
 
 void client_fec_down(struct client *c, struct client_route *r, struct client_flow *f,
@@ -291,6 +321,11 @@ void client_fec_down(struct client *c, struct client_route *r, struct client_flo
 			.sin_addr.s_addr = htonl(pkt->h.dst_ip),
 			.sin_port = htons(pkt->h.dst_port),
 		},
+		.from = {
+			.sin_family = AF_INET,
+			.sin_addr.s_addr = htonl(pkt->h.src_ip),
+			.sin_port = htons(pkt->h.src_port),
+		},
 		.arrived = pkt->payload,
 		.arrived_w = payload,
 	};
@@ -298,9 +333,10 @@ void client_fec_down(struct client *c, struct client_route *r, struct client_flo
 
 	/* The decoders follow the current route's block numbers only: late packets of
 	 * the route left behind are delivered as they come, their parity unused. */
-	if (r == c->cur && !f->dec)
+	bool decoding = r == c->cur || r == f->route; /* the flow's own route, in capture mode */
+	if (decoding && !f->dec)
 		f->dec = ls_fec_dec_new(0);
-	if (r != c->cur || !f->dec) {
+	if (!decoding || !f->dec) {
 		if (!parity)
 			deliver(&x, pkt->payload, pkt->payload_len);
 		return;

@@ -68,6 +68,12 @@ static int recv_batch(int fd, struct mmsghdr *m)
 void client_txq_flush(struct client *c, struct client_txq *q)
 {
 	bool up = q == &c->io->up;
+
+	/* Capture mode: replies go back from their servers' addresses (a raw socket). */
+	if (!up && c->capm && q->n) {
+		client_capture_mode_send(c, q);
+		return;
+	}
 	int fd = up ? c->tunnel_fd : c->local_fd;
 	uint64_t *pkts = up ? &c->ctr.tunnel_tx_packets : &c->ctr.delivered_packets;
 	uint64_t *bytes = up ? &c->ctr.tunnel_tx_bytes : &c->ctr.delivered_bytes;
@@ -177,7 +183,8 @@ void client_flows_expire(struct client *c, uint64_t now_us)
  * Before a keyed route's first lifetime (one round trip) it waits in the hold, when
  * may_hold and there is room, else it is dropped as `handshake`. */
 static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size_t len,
-		   const struct sockaddr_in *from, uint64_t now, bool may_hold)
+		   const struct sockaddr_in *from, const struct sockaddr_in *dst, uint64_t now,
+		   bool may_hold)
 {
 	struct client_io *io = c->io;
 	uint32_t ip = ntohl(from->sin_addr.s_addr);
@@ -187,8 +194,8 @@ static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size
 		.version = LS_VER_PLAIN,
 		.src_ip = ip,
 		.src_port = port,
-		.dst_ip = ntohl(c->game_server.sin_addr.s_addr),
-		.dst_port = ntohs(c->game_server.sin_port),
+		.dst_ip = ntohl(dst->sin_addr.s_addr),
+		.dst_port = ntohs(dst->sin_port),
 	};
 	struct client_hold *hd = &io->hold;
 	uint8_t to[CL_MAX_PATHS];
@@ -202,6 +209,7 @@ static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size
 			memcpy(hd->buf[hd->n] + CL_HEADROOM, slot + CL_HEADROOM, len);
 			hd->len[hd->n] = (uint16_t)len;
 			hd->from[hd->n] = *from;
+			hd->dst[hd->n] = *dst;
 			hd->at[hd->n] = now;
 			hd->n++;
 		} else {
@@ -209,6 +217,12 @@ static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size
 		}
 		return;
 	}
+	/* A block carries one game server on one route: a change closes it first. */
+	if (f->enc && (f->srv_ip != h.dst_ip || f->srv_port != h.dst_port || f->route != r))
+		client_fec_close_flow(c, f, now);
+	f->srv_ip = h.dst_ip;
+	f->srv_port = h.dst_port;
+	f->route = r;
 	/* With an encoder the packet joins its flow's open block (or goes as version 1
 	 * when FEC is off or it is too long to protect). */
 	full = f->enc && ls_fec_enc_add(f->enc, slot + CL_HEADROOM, len, now, &h);
@@ -243,7 +257,7 @@ void client_hold_release(struct client *c, uint64_t now_us)
 		if (now_us - hd->at[i] >= CL_HOLD_US)
 			c->ctr.drops[LS_DROP_HANDSHAKE]++;
 		else
-			up_one(c, r, hd->buf[i], hd->len[i], &hd->from[i], now_us, false);
+			up_one(c, r, hd->buf[i], hd->len[i], &hd->from[i], &hd->dst[i], now_us, false);
 	}
 	/* Out now: the queue points into the hold. */
 	client_txq_flush(c, &c->io->up);
@@ -256,7 +270,8 @@ void client_fwd_up(struct client *c)
 	struct client_io *io = c->io;
 
 	for (int round = 0; round < CL_BATCHES_PER_WAKE; round++) {
-		int n = recv_batch(c->local_fd, io->up_rx);
+		int n = c->capm ? client_capture_mode_recv(c, io->up_rx, CL_BATCH, io->up_dst) :
+				  recv_batch(c->local_fd, io->up_rx);
 		if (n <= 0)
 			return;
 		uint64_t now = ls_now_us();
@@ -283,9 +298,23 @@ void client_fwd_up(struct client *c)
 				c->ctr.drops[LS_DROP_OVERSIZE]++;
 				continue;
 			}
-			up_one(c, r, io->up_buf[i], len, &io->up_from[i], now, true);
+			/* Redirect mode sends to the one game server; capture mode to where each
+			 * datagram was going, on its server's route. */
+			const struct sockaddr_in *dst = &c->game_server;
+			struct client_route *ri = r;
+			if (c->capm) {
+				dst = &io->up_dst[i];
+				if (dst->sin_port == 0) {
+					c->ctr.drops[LS_DROP_MALFORMED]++;
+					continue;
+				}
+				ri = client_capture_mode_route(c, dst, r, now);
+			}
+			up_one(c, ri, io->up_buf[i], len, &io->up_from[i], dst, now, true);
 		}
 		client_txq_flush(c, &io->up);
+		if (c->capm)
+			client_capture_mode_events(c);
 		if (n < CL_BATCH)
 			return;
 	}
@@ -345,6 +374,12 @@ static void down_one(struct client *c, struct client_route *r, int i, uint8_t *b
 		break;
 	}
 	struct client_flow *f = flow_find(c, pkt->h.dst_ip, pkt->h.dst_port);
+	/* Put back on the machine only what comes from a server the game sent to. */
+	if (f && c->capm && !client_capture_mode_known(c, pkt->h.src_ip, pkt->h.src_port)) {
+		c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
+		client_meas_data(m, false);
+		return;
+	}
 	if (!f) {
 		c->ctr.drops[LS_DROP_UNKNOWN_FLOW]++;
 		client_meas_data(m, false);
@@ -368,7 +403,11 @@ static void down_one(struct client *c, struct client_route *r, int i, uint8_t *b
 		.sin_addr.s_addr = htonl(pkt->h.dst_ip),
 		.sin_port = htons(pkt->h.dst_port),
 	};
-	client_txq_put(&io->down, client_txq_slot(c, &io->down), payload, pkt->payload_len, &to);
+	unsigned slot = client_txq_slot(c, &io->down);
+	client_txq_put(&io->down, slot, payload, pkt->payload_len, &to);
+	io->down.from[slot] = (struct sockaddr_in){ .sin_family = AF_INET,
+						    .sin_addr.s_addr = htonl(pkt->h.src_ip),
+						    .sin_port = htons(pkt->h.src_port) };
 }
 
 /* A datagram from the relay of route r's path i (1.9): the hop's own checks and

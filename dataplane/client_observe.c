@@ -459,22 +459,6 @@ static int add_ports(struct client_observe *o, const char *list)
 	return 0;
 }
 
-static pid_t find_game(const struct ls_profile *p)
-{
-	struct ls_profile_set *set = calloc(1, sizeof(*set));
-	struct ls_game_proc g;
-	pid_t pid = 0;
-
-	if (!set)
-		return 0;
-	set->p[0] = *p;
-	set->n = 1;
-	if (ls_profile_scan(set, NULL, &g, 1) > 0)
-		pid = g.pid;
-	free(set);
-	return pid;
-}
-
 int client_observe_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -548,7 +532,7 @@ int client_observe_main(int argc, char **argv)
 			memcpy(o->ports, prof.ports, sizeof(prof.ports));
 			o->nports = prof.nports;
 		}
-		pid = find_game(&prof);
+		pid = ls_profile_running(&prof);
 	}
 	if (!o->nports) {
 		fprintf(stderr, PROG ": --observe needs --game NAME or --ports LIST\n");
@@ -625,7 +609,7 @@ int client_observe_main(int argc, char **argv)
 			/* Addresses and the game's sockets change: look again every second. */
 			load_local_addrs(o);
 			if (game && !pid)
-				pid = find_game(&prof);
+				pid = ls_profile_running(&prof);
 			if (pid)
 				load_game_ports(o, pid);
 			next_refresh = now + 1000000;

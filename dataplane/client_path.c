@@ -13,8 +13,11 @@
  * each report already averages a whole interval. */
 #define SRTT_SHIFT 3
 #define LOSS_WEIGHT 0.25
-/* Requests settled (answered or missed) before a round-trip loss sample. */
-#define RT_SAMPLE 8
+/* Requests settled (answered or missed) before a round-trip loss sample, and packets
+ * sent one way before an upstream loss sample of that way (1.9): fewer make a sample
+ * too coarse to tell 10% from nothing. */
+#define RT_SAMPLE 16
+#define WAY_SAMPLE 32
 
 const char *client_route_state_name(enum client_pstate p)
 {
@@ -171,7 +174,12 @@ static void loss_up_way(struct client_meas *m, uint16_t path_rx, uint32_t sent)
 		if (expected && expected < 0x10000) {
 			if (received > expected)
 				received = expected;
-			up_sample(m, expected, received, 0);
+			m->way_exp += expected;
+			m->way_rcv += received;
+		}
+		if (m->way_exp >= WAY_SAMPLE) {
+			up_sample(m, m->way_exp, m->way_rcv, 0);
+			m->way_exp = m->way_rcv = 0;
 		}
 	}
 	m->up_way_any = true;

@@ -59,6 +59,7 @@ struct client_meas {
 	struct ls_rx_base up_base;
 	uint16_t up_rx16;     /* per way (1.9): the peer's count and our own at that reply */
 	uint32_t up_sent;
+	uint32_t way_exp, way_rcv; /* gathered until a sample is big enough */
 	bool up_way_any;
 	/* The last reply's report of our packets, for the FEC policy: set with each reply
 	 * that carried a sample, cleared by the caller. */

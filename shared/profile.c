@@ -463,3 +463,19 @@ size_t ls_profile_scan(const struct ls_profile_set *s, const char *proc_root,
 	qsort(out, found < max ? found : max, sizeof(*out), by_pid);
 	return found;
 }
+
+pid_t ls_profile_running(const struct ls_profile *p)
+{
+	struct ls_profile_set *one = calloc(1, sizeof(*one));
+	struct ls_game_proc g;
+	pid_t pid = 0;
+
+	if (!one)
+		return 0;
+	one->p[0] = *p;
+	one->n = 1;
+	if (ls_profile_scan(one, NULL, &g, 1) > 0)
+		pid = g.pid;
+	free(one);
+	return pid;
+}

@@ -37,6 +37,9 @@
 
 #ifndef LS_PROFILE_DIR
 #define LS_PROFILE_DIR "/usr/local/share/lightspeed/profiles"
+/* The lowest pid of a running process of profile p (0: none). */
+pid_t ls_profile_running(const struct ls_profile *p);
+
 #endif
 /* A colon-separated search path replacing the default one (tests, packagers). */
 #define LS_PROFILE_PATH_ENV "LIGHTSPEED_PROFILE_PATH"
@@ -120,5 +123,8 @@ struct ls_game_proc {
  * process. */
 size_t ls_profile_scan(const struct ls_profile_set *s, const char *proc_root,
 		       struct ls_game_proc *out, size_t max);
+
+/* The lowest pid of a running process of profile p (0: none). */
+pid_t ls_profile_running(const struct ls_profile *p);
 
 #endif

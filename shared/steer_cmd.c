@@ -121,9 +121,9 @@ static const struct ls_steer_arg route_add_args[] = {
 	  .help = "keepalive interval while not the active route (default 250)" },
 	{ .key = "replace", .types = LS_SA_BOOL,
 	  .help = "true: an existing route takes the new parameters (default false: exists)" },
-	{ .key = "mode", .types = LS_SA_STRING | LS_SA_NULL, .choices = route_modes,
+	{ .key = "path_mode", .types = LS_SA_STRING | LS_SA_NULL, .choices = route_modes,
 	  .help = "how the route uses its paths: single, duplicate, split or auto (default: "
-		  "the client's mode)" },
+		  "the client's path_mode)" },
 	{ NULL },
 };
 
@@ -155,7 +155,7 @@ static const struct ls_steer_arg path_del_args[] = {
 	{ NULL },
 };
 
-static const struct ls_steer_arg set_mode_args[] = {
+static const struct ls_steer_arg set_path_mode_args[] = {
 	{ .key = "route", .types = LS_SA_STRING | LS_SA_NULL, .min = 1, .max = 31,
 	  .help = "the route (absent or null: the active one)" },
 	{ .key = "mode", .types = LS_SA_STRING, .required = true, .choices = route_modes,
@@ -179,6 +179,21 @@ static const struct ls_steer_arg client_set_fec_args[] = {
 	{ NULL },
 };
 
+static const struct ls_steer_arg set_game_args[] = {
+	{ .key = "game", .types = LS_SA_STRING | LS_SA_NULL, .required = true, .min = 1, .max = 31,
+	  .help = "the game profile on (profiles/<game>.toml), or null: none" },
+	{ .key = "pid", .types = LS_SA_INT | LS_SA_NULL, .min = 1, .max = INT32_MAX,
+	  .help = "its process, whose sockets capture mode then matches" },
+	{ NULL },
+};
+
+static const struct ls_steer_arg capture_route_args[] = {
+	{ .key = "server", .types = LS_SA_STRING, .required = true, .min = 7, .max = 21,
+	  .help = "a game server, \"ip\" (every port) or \"ip:port\"" },
+	ARG_ROUTE_NAME(true, LS_SA_STRING | LS_SA_NULL),
+	{ NULL },
+};
+
 const struct ls_steer_def ls_steer_cmd_client[] = {
 	{ "status", NULL, "route, path, measurements and FEC in use" },
 	{ "stats", stats_args, "counters, drops by reason, RTT summary, FEC and steering counters" },
@@ -195,11 +210,16 @@ const struct ls_steer_def ls_steer_cmd_client[] = {
 	  "add a path to a route's egress: direct, or through a relay with a grant (at most 3 "
 	  "paths); exists unless replace" },
 	{ "path_del", path_del_args, "delete a path of a route; conflict for its last path" },
-	{ "set_mode", set_mode_args,
+	{ "set_path_mode", set_path_mode_args,
 	  "how a route uses its paths: single, duplicate, split or auto" },
 	{ "arm_backup", arm_backup_args,
 	  "arm the route the client fails over to by itself (null: none); conflict for the "
 	  "active one" },
+	{ "set_game", set_game_args,
+	  "the game being played (the controller's detection): capture mode applies its "
+	  "profile and matches its process" },
+	{ "capture_route", capture_route_args,
+	  "capture mode: the game server rides route name (null: the active route again)" },
 	LS_STEER_CMD_BUILTINS,
 	{ NULL, NULL, NULL },
 };

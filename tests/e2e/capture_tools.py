@@ -8,11 +8,13 @@ and through the proxy on the node when the client captures it (the server sees t
 node's address, 10.NN.2.1). Names carry the test process's pid, so parallel runs never
 meet. Run as a script, this file is also the helpers started inside a namespace:
 
-    capture_tools.py game HOST PORT COUNT [--size A-B] [--pps N] [--bind PORT]
-        sends COUNT numbered datagrams, prints one JSON object: what came back, from where
-    capture_tools.py echo PORT...
-        an echo server on those ports; prints "ready", then on stdin EOF one JSON object
-        listing every datagram's source and length
+    capture_tools.py game HOST PORT COUNT [--size A-B] [--pps N] [--bind PORT] [--wait]
+        sends COUNT numbered datagrams (after a line on stdin, with --wait), prints one
+        JSON object: what came back, from where; HOST may be "H1,H2": they alternate
+    capture_tools.py echo [ADDR:]PORT...
+        an echo server on those ports (a reply leaves from the address it came to when an
+        ADDR is given); prints "ready", then on stdin EOF one JSON object listing every
+        datagram's source
     capture_tools.py sniff IFACE
         counts IPv4 UDP datagrams by (source, destination port) with an AF_PACKET socket;
         prints "ready", then on stdin EOF one JSON object
@@ -45,11 +47,15 @@ def have_netns():
 class Topology:
     """The three namespaces; close() removes them (and so everything in them)."""
 
+    made = 0
+
     def __init__(self, tag="cap"):
         pid = os.getpid()
-        self.net = 64 + pid % 150          # 10.NN.x.y, NN in 64..213
+        Topology.made += 1
+        tag = "%s%d" % (tag, Topology.made)
+        self.net = 64 + (pid + Topology.made) % 150  # 10.NN.x.y, NN in 64..213
         self.names = {k: "ls-%s-%d-%s" % (tag, pid, k) for k in ("pc", "node", "srv")}
-        short = "%d" % (pid % 100000)
+        short = "%d%d" % (pid % 100000, Topology.made % 10)
         self.if_pc, self.if_npc = "lp%sa" % short, "lp%sb" % short
         self.if_nsv, self.if_sv = "ls%sa" % short, "ls%sb" % short
         self.pc_ip = "10.%d.1.2" % self.net
@@ -92,6 +98,11 @@ class Topology:
         run("ip", "-n", self.pc, "route", "add", "default", "via", self.node_pc_ip)
         run("ip", "-n", self.srv, "route", "add", "default", "via", self.node_srv_ip)
         run("ip", "netns", "exec", self.node, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+
+    def nsenter(self, ns):
+        """The prefix that runs a program in namespace ns without `ip netns exec`'s new
+        mount namespace (which hides /sys/fs/cgroup: the client reads cgroups there)."""
+        return ("nsenter", "--net=/run/netns/" + ns)
 
     def exec(self, ns, *cmd, **kw):
         """A process in namespace ns (killed by close())."""
@@ -153,9 +164,13 @@ def payload(i, size):
 
 def main_game(argv):
     host, port, count = argv[0], int(argv[1]), int(argv[2])
-    lo, hi, pps, bind = 64, 64, 200.0, 0
+    lo, hi, pps, bind, wait = 64, 64, 200.0, 0, False
     i = 3
     while i < len(argv):
+        if argv[i] == "--wait":
+            wait = True
+            i += 1
+            continue
         if argv[i] == "--size":
             lo, hi = (int(x) for x in argv[i + 1].split("-"))
         elif argv[i] == "--pps":
@@ -163,6 +178,12 @@ def main_game(argv):
         elif argv[i] == "--bind":
             bind = int(argv[i + 1])
         i += 2
+    hosts = host.split(",")
+    if wait:
+        # The socket is made after the go: a socket belongs to the cgroup its process
+        # was in when it made it (the test moves the process first).
+        print("ready", flush=True)
+        sys.stdin.readline()
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     s.bind(("0.0.0.0", bind))
@@ -185,7 +206,7 @@ def main_game(argv):
         size = lo + (k * 7919) % (hi - lo + 1)
         d = payload(k, size)
         sent[k] = d
-        s.sendto(d, (host, port))
+        s.sendto(d, (hosts[k % len(hosts)], port))
         drain(max(0, t0 + (k + 1) * interval - time.monotonic()))
     drain(1.0)
     exact = 0
@@ -207,9 +228,10 @@ def main_game(argv):
 def main_echo(argv):
     socks = []
     for p in argv:
+        addr, _, port = p.rpartition(":")
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        s.bind(("0.0.0.0", int(p)))
+        s.bind((addr or "0.0.0.0", int(port)))
         socks.append(s)
     seen = {}
     print("ready", flush=True)

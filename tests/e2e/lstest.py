@@ -160,12 +160,13 @@ def steer_ok(path, cmd, **args):
 class Proc:
     """A real LightSpeed process with a steering socket."""
 
-    def __init__(self, name, args, sock_path, tmp, env=None):
+    def __init__(self, name, args, sock_path, tmp, env=None, prefix=()):
         self.name = name
         self.sock_path = sock_path
         self.log_path = os.path.join(tmp, "%s-%d.log" % (name, random.randrange(1 << 30)))
         self.log = open(self.log_path, "wb")
-        self.p = subprocess.Popen([os.path.join(BIN, name)] + args, stdout=self.log,
+        # prefix: what runs it, e.g. ("ip", "netns", "exec", NS) for a network namespace.
+        self.p = subprocess.Popen(list(prefix) + [os.path.join(BIN, name)] + args, stdout=self.log,
                                   stderr=subprocess.STDOUT, env=env)
         try:
             wait_for(self._ready, 5, what="%s steering socket" % name)

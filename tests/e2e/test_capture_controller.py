@@ -11,7 +11,7 @@ import subprocess
 import time
 
 from capture_tools import Topology, have_netns
-from lstest import BIN, LSTestCase, free_port, wait_for
+from lstest import BIN, LSTestCase, Proc, free_port, wait_for
 from test_controller import Controller
 import unittest
 
@@ -156,6 +156,61 @@ class WarpTest(LSTestCase):
         st, body = c.api.call("POST", "/warp/compare")
         self.assertEqual(st, 409)
         self.assertIn("not installed", body["error"]["message"])
+
+    def compare_setup(self, state, on_ms, off_ms, allow):
+        """echo, proxy behind ls-netsim, a client with no route, a controller with node a
+        through the netsim; the stand-in warp-cli's connect/disconnect set the netsim's
+        delay, as WARP would change the path's RTT."""
+        echo = self.echo()
+        pa = self.proxy()
+        na = self.netsim(pa.addr, up="delay=%dms" % (on_ms if state == "connected" else off_ms),
+                         down="delay=%dms" % (on_ms if state == "connected" else off_ms))
+        setd = ("echo '{\"cmd\":\"set\",\"dir\":\"both\",\"spec\":\"delay=%dms\"}' | "
+                "socat - UNIX-CONNECT:" + na.sock_path + " >/dev/null")
+        env = self.standin_env(state, WARP_STANDIN_ON=setd % on_ms, WARP_STANDIN_OFF=setd % off_ms)
+        sock = self.path("client.sock")
+        client = Proc("lightspeed-client", ["--game-server", "%s:%d" % echo.addr, "--local-port",
+                                            str(free_port()), "--socket", sock], sock, self.tmp)
+        self.procs.append(client)
+        conf = self.path("controller.toml")
+        with open(conf, "w") as f:
+            f.write('[warp]\ncli = "%s"\ncheck_ms = 1000\nmeasure_ms = 1500\nallow_toggle = %s\n'
+                    % (STANDIN, "true" if allow else "false"))
+        c = Controller(self, ["-c", conf, "--client-socket", sock, "--state-dir", self.path("state"),
+                              "--node", "a=127.0.0.1:%d" % na.port], env=env)
+        self.closers.append(c.stop)
+        return c
+
+    def last_comparison(self, c, timeout=20):
+        return wait_for(lambda: c.api.get("/status")["warp"]["comparison"]["last"], timeout,
+                        what="a finished comparison")
+
+    def test_warp_compared_at_start_when_allowed_and_kept_when_faster_with_stand_in_warp_cli(self):
+        c = self.compare_setup("disconnected", on_ms=3, off_ms=20, allow=True)
+        last = self.last_comparison(c)
+        self.assertEqual((last["before"], last["kept"]), ("disconnected", "connected"), last)
+        a = last["nodes"][0]
+        self.assertEqual(a["name"], "a")
+        self.assertLess(a["with_ms"], 15)        # 2 x 3 ms emulated
+        self.assertGreater(a["without_ms"], 30)  # 2 x 20 ms
+        self.assertEqual(c.api.get("/status")["warp"]["status"], "connected")
+        self.assertEqual([x for x in self.calls() if x != "status"], ["connect"])
+
+    def test_warp_put_back_when_not_better_compare_asked_through_the_api_with_stand_in_warp_cli(self):
+        c = self.compare_setup("disconnected", on_ms=25, off_ms=5, allow=False)
+        # Not allowed to toggle: nothing happens by itself.
+        wait_for(lambda: any(x["samples"] >= 5 for x in c.route()["candidates"]), 10,
+                 what="node a measured")
+        time.sleep(1.0)
+        self.assertEqual([x for x in self.calls() if x != "status"], [])
+        st, body = c.api.call("POST", "/warp/compare")
+        self.assertEqual(st, 202, body)
+        self.assertEqual(c.api.call("POST", "/warp/compare")[0], 409)  # one at a time
+        last = self.last_comparison(c)
+        self.assertEqual((last["before"], last["kept"]), ("disconnected", "disconnected"), last)
+        self.assertIn("not better", last["reason"])
+        self.assertEqual(c.api.get("/status")["warp"]["status"], "disconnected")
+        self.assertEqual([x for x in self.calls() if x != "status"], ["connect", "disconnect"])
 
     @unittest.skipUnless(have_netns(), "needs root for network namespaces")
     def test_warp_interface_and_routes_with_stand_in_warp_cli_and_tun_in_a_network_namespace(self):

@@ -113,7 +113,7 @@ class MultipathTest(LSTestCase):
         client = os.path.join(BIN, "lightspeed-client")
         self.c = self.node("pc", client, [
             "--proxy", direct, "--game-server", srv, "--local-port", str(self.local),
-            "--session-id", str(SID), "--key", KEY, "--mode", mode, "--fec", fec])
+            "--session-id", str(SID), "--key", KEY, "--path-mode", mode, "--fec", fec])
         for r in ("r1", "r2"):
             leg, via = self.netsim("pc", r, PORT, LEG_DELAY)
             self.legs["pc-" + r] = leg

@@ -278,6 +278,8 @@ static void test_scan_finds_real_processes(void)
 		usleep(10000);
 	}
 	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(ls_profile_running(&s->p[1]), native);
+	CU_ASSERT_EQUAL(ls_profile_running(&s->p[0]), wine);
 	for (size_t i = 0; i < n && i < 8; i++) {
 		if (found[i].pid == native) {
 			CU_ASSERT_EQUAL(found[i].profile, 1);
@@ -294,6 +296,7 @@ static void test_scan_finds_real_processes(void)
 	waitpid(native, NULL, 0);
 	waitpid(wine, NULL, 0);
 	CU_ASSERT_EQUAL(ls_profile_scan(s, NULL, found, 8), 0);
+	CU_ASSERT_EQUAL(ls_profile_running(&s->p[0]), 0);
 	free(s);
 	rm_tmp();
 }
