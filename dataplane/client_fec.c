@@ -14,7 +14,7 @@
 /* Out of memory: the flow goes unprotected rather than unsent. */
 static void enc_create(struct client_flow *f, const struct ls_fec_params *p)
 {
-	f->enc = ls_fec_enc_new(p);
+	f->enc = dp_fec_enc_new(p);
 }
 
 /* The encoders take new parameters (from their next block); while FEC is on every game
@@ -35,10 +35,11 @@ static void apply_up(struct client *c, const struct ls_fec_params *p)
 }
 
 /* Split mode (docs/protocol.md 1.9) sends parity on the paths that do not carry the
- * data: with FEC off it uses this code. */
+ * data: with FEC off it uses this code, whose parity can rebuild a whole block, so the
+ * death of the path carrying the data costs no game packet. */
 static const struct dp_fec_setting split_default = {
 	.mode = DP_FEC_FIXED,
-	.p = { .k = 4, .m = 2, .block_us = LS_FEC_BLOCK_US_DEFAULT },
+	.p = { .k = 2, .m = 2, .block_us = LS_FEC_BLOCK_US_DEFAULT },
 };
 
 /* The setting in force: the user's, unless split needs a code the user left off. */
@@ -336,6 +337,10 @@ void client_fec_down(struct client *c, struct client_route *r, struct client_flo
 	bool decoding = r == c->cur || r == f->route; /* the flow's own route, in capture mode */
 	if (decoding && !f->dec)
 		f->dec = ls_fec_dec_new(0);
+	/* Parity over another path may come later than the data (1.9). */
+	if (f->dec)
+		f->dec->timeout_us = client_route_multipath(r) ? LS_FEC_DEC_TIMEOUT_PATHS
+							       : LS_FEC_DEC_TIMEOUT_DEFAULT;
 	if (!decoding || !f->dec) {
 		if (!parity)
 			deliver(&x, pkt->payload, pkt->payload_len);

@@ -216,7 +216,6 @@ void client_route_roles(struct client *c, struct client_route *r, uint64_t now)
 {
 	enum client_mode m = client_route_mode_now(r);
 
-	(void)c;
 	(void)now;
 	for (unsigned i = 0; i < r->npaths; i++) {
 		uint8_t role;
@@ -231,6 +230,9 @@ void client_route_roles(struct client *c, struct client_route *r, uint64_t now)
 			role = LS_ROLE_PROBE;
 		r->paths[i].role = role;
 	}
+	/* Split needs a code even with FEC off; a route of one path never splits. */
+	if (r == c->cur)
+		client_fec_mode_changed(c);
 }
 
 unsigned client_route_targets(struct client_route *r, bool parity, uint64_t now,
