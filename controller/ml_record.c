@@ -118,13 +118,6 @@ void ml_record_close(struct ml_record *r)
 
 /* ------------------------------------------------------------- reading back */
 
-struct record_node {
-	char name[32];
-	size_t n, cap;
-	int64_t *ms;
-	float *rtt, *load;
-	double hops, as, km;
-};
 
 static int record_field(char **p, double *v)
 {
@@ -174,20 +167,20 @@ static int record_parse(char *line, int64_t *ms, char name[32], double v[5])
 	return *p == '\0' || *p == '\n' ? 0 : -1;
 }
 
-static struct record_node *record_node_of(struct record_node *nodes, size_t *nn, const char *name)
+static struct ml_record_node *record_node_of(struct ml_record_node *nodes, size_t *nn, const char *name)
 {
 	for (size_t i = 0; i < *nn; i++)
 		if (strcmp(nodes[i].name, name) == 0)
 			return &nodes[i];
 	if (*nn == RECORD_MAX_NODES)
 		return NULL;
-	struct record_node *rn = &nodes[(*nn)++];
+	struct ml_record_node *rn = &nodes[(*nn)++];
 	memset(rn, 0, sizeof(*rn));
 	snprintf(rn->name, sizeof(rn->name), "%s", name);
 	return rn;
 }
 
-static int record_append(struct record_node *rn, int64_t ms, const double v[5])
+static int record_append(struct ml_record_node *rn, int64_t ms, const double v[5])
 {
 	if (rn->n == rn->cap) {
 		size_t cap = rn->cap ? rn->cap * 2 : 4096;
@@ -215,7 +208,7 @@ static int record_append(struct record_node *rn, int64_t ms, const double v[5])
 	return 0;
 }
 
-static int record_read(const char *path, struct record_node *nodes, size_t *nn, size_t *bad,
+static int record_read(const char *path, struct ml_record_node *nodes, size_t *nn, size_t *bad,
 		       size_t *lines)
 {
 	FILE *f = fopen(path, "r");
@@ -227,7 +220,7 @@ static int record_read(const char *path, struct record_node *nodes, size_t *nn, 
 		int64_t ms;
 		char name[32];
 		double v[5];
-		struct record_node *rn;
+		struct ml_record_node *rn;
 
 		if (strncmp(line, "time_ms,", 8) == 0)
 			continue;
@@ -246,34 +239,56 @@ static int record_read(const char *path, struct record_node *nodes, size_t *nn, 
 	return 0;
 }
 
-int ml_record_rows(const char *dir, const struct ml_window *w, double every_s,
-		   struct ml_data *out, size_t *bad, char *err, size_t errlen)
+int ml_record_load(const char *dir, struct ml_record_set *set, size_t *bad, char *err,
+		   size_t errlen)
 {
 	char path[300], old[330];
-	struct record_node *nodes = calloc(RECORD_MAX_NODES, sizeof(*nodes));
-	size_t nn = 0, lines = 0;
-	uint32_t group = 0;
-	int rc = -1;
 
+	memset(set, 0, sizeof(*set));
 	*bad = 0;
 	snprintf(path, sizeof(path), "%s/%s", dir, ML_RECORD_FILE);
 	snprintf(old, sizeof(old), "%s.1", path);
-	if (!nodes) {
+	set->node = calloc(RECORD_MAX_NODES, sizeof(*set->node));
+	if (!set->node) {
 		snprintf(err, errlen, "recorded samples: out of memory");
 		return -1;
 	}
-	if (record_read(old, nodes, &nn, bad, &lines) < 0 ||
-	    record_read(path, nodes, &nn, bad, &lines) < 0) {
+	if (record_read(old, set->node, &set->n_nodes, bad, &set->lines) < 0 ||
+	    record_read(path, set->node, &set->n_nodes, bad, &set->lines) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		ml_record_set_free(set);
+		return -1;
+	}
+	return 0;
+}
+
+void ml_record_set_free(struct ml_record_set *set)
+{
+	for (size_t k = 0; set->node && k < set->n_nodes; k++) {
+		free(set->node[k].ms);
+		free(set->node[k].rtt);
+		free(set->node[k].load);
+	}
+	free(set->node);
+	memset(set, 0, sizeof(*set));
+}
+
+int ml_record_rows(const char *dir, const struct ml_window *w, double every_s,
+		   struct ml_data *out, size_t *bad, char *err, size_t errlen)
+{
+	struct ml_record_set set;
+	uint32_t group = 0;
+	int rc = -1;
+
+	if (ml_record_load(dir, &set, bad, err, errlen) < 0)
+		return -1;
+	if (set.lines == 0) {
+		snprintf(err, errlen, "%s/%s: no recorded samples yet (the controller records its "
+			 "nodes' probes as it runs)", dir, ML_RECORD_FILE);
 		goto out;
 	}
-	if (lines == 0) {
-		snprintf(err, errlen, "%s: no recorded samples yet (the controller records its "
-			 "nodes' probes as it runs)", path);
-		goto out;
-	}
-	for (size_t k = 0; k < nn; k++) {
-		struct record_node *rn = &nodes[k];
+	for (size_t k = 0; k < set.n_nodes; k++) {
+		struct ml_record_node *rn = &set.node[k];
 		size_t s = 0;
 
 		for (size_t i = 1; i <= rn->n; i++) {
@@ -306,12 +321,7 @@ int ml_record_rows(const char *dir, const struct ml_window *w, double every_s,
 	}
 	rc = 0;
 out:
-	for (size_t k = 0; k < nn; k++) {
-		free(nodes[k].ms);
-		free(nodes[k].rtt);
-		free(nodes[k].load);
-	}
-	free(nodes);
+	ml_record_set_free(&set);
 	return rc;
 }
 

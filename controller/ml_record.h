@@ -38,6 +38,25 @@ void ml_record_add(struct ml_record *r, int64_t wall_ms, const char *node, doubl
 void ml_record_flush(struct ml_record *r, uint64_t now_us, bool force);
 void ml_record_close(struct ml_record *r);
 
+/* The recorded files of dir read back, per node, in file order (the older file first).
+ * Lines that do not parse are skipped and counted in *bad. */
+struct ml_record_node {
+	char name[32];
+	size_t n, cap;
+	int64_t *ms;          /* Unix milliseconds */
+	float *rtt, *load;    /* NAN: lost, unknown */
+	double hops, as, km;  /* the last record's (NAN: unknown) */
+};
+struct ml_record_set {
+	struct ml_record_node *node;
+	size_t n_nodes;
+	size_t lines;
+};
+/* 0, or -1 with a message (out of memory, a file that cannot be read). */
+int ml_record_load(const char *dir, struct ml_record_set *set, size_t *bad, char *err,
+		   size_t errlen);
+void ml_record_set_free(struct ml_record_set *set);
+
 /* Training rows from the recorded files of dir (the older first): per node, every
  * stretch without a gap over 10 s is one history. Lines that do not parse are skipped
  * and counted in *bad. 0, or -1 with a message (no files, out of memory). */
