@@ -303,6 +303,7 @@ static void teardown(struct client *c)
 	c->steer = NULL;
 	client_capture_mode_close(c);
 	client_fec_free(c);
+	client_direct_free(c);
 	for (size_t i = 0; i < LS_ARRAY_LEN(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -366,6 +367,10 @@ static int run(struct client *c)
 			return -1;
 		}
 		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u32 >= CL_EV_DIRECT) {
+				client_direct_readable(c, evs[i].data.u32 - CL_EV_DIRECT);
+				continue;
+			}
 			switch (evs[i].data.u32) {
 			case EV_LOCAL:
 				client_fwd_up(c);

@@ -13,6 +13,7 @@
 #include "client_capture_mode.h"
 #include "client_route.h"
 #include "dp_fec.h"
+#include "log.h"
 #include "steer.h"
 
 #ifndef LS_VERSION
@@ -55,6 +56,23 @@ struct client_flow {
 	struct client_route *route;
 	struct ls_fec_enc *enc; /* upstream blocks: while FEC is on */
 	struct ls_fec_dec *dec; /* downstream recovery: from the first version-2 packet */
+	int dfd;                /* the direct route's socket of this game socket; 0: none */
+};
+
+/* The direct route's sockets (client_direct.c): spares kept ready while a direct route
+ * exists, and the batch of datagrams queued for them. */
+#define CL_DIRECT_SPARE 4
+/* epoll tags of the flows' direct sockets: CL_EV_DIRECT + flow index. */
+#define CL_EV_DIRECT 1000u
+struct client_directs {
+	int spare[CL_DIRECT_SPARE];
+	unsigned nspare, open;
+	struct mmsghdr msg[CL_BATCH];
+	struct iovec iov[CL_BATCH];
+	struct sockaddr_in to[CL_BATCH];
+	int fd[CL_BATCH];
+	unsigned n;
+	struct ls_ratelog rl;
 };
 
 struct client_counters {
@@ -64,6 +82,8 @@ struct client_counters {
 	uint64_t delivered_packets, delivered_bytes;
 	uint64_t keepalives_sent, keepalive_replies;
 	uint64_t route_changes;
+	uint64_t direct_tx_packets, direct_tx_bytes; /* the direct route's, to game servers */
+	uint64_t direct_rx_packets, direct_rx_bytes; /* and from them */
 	uint64_t drops[LS_DROP__COUNT];
 };
 
@@ -168,6 +188,7 @@ struct client {
 
 	struct client_flow flows[CL_MAX_FLOWS];
 	unsigned n_flows;
+	struct client_directs direct;
 	struct client_fec fec;
 	struct client_capture_mode *capm; /* capture mode (client_capture_mode.h), or NULL */
 
@@ -188,6 +209,10 @@ unsigned client_table_count(const struct client *c);
 enum ls_rc client_table_add(struct client *c, const char *name, const struct sockaddr_in *proxy,
 			    uint32_t session_id, const uint8_t *key, uint32_t probe_ms,
 			    bool replace, struct client_route **out);
+/* The direct route (client_direct.c) named name: no proxy, the game server itself.
+ * LS_RC_EXISTS unless replace (LS_RC_CONFLICT for a route in use), LS_RC_FULL. */
+enum ls_rc client_table_add_direct(struct client *c, const char *name, bool replace,
+				   struct client_route **out);
 /* LS_RC_NOT_FOUND; LS_RC_CONFLICT for the active route; an armed backup is disarmed. */
 enum ls_rc client_table_del(struct client *c, const char *name);
 /* Arm a backup (NULL: none). LS_RC_NOT_FOUND; LS_RC_CONFLICT for the active route. */
@@ -211,6 +236,22 @@ uint32_t client_keepalive_ms(const struct client *c, const struct client_route *
 /* Each loop turn: keepalives due, missed ones counted, fast failover, handshakes, the
  * silence watch, held packets, events. Returns when to run again (0: no deadline). */
 uint64_t client_table_run(struct client *c, uint64_t now_us);
+
+/* ---- client_direct.c: the direct route, straight to the game server --------- */
+
+/* A route of the table goes direct. */
+bool client_direct_wanted(const struct client *c);
+/* Keep CL_DIRECT_SPARE sockets ready while one does (each loop turn). */
+void client_direct_refill(struct client *c);
+/* Queue a game datagram for f's game server (to), from f's own socket. */
+void client_direct_send(struct client *c, struct client_flow *f, uint8_t *payload, size_t len,
+			const struct sockaddr_in *to);
+void client_direct_flush(struct client *c);
+/* f's socket is readable (idx: its index in flows). */
+void client_direct_readable(struct client *c, unsigned idx);
+/* A game socket goes: so does its direct socket. */
+void client_direct_flow_gone(struct client *c, struct client_flow *f);
+void client_direct_free(struct client *c);
 
 /* ---- client_multi.c: a route's paths, direct or through relays (1.9) ---------- */
 

@@ -96,6 +96,10 @@ static const struct {
 	C(keepalives_sent, "Keepalive requests sent."),
 	C(keepalive_replies, "Keepalive replies matched to a request."),
 	C(route_changes, "Routes set by steering."),
+	C(direct_tx_packets, "Datagrams the direct route sent to game servers."),
+	C(direct_tx_bytes, "Bytes the direct route sent to game servers."),
+	C(direct_rx_packets, "Datagrams the direct route received from game servers."),
+	C(direct_rx_bytes, "Bytes the direct route received from game servers."),
 #undef C
 };
 
@@ -308,7 +312,8 @@ static json_t *route_json(const struct client *c, struct client_route *r, uint64
 	json_t *o = json_object();
 
 	json_object_set_new(o, "name", json_string(r->name));
-	json_object_set_new(o, "proxy", addr_json(&r->proxy));
+	json_object_set_new(o, "proxy", addr_json(r->direct ? &c->game_server : &r->proxy));
+	json_object_set_new(o, "direct", json_boolean(r->direct));
 	json_object_set_new(o, "session_id", opt_int(r->keyed, r->session_id));
 	json_object_set_new(o, "auth", json_boolean(r->keyed));
 	json_object_set_new(o, "probe_ms", json_integer(r->probe_ms));
@@ -452,12 +457,32 @@ static enum ls_rc cmd_route_add(void *ctx, struct ls_steer_call *call)
 	uint32_t sid;
 	enum ls_rc rc;
 
-	if ((rc = name_arg(call, &name)) != LS_RC_OK ||
-	    (rc = addr_arg(c, call, "proxy", &proxy)) != LS_RC_OK ||
-	    (rc = session_args(call, &sid, key, &keyp)) != LS_RC_OK)
+	if ((rc = name_arg(call, &name)) != LS_RC_OK)
 		return rc;
-	rc = client_table_add(c, name, &proxy, sid, keyp, probe, replace, &r);
-	memset(key, 0, sizeof(key));
+	if (json_is_true(json_object_get(call->req, "direct"))) {
+		/* The game server itself: nothing of a proxy goes with it. */
+		if (json_object_get(call->req, "proxy") || json_object_get(call->req, "session_id") ||
+		    json_object_get(call->req, "key"))
+			return ls_steer_fail(call, LS_RC_INVALID,
+					     "a direct route has no proxy, session_id or key: it goes "
+					     "to the game server itself");
+		rc = client_table_add_direct(c, name, replace, &r);
+		if (rc == LS_RC_CONFLICT)
+			return ls_steer_fail(call, rc, "'%s' is in use: set_route another before it "
+					     "turns direct", name);
+		if (rc == LS_RC_OK)
+			ls_info("route %s: direct to the game server (no tunnel)", name);
+	} else {
+		if (!json_is_string(json_object_get(call->req, "proxy")))
+			return ls_steer_fail(call, LS_RC_INVALID,
+					     "proxy is missing (\"ip:port\"; or direct:true for the "
+					     "game server itself)");
+		if ((rc = addr_arg(c, call, "proxy", &proxy)) != LS_RC_OK ||
+		    (rc = session_args(call, &sid, key, &keyp)) != LS_RC_OK)
+			return rc;
+		rc = client_table_add(c, name, &proxy, sid, keyp, probe, replace, &r);
+		memset(key, 0, sizeof(key));
+	}
 	if (rc == LS_RC_OK && json_is_string(json_object_get(call->req, "path_mode"))) {
 		enum client_mode m;
 

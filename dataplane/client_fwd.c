@@ -156,6 +156,7 @@ static struct client_flow *flow_touch(struct client *c, uint32_t ip, uint16_t po
 		if (!f) {
 			f = lru;
 			client_fec_flow_gone(c, f);
+			client_direct_flow_gone(c, f);
 		}
 		f->ip = ip;
 		f->port = port;
@@ -171,6 +172,7 @@ void client_flows_expire(struct client *c, uint64_t now_us)
 		struct client_flow *f = &c->flows[i];
 		if (f->port != 0 && now_us - f->last_us >= CL_FLOW_IDLE_US) {
 			client_fec_flow_gone(c, f);
+			client_direct_flow_gone(c, f);
 			memset(f, 0, sizeof(*f));
 			c->n_flows--;
 		}
@@ -204,6 +206,14 @@ static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size
 	size_t wire;
 	bool full;
 
+	if (r->direct) {
+		/* No tunnel: the game server itself, from this game socket's own socket. */
+		f->srv_ip = h.dst_ip;
+		f->srv_port = h.dst_port;
+		f->route = r;
+		client_direct_send(c, f, slot + CL_HEADROOM, len, dst);
+		return;
+	}
 	if (!client_route_sendable(r, now)) {
 		if (may_hold && hd->n < CL_HOLD) {
 			memcpy(hd->buf[hd->n] + CL_HEADROOM, slot + CL_HEADROOM, len);
@@ -261,6 +271,7 @@ void client_hold_release(struct client *c, uint64_t now_us)
 	}
 	/* Out now: the queue points into the hold. */
 	client_txq_flush(c, &c->io->up);
+	client_direct_flush(c);
 	hd->n = 0;
 }
 
@@ -313,6 +324,7 @@ void client_fwd_up(struct client *c)
 			up_one(c, ri, io->up_buf[i], len, &io->up_from[i], dst, now, true);
 		}
 		client_txq_flush(c, &io->up);
+		client_direct_flush(c);
 		if (c->capm)
 			client_capture_mode_events(c);
 		if (n < CL_BATCH)

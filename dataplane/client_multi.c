@@ -472,7 +472,7 @@ void client_send_keepalive(struct client *c, struct client_route *r, uint64_t no
 	uint8_t buf[LS_MAX_OVERHEAD], k, m;
 	bool multi;
 
-	if (!r)
+	if (!r || r->direct)
 		return;
 	multi = client_route_multipath(r);
 	client_fec_ask(c, &k, &m);
@@ -546,7 +546,7 @@ uint64_t client_multi_run(struct client *c, uint64_t now)
 void client_send_fins(struct client *c, uint64_t now)
 {
 	uint8_t fin[LS_MAX_OVERHEAD];
-	struct client_route *r = c->cur;
+	struct client_route *r = c->cur && !c->cur->direct ? c->cur : NULL;
 	size_t n = r ? client_route_fin(r, now, fin) : 0;
 
 	/* One FIN along every path (the first copy ends the session), then one to each
@@ -580,7 +580,8 @@ struct client_route *client_way_for(struct client *c, const struct sockaddr_in *
 		struct client_route *r = i < CL_MAX_ROUTES ? &c->routes[i] : &c->retired;
 		int direct;
 
-		if (!r->used)
+		/* The direct route's replies come to its own sockets, never here. */
+		if (!r->used || r->direct)
 			continue;
 		/* Through one of its relays: the hop's grant names it. */
 		for (unsigned k = 0; k < r->npaths; k++) {
@@ -629,7 +630,7 @@ bool client_table_knows(const struct client *c, const struct sockaddr_in *from)
 	for (unsigned i = 0; i <= CL_MAX_ROUTES; i++) {
 		const struct client_route *r = i < CL_MAX_ROUTES ? &c->routes[i] : &c->retired;
 
-		if (!r->used)
+		if (!r->used || r->direct)
 			continue;
 		if (r->proxy.sin_addr.s_addr == from->sin_addr.s_addr &&
 		    r->proxy.sin_port == from->sin_port)

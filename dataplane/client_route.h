@@ -82,6 +82,7 @@ struct client_route {
 	uint64_t better_since_us; /* since when another path beats the data path */
 	uint64_t duplicates;  /* copies dropped: another path's came first */
 	bool is_hop;          /* a relay hop's session, not a route of the table */
+	bool direct;          /* no tunnel: the game server itself (client_direct.c) */
 	enum client_pstate reported; /* the state the last route_state event gave */
 
 	/* What happened on the packet path, for the loop to publish and log after the

@@ -260,6 +260,36 @@ enum ls_rc client_table_add(struct client *c, const char *name, const struct soc
 	return LS_RC_OK;
 }
 
+enum ls_rc client_table_add_direct(struct client *c, const char *name, bool replace,
+				   struct client_route **out)
+{
+	struct client_route *r = client_table_find(c, name);
+	uint64_t now = ls_now_us();
+
+	*out = r;
+	if (r && r->direct)
+		return LS_RC_OK;
+	if (r && !replace)
+		return LS_RC_EXISTS;
+	/* A route of the table turning direct: as a replacement of its parameters. */
+	if (r && (r == c->cur || r == c->prev))
+		return LS_RC_CONFLICT;
+	if (r) {
+		memo_save(c, r);
+		client_route_drop_relays(r);
+	} else if (!(r = free_slot(c))) {
+		return LS_RC_FULL;
+	}
+	route_make(c, r, name, &c->game_server, 0, NULL, CL_PROBE_DEFAULT_MS, now);
+	/* No tunnel, no paths, no keepalives: the game server answers its own socket. */
+	r->direct = true;
+	r->npaths = 0;
+	memset(r->paths, 0, sizeof(r->paths));
+	*out = r;
+	client_direct_refill(c);
+	return LS_RC_OK;
+}
+
 enum ls_rc client_table_del(struct client *c, const char *name)
 {
 	struct client_route *r = client_table_find(c, name);
@@ -365,7 +395,8 @@ uint64_t client_table_run(struct client *c, uint64_t now_us)
 	for (unsigned i = 0; i < CL_MAX_ROUTES; i++) {
 		struct client_route *r = &c->routes[i];
 
-		if (!r->used)
+		/* The direct route has no proxy to probe: the controller pings the server. */
+		if (!r->used || r->direct)
 			continue;
 		if (now_us >= r->next_probe_us) {
 			client_route_interval(r, now_us, client_keepalive_ms(c, r, now_us));
@@ -398,7 +429,7 @@ uint64_t client_table_run(struct client *c, uint64_t now_us)
 		uint64_t watch = 0;
 		size_t n;
 
-		if (!r->used)
+		if (!r->used || r->direct)
 			continue;
 		if (r->ka_now) {
 			r->ka_now = false;
@@ -423,6 +454,7 @@ uint64_t client_table_run(struct client *c, uint64_t now_us)
 	}
 	SOONER(client_multi_run(c, now_us));
 	client_hold_release(c, now_us);
+	client_direct_refill(c);
 	client_ctl_route_events(c);
 	return next;
 #undef SOONER

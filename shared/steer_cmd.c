@@ -112,8 +112,10 @@ static const char *const route_modes[] = { "single", "duplicate", "split", "auto
 
 static const struct ls_steer_arg route_add_args[] = {
 	ARG_ROUTE_NAME(true, LS_SA_STRING),
-	{ .key = "proxy", .types = LS_SA_STRING, .required = true, .min = 1, .max = 64,
-	  .help = "the proxy's tunnel address, \"ip:port\"" },
+	{ .key = "proxy", .types = LS_SA_STRING, .min = 1, .max = 64,
+	  .help = "the proxy's tunnel address, \"ip:port\" (required unless direct)" },
+	{ .key = "direct", .types = LS_SA_BOOL,
+	  .help = "true: no tunnel, the game server itself (no proxy, session or key)" },
 	{ .key = "session_id", .types = LS_SA_INT | LS_SA_NULL, .min = 1, .max = UINT32_MAX,
 	  .help = "the session id (with key; neither: unauthenticated)" },
 	ARG_KEY(LS_SA_STRING | LS_SA_NULL),
