@@ -694,6 +694,8 @@ static const struct ls_httpd_route api_routes[] = {
 	{ "POST", "/model/train", ml_api_train, ml_api_train_keys, NULL, false },
 	{ "POST", "/route/strategy", ml_api_strategy, ml_api_strategy_keys, NULL, false },
 	{ "GET", "/samples", ml_api_samples, NULL, NULL, false },
+	{ "GET", "/paths", paths_api_get, NULL, NULL, false },
+	{ "POST", "/route/mode", paths_api_mode, paths_api_mode_keys, NULL, false },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 

@@ -47,6 +47,7 @@ void ctrl_conf_defaults(struct ctrl_conf *c)
 	ml_conf_defaults(&c->ml);
 	select_conf_defaults(&c->select);
 	select_nearest_defaults(&c->nearest);
+	paths_conf_defaults(&c->mp);
 	failover_conf_defaults(&c->failover);
 	c->icmp = true;
 	c->icmp_interval_ms = 1000;
@@ -344,6 +345,69 @@ static void *add_node(void *conf, char *err, size_t errlen)
 	return &c->nodes[c->n_nodes++];
 }
 
+static int parse_path_mode(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	if (want(v, LS_CV_STRING, err, errlen) < 0)
+		return -1;
+	if (v->u.s[0] && !paths_mode_valid(v->u.s)) {
+		snprintf(err, errlen, "expected single, duplicate, split or auto (or \"\": the client's)");
+		return -1;
+	}
+	snprintf(dst, PATHS_MODE_LEN, "%s", v->u.s);
+	return 0;
+}
+
+static int parse_relay_nodes(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct relay_nodes *rn = dst;
+
+	if (v->type != LS_CV_ARRAY || v->u.arr.n > NODE_MAX) {
+		snprintf(err, errlen, "expected an array of at most %d node names", NODE_MAX);
+		return -1;
+	}
+	rn->n = 0;
+	for (size_t i = 0; i < v->u.arr.n; i++)
+		if (parse_node_name(&v->u.arr.items[i], rn->name[rn->n++], err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+U32(parse_paths, 1, PATHS_PER_ROUTE)
+U32(parse_replace_ms, 0, 3600000)
+
+static const struct ls_conf_field multipath_fields[] = {
+	FS(multipath_conf, "mode", LS_CF_CUSTOM, mode, 0, 0, parse_path_mode),
+	FS(multipath_conf, "paths", LS_CF_CUSTOM, paths, 0, 0, parse_paths),
+	FS(multipath_conf, "replace_after_ms", LS_CF_CUSTOM, replace_after_ms, 0, 0,
+	   parse_replace_ms),
+	FS(multipath_conf, "bad_loss", LS_CF_CUSTOM, bad_loss, 0, 0, parse_fraction),
+	FS(multipath_conf, "rest_ms", LS_CF_CUSTOM, rest_ms, 0, 0, parse_replace_ms),
+	FS(multipath_conf, "direct", LS_CF_CUSTOM, direct, 0, 0, parse_bool),
+	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
+};
+
+static const struct ls_conf_field relay_fields[] = {
+	FS(relay_conf, "name", LS_CF_CUSTOM, name, 0, 0, parse_node_name),
+	FS(relay_conf, "address", LS_CF_STRING, address, 0, 0, NULL),
+	FS(relay_conf, "session_id", LS_CF_CUSTOM, session_id, 0, 0, parse_session),
+	FS(relay_conf, "key", LS_CF_CUSTOM, key, 0, 0, parse_key),
+	FS(relay_conf, "key_file", LS_CF_STRING, key_file, 0, 0, NULL),
+	FS(relay_conf, "nodes", LS_CF_CUSTOM, nodes, 0, 0, parse_relay_nodes),
+	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
+};
+
+static void *add_relay(void *conf, char *err, size_t errlen)
+{
+	struct ctrl_conf *c = conf;
+
+	if (c->mp.n_relays >= PATHS_RELAY_MAX) {
+		snprintf(err, errlen, "too many [[relay]] sections (at most %d)", PATHS_RELAY_MAX);
+		return NULL;
+	}
+	memset(&c->mp.relays[c->mp.n_relays], 0, sizeof(c->mp.relays[0]));
+	return &c->mp.relays[c->mp.n_relays++];
+}
+
 static const struct ls_conf_section ctrl_schema[] = {
 	{ "controller", controller_fields, 0, NULL },
 	{ "health", health_fields, offsetof(struct ctrl_conf, health), NULL },
@@ -354,6 +418,8 @@ static const struct ls_conf_section ctrl_schema[] = {
 	{ "warp", warp_conf_fields, offsetof(struct ctrl_conf, warp), NULL },
 	{ "ml", ml_conf_fields, offsetof(struct ctrl_conf, ml), NULL },
 	{ "node", node_fields, 0, add_node },
+	{ "multipath", multipath_fields, offsetof(struct ctrl_conf, mp), NULL },
+	{ "relay", relay_fields, 0, add_relay },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -482,6 +548,16 @@ static int finish(struct ctrl_conf *c, char *err, size_t errlen)
 				return -1;
 			}
 		if (ctrl_conf_node_check(&c->nodes[i], err, errlen) < 0)
+			return -1;
+	}
+	for (unsigned i = 0; i < c->mp.n_relays; i++) {
+		struct relay_conf *r = &c->mp.relays[i];
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(r->name, c->mp.relays[j].name) == 0) {
+				snprintf(err, errlen, "relay %s is defined twice", r->name);
+				return -1;
+			}
+		if (paths_relay_check(r, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
@@ -684,4 +760,26 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	}
 	if (!c->n_nodes)
 		fprintf(f, "\n# no [[node]]: only the routes the client already holds\n");
+	fprintf(f, "\n[multipath]\n");
+	kv_str(f, "mode", c->mp.mode);
+	if (!c->mp.mode[0])
+		fprintf(f, "# mode: the client's path_mode\n");
+	fprintf(f, "paths = %u\nreplace_after_ms = %u\nbad_loss = %g\nrest_ms = %u\ndirect = %s\n",
+		c->mp.paths, c->mp.replace_after_ms, c->mp.bad_loss, c->mp.rest_ms,
+		c->mp.direct ? "true" : "false");
+	for (unsigned i = 0; i < c->mp.n_relays; i++) {
+		const struct relay_conf *r = &c->mp.relays[i];
+		fprintf(f, "\n[[relay]]\n");
+		kv_str(f, "name", r->name);
+		kv_str(f, "address", r->address);
+		fprintf(f, "session_id = %u\n", r->session_id);
+		if (r->key_file[0])
+			kv_str(f, "key_file", r->key_file);
+		else
+			fprintf(f, "# key = (set; not shown)\n");
+		fprintf(f, "nodes = [");
+		for (unsigned j = 0; j < r->nodes.n; j++)
+			fprintf(f, "%s\"%s\"", j ? ", " : "", r->nodes.name[j]);
+		fprintf(f, "]%s\n", r->nodes.n ? "" : "  # every node");
+	}
 }

@@ -14,6 +14,7 @@
 #include "health.h"
 #include "ml_ctl.h"
 #include "node.h"
+#include "paths.h"
 #include "select.h"
 #include "warp.h"
 
@@ -50,6 +51,7 @@ struct ctrl_conf {
 
 	struct node_conf nodes[NODE_MAX];
 	unsigned n_nodes;
+	struct multipath_conf mp;   /* [multipath] and [[relay]] (paths.h) */
 };
 
 /* The command line's share (pointers into argv). */

@@ -187,6 +187,22 @@ static bool send_req(struct dplink *d, const char *cmd, json_t *args, ls_steerc_
 	return true;
 }
 
+bool dplink_request(struct dplink *d, const char *cmd, json_t *args, ls_steerc_answer_fn fn,
+		    void *ud)
+{
+	enum ls_rc rc;
+
+	if (!dplink_connected(d)) {
+		json_decref(args);
+		return false;
+	}
+	d->st.requests++;
+	rc = ls_steerc_request(d->sc, cmd, args, fn, ud);
+	if (rc != LS_RC_OK)
+		d->st.errors++;
+	return rc == LS_RC_OK;
+}
+
 static void on_notified(void *ud, const struct ls_steerc_answer *a)
 {
 	struct req *r = ud;
@@ -216,7 +232,7 @@ static int slot_of(struct dplink *d, const char *name)
 }
 
 /* The args of route_add for a node. */
-static json_t *route_args(const struct node_conf *n, bool replace)
+static json_t *route_args(const struct dplink *d, const struct node_conf *n, bool replace)
 {
 	char proxy[LS_ADDRSTRLEN], hex[2 * NODE_KEY_LEN + 1];
 	json_t *o = json_object();
@@ -229,6 +245,8 @@ static json_t *route_args(const struct node_conf *n, bool replace)
 		json_object_set_new(o, "key", json_string(hex));
 	}
 	json_object_set_new(o, "probe_ms", json_integer(n->probe_ms));
+	if (d->c->conf.mp.mode[0])
+		json_object_set_new(o, "path_mode", json_string(d->c->conf.mp.mode));
 	if (replace)
 		json_object_set_new(o, "replace", json_true());
 	return o;
@@ -295,7 +313,7 @@ void dplink_sync(struct dplink *d)
 		if (n->conf.source == NODE_SRC_DATAPLANE || d->add_pending[i])
 			continue;
 		if (!n->dp.present || differs(&n->conf, &n->dp))
-			d->add_pending[i] = send_req(d, "route_add", route_args(&n->conf, n->dp.present),
+			d->add_pending[i] = send_req(d, "route_add", route_args(d, &n->conf, n->dp.present),
 						     on_route_added,
 						     req_new(d, "route_add", n->conf.name, i));
 	}
@@ -374,6 +392,8 @@ static void take_routes(struct dplink *d, json_t *res)
 		}
 		seen[slot] = true;
 		c->nodes.n[slot].dp = dp;
+		if (paths_take(c, slot, o) < 0)
+			bad_input(d, "route's paths");
 		health_missed(&c->nodes.n[slot].health, &c->conf.health, now, dp.missed);
 		ctrl_health_events(c, slot);
 	}
@@ -815,7 +835,7 @@ static enum ls_rc call_now(struct dplink *d, const char *cmd, json_t *args, char
 enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen)
 {
 	struct node *n = &d->c->nodes.n[slot];
-	enum ls_rc rc = call_now(d, "route_add", route_args(&n->conf, false), msg, msglen);
+	enum ls_rc rc = call_now(d, "route_add", route_args(d, &n->conf, false), msg, msglen);
 
 	if (rc == LS_RC_OK)
 		n->dp.present = true;
@@ -825,6 +845,13 @@ enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen)
 enum ls_rc dplink_set_fec_now(struct dplink *d, const char *fec, char *msg, size_t msglen)
 {
 	return call_now(d, "set_fec", json_pack("{s:s}", "fec", fec), msg, msglen);
+}
+
+enum ls_rc dplink_set_mode_now(struct dplink *d, const char *node, const char *mode, char *msg,
+			       size_t msglen)
+{
+	return call_now(d, "set_path_mode", json_pack("{s:s,s:s}", "route", node, "mode", mode), msg,
+			msglen);
 }
 
 enum ls_rc dplink_del_now(struct dplink *d, const char *name, char *msg, size_t msglen)
