@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "ctrl_conf.h"
+#include "direct_route.h"
 #include "failover.h"
 #include "game_detect.h"
 #include "history.h"
@@ -67,6 +68,7 @@ struct ctrl {
 	struct warp *warp;           /* warp.c */
 	struct ml_ctl *ml;           /* ml_ctl.c: the ML selector's model, data, training */
 	struct paths paths;          /* paths.c: each egress's paths through relays */
+	struct droute droute;        /* direct_route.c: the direct route as a candidate */
 
 	struct ctrl_counters ctr;
 	uint64_t started_us;

@@ -51,6 +51,9 @@ void ctrl_conf_defaults(struct ctrl_conf *c)
 	failover_conf_defaults(&c->failover);
 	c->icmp = true;
 	c->icmp_interval_ms = 1000;
+	c->direct_quiet_ms = 5000;
+	c->direct_gain_ms = 10;
+	c->direct_max_loss = 0.001;
 }
 
 /* ---- value parsers ------------------------------------------------------------ */
@@ -309,6 +312,10 @@ static const struct ls_conf_field direct_fields[] = {
 	FC("icmp", LS_CF_CUSTOM, icmp, 0, 0, parse_bool),
 	FC("interval_ms", LS_CF_CUSTOM, icmp_interval_ms, 0, 0, parse_interval_ms),
 	FC("target", LS_CF_CUSTOM, direct_target, 0, 0, parse_target),
+	FC("route", LS_CF_CUSTOM, direct_route, 0, 0, parse_bool),
+	FC("quiet_ms", LS_CF_CUSTOM, direct_quiet_ms, 0, 0, parse_hold_ms),
+	FC("gain_ms", LS_CF_CUSTOM, direct_gain_ms, 0, 0, parse_ms),
+	FC("max_loss", LS_CF_CUSTOM, direct_max_loss, 0, 0, parse_fraction),
 	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
 };
 
@@ -550,6 +557,27 @@ static int finish(struct ctrl_conf *c, char *err, size_t errlen)
 		if (ctrl_conf_node_check(&c->nodes[i], err, errlen) < 0)
 			return -1;
 	}
+	if (c->direct_route) {
+		struct node_conf *d;
+		for (unsigned i = 0; i < c->n_nodes; i++)
+			if (strcmp(c->nodes[i].name, CTRL_DIRECT_NODE) == 0) {
+				snprintf(err, errlen,
+					 "node %s: the name is the direct route's ([direct] route = true); "
+					 "choose another",
+					 CTRL_DIRECT_NODE);
+				return -1;
+			}
+		if (c->n_nodes >= NODE_MAX) {
+			snprintf(err, errlen, "[direct] route = true needs a place in the client's route "
+				 "table: at most %d [[node]] sections beside it", NODE_MAX - 1);
+			return -1;
+		}
+		d = &c->nodes[c->n_nodes++];
+		node_conf_init(d);
+		snprintf(d->name, sizeof(d->name), "%s", CTRL_DIRECT_NODE);
+		d->direct = true;
+		d->source = NODE_SRC_CONFIG;
+	}
 	for (unsigned i = 0; i < c->mp.n_relays; i++) {
 		struct relay_conf *r = &c->mp.relays[i];
 		for (unsigned j = 0; j < i; j++)
@@ -721,6 +749,9 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	kv_str(f, "target", c->direct_target);
 	if (!c->direct_target[0])
 		fprintf(f, "# target: the client's game server\n");
+	fprintf(f, "route = %s\nquiet_ms = %u\ngain_ms = %g\nmax_loss = %g\n",
+		c->direct_route ? "true" : "false", c->direct_quiet_ms, c->direct_gain_ms,
+		c->direct_max_loss);
 
 	fprintf(f, "\n[games]\ndetect = %s\nscan_ms = %llu\n", c->games.detect ? "true" : "false",
 		(unsigned long long)c->games.scan_ms);
@@ -733,6 +764,10 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	ml_conf_print(&c->ml, f);
 	for (unsigned i = 0; i < c->n_nodes; i++) {
 		const struct node_conf *n = &c->nodes[i];
+		if (n->direct) {
+			fprintf(f, "\n# node %s: the direct route ([direct] route = true)\n", n->name);
+			continue;
+		}
 		fprintf(f, "\n[[node]]%s\n", n->source == NODE_SRC_CMDLINE ? "  # from --node" : "");
 		kv_str(f, "name", n->name);
 		fprintf(f, "address = ");

@@ -113,6 +113,7 @@ int dplink_parse_route(json_t *o, char name[NODE_NAME_MAX], struct node_dp *out)
 	memset(out, 0, sizeof(*out));
 	memcpy(name, s, strlen(s) + 1);
 	out->present = true;
+	out->direct = json_is_true(json_object_get(o, "direct"));
 	ls_addr_fmt(&a, out->proxy);
 	out->auth = json_is_true(json_object_get(o, "auth"));
 	out->session_id = get_int(o, "session_id", -1, &bad);
@@ -238,6 +239,13 @@ static json_t *route_args(const struct dplink *d, const struct node_conf *n, boo
 	json_t *o = json_object();
 
 	json_object_set_new(o, "name", json_string(n->name));
+	if (n->direct) {
+		/* The game server itself: nothing of a proxy goes with it. */
+		json_object_set_new(o, "direct", json_true());
+		if (replace)
+			json_object_set_new(o, "replace", json_true());
+		return o;
+	}
 	json_object_set_new(o, "proxy", json_string(ls_addr_fmt(&n->addr, proxy)));
 	if (n->key.set) {
 		ls_hex_encode(n->key.b, NODE_KEY_LEN, hex);
@@ -266,6 +274,7 @@ static void adopt_route(struct dplink *d, const char *name, const struct node_dp
 	nc.session_id = dp->session_id > 0 ? (uint32_t)dp->session_id : 0;
 	nc.probe_ms = dp->probe_ms ? dp->probe_ms : NODE_PROBE_MS_DEFAULT;
 	nc.source = NODE_SRC_DATAPLANE;
+	nc.direct = dp->direct;
 	if (ctrl_node_add(d->c, &nc, msg, sizeof(msg)) == LS_RC_OK) {
 		ls_info("node %s: adopted from the dataplane's table (%s)", name, dp->proxy);
 		ctrl_publish(d->c, "node", json_pack("{s:s,s:s}", "name", name, "change", "added"));
@@ -278,6 +287,8 @@ static bool differs(const struct node_conf *n, const struct node_dp *dp)
 {
 	char proxy[LS_ADDRSTRLEN];
 
+	if (n->direct || dp->direct)
+		return n->direct != dp->direct;
 	ls_addr_fmt(&n->addr, proxy);
 	return strcmp(proxy, dp->proxy) != 0 || n->key.set != dp->auth ||
 	       (n->key.set && dp->session_id != (int64_t)n->session_id) ||
@@ -394,7 +405,9 @@ static void take_routes(struct dplink *d, json_t *res)
 		c->nodes.n[slot].dp = dp;
 		if (paths_take(c, slot, o) < 0)
 			bad_input(d, "route's paths");
-		health_missed(&c->nodes.n[slot].health, &c->conf.health, now, dp.missed);
+		/* The direct route sends no keepalives: its health is ICMP's (direct_route.c). */
+		if (!dp.direct)
+			health_missed(&c->nodes.n[slot].health, &c->conf.health, now, dp.missed);
 		ctrl_health_events(c, slot);
 	}
 	for (int s = 0; s < NODE_MAX; s++) {

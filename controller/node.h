@@ -48,6 +48,7 @@ struct node_conf {
 	uint32_t probe_ms;
 	struct node_facts facts;
 	enum node_source source;
+	bool direct;             /* the client's direct route: no node, the game server itself */
 };
 void node_conf_init(struct node_conf *c);
 /* 1..31 characters of [A-Za-z0-9._-]. */
@@ -58,6 +59,7 @@ bool node_conf_same_route(const struct node_conf *a, const struct node_conf *b);
 /* A route as the client dataplane reports it (`routes`). */
 struct node_dp {
 	bool present;            /* in the dataplane's table */
+	bool direct;             /* a direct route (proxy is the game server) */
 	char proxy[32];
 	bool auth;
 	int64_t session_id;      /* -1 none */

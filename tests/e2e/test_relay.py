@@ -261,3 +261,45 @@ class RelayTest(LSTestCase):
         self.assertGreater(tap.victim_sent, 0)
         self.assertLessEqual(tap.victim_got, tap.victim_sent)
         self.assertGreater(r.stats()["drops"]["unvalidated_limit"], 0)
+
+
+class AutoModeTest(LSTestCase):
+    """Path mode auto (docs/protocol.md 1.9) on loopback: a route to egress E, direct
+    through one ls-netsim and through a relay behind another; auto stays single on
+    clean paths and escalates at once when the data path starts losing: to duplicate
+    within the default cost budget, to split when the budget allows no more."""
+
+    egress, relay = RelayTest.egress, RelayTest.relay
+
+    def route(self, budget):
+        echo = self.echo()
+        e = self.egress(echo)
+        ne = self.netsim(e.addr)
+        r = self.relay(e.port)
+        nr = self.netsim(r.addr, seed=2)
+        conf = self.write("client-%s.toml" % budget,
+                          "[client]\npath_mode = \"auto\"\ncost_budget = %s\n" % budget)
+        c = self.client(ne.port, echo.addr, "-c", conf, session=(SID, KEY), keepalive_ms=30)
+        c.steer("path_add", route="default", name="r", relay="127.0.0.1:%d" % nr.port,
+                session_id=GID, key=GKEY, next_hop="127.0.0.1:%d" % e.port)
+        return c, ne
+
+    def default(self, c):
+        return c.steer("routes")["routes"][0]
+
+    def test_auto_escalates_with_the_data_paths_loss(self):
+        for budget, want in (("2.0", "duplicate"), ("1.5", "split")):
+            c, ne = self.route(budget)
+            wait_for(lambda: all(p["state"] == "up" for p in self.default(c)["paths"]), 5,
+                     what="both paths up")
+            self.assertEqual(self.default(c)["path_mode"], "auto")
+            self.assertEqual(self.default(c)["path_mode_in_use"], "single")
+            data = next(p["name"] for p in self.default(c)["paths"] if p["data"])
+            self.assertEqual(data, "direct")
+            # The direct leg, which carries the data, loses 5% each way.
+            ne.steer("set", dir="both", spec="loss=5%")
+            wait_for(lambda: self.default(c)["path_mode_in_use"] == want, 10, 0.05,
+                     "auto at %s with budget %s" % (want, budget))
+            game = self.game(c.local_port)
+            replies = game.exchange_lossy(numbered_payloads(300, seed=31))
+            self.assertGreaterEqual(len(replies), 297, "budget %s: %d of 300" % (budget, len(replies)))
