@@ -57,6 +57,7 @@ struct client_flow {
 	struct ls_fec_enc *enc; /* upstream blocks: while FEC is on */
 	struct ls_fec_dec *dec; /* downstream recovery: from the first version-2 packet */
 	int dfd;                /* the direct route's socket of this game socket; 0: none */
+	struct client_route *dec_route; /* the route whose blocks dec follows */
 };
 
 /* The direct route's sockets (client_direct.c): spares kept ready while a direct route
