@@ -453,10 +453,11 @@ static void out_paths(FILE *out, const struct lsctl_doc *doc, const struct lsctl
 			fprintf(out, " (%s now)", s_of(n, "path_mode_in_use"));
 		fprintf(out, "%s%s\n", json_is_true(json_object_get(n, "active")) ? ", active" : "",
 			json_is_true(json_object_get(n, "managed")) ? "" : ", no relays configured");
-		fprintf(out, "  %-*s  D  %-8s %7s %7s %7s %7s  %s\n", w, "PATH", "STATE", "RTT", "HOP",
-			"UP", "DOWN", "BAD");
+		fprintf(out, "  %-*s  D  %-8s %7s %7s %7s %7s %7s  %s\n", w, "PATH", "STATE", "SCORE",
+			"RTT", "HOP", "UP", "DOWN", "BAD");
 		json_array_foreach(paths, j, p) {
-			char rtt[16], hop[16], up[16], down[16];
+			char score[16], rtt[16], hop[16], up[16], down[16];
+			ms_of(score, sizeof(score), p, "score_ms");
 			ms_of(rtt, sizeof(rtt), p, "rtt_ms");
 			ms_of(hop, sizeof(hop), p, "hop_rtt_ms");
 			output_text_loss(up, sizeof(up), json_object_get(p, "loss_up"));
@@ -464,7 +465,7 @@ static void out_paths(FILE *out, const struct lsctl_doc *doc, const struct lsctl
 			fprintf(out, "  %-*s  %s  ", w, s_of(p, "name"),
 				json_is_true(json_object_get(p, "data")) ? "*" : " ");
 			put_state(out, s_of(p, "state"), 8, st);
-			fprintf(out, " %7s %7s %7s %7s  %s\n", rtt, hop, up, down, s_of(p, "bad"));
+			fprintf(out, " %7s %7s %7s %7s %7s  %s\n", score, rtt, hop, up, down, s_of(p, "bad"));
 		}
 		if (json_array_size(spares)) {
 			fprintf(out, "  spares:");

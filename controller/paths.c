@@ -261,6 +261,15 @@ static void judge(const struct multipath_conf *mp, const struct path_seen *p, ch
 		snprintf(why, len, "loses %.1f%% downstream", p->loss_down * 100);
 }
 
+/* The client's own measure of a path (1.9): its RTT plus 10 ms per 1% of loss either
+ * way; -1 until the RTT is measured. */
+static double path_score_us(const struct path_seen *p)
+{
+	double loss = (p->loss_up > 0 ? p->loss_up : 0) + (p->loss_down > 0 ? p->loss_down : 0);
+
+	return p->rtt_us < 0 ? -1 : (double)p->rtt_us + loss * 100 * 10000;
+}
+
 static bool path_works(const struct multipath_conf *mp, const struct path_seen *p)
 {
 	char why[64];
@@ -489,9 +498,11 @@ static json_t *node_json(struct ctrl *c, int slot, uint64_t now)
 		judge(&c->conf.mp, p, why, sizeof(why));
 		if (k >= 0)
 			on[k] = true;
+		double score = path_score_us(p);
 		json_array_append_new(
 			paths,
-			json_pack("{s:s,s:b,s:b,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "name", p->name, "relay",
+			json_pack("{s:s,s:o,s:b,s:b,s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "name", p->name,
+				  "score_ms", num_or_null(score >= 0, score / 1000), "relay",
 				  p->relay, "data", p->data, "state", p->state, "rtt_ms",
 				  num_or_null(p->rtt_us >= 0, (double)p->rtt_us / 1000), "hop_rtt_ms",
 				  num_or_null(p->hop_rtt_us >= 0, (double)p->hop_rtt_us / 1000), "loss_up",

@@ -78,6 +78,10 @@ class ControllerPathsTest(LSTestCase):
         wait_for(placed, 15, 0.1, "e active on paths r1 and r2")
         pe = self.node_paths(c, "e")
         self.assertTrue(pe["managed"])
+        for p in pe["paths"]:
+            self.assertTrue(p["relay"])
+            self.assertGreaterEqual(p["score_ms"], p["rtt_ms"])
+            self.assertIsNotNone(p["hop_rtt_ms"], "the relay's own leg measured")
         self.assertEqual([s["name"] for s in pe["spares"]], ["r3"])
         self.assertFalse(self.node_paths(c, "f")["managed"])
         out = self.lsctl(c, "paths")
