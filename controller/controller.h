@@ -102,6 +102,8 @@ bool dplink_connected(const struct dplink *d);
 /* The dataplane's last `status` and `stats` (borrowed; NULL until read). */
 json_t *dplink_status(const struct dplink *d);
 json_t *dplink_stats(const struct dplink *d);
+/* When the last `stats` answer came (ls_now_us(); 0: none yet). */
+uint64_t dplink_stats_us(const struct dplink *d);
 /* A request of another file's (paths.c), args taken; fn gets the answer (exactly once)
  * when true is returned. */
 bool dplink_request(struct dplink *d, const char *cmd, json_t *args, ls_steerc_answer_fn fn,

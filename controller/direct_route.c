@@ -67,21 +67,34 @@ void droute_icmp_sent(struct ctrl *c, unsigned unanswered)
 	ctrl_health_events(c, slot);
 }
 
-/* The client's game traffic, from its counters: when it last moved. */
-static void watch_game(struct ctrl *c, uint64_t now)
+/* The client's game traffic, from its counters, read at each `stats` answer: quiet is
+ * the span between the answer that last showed them growing and the latest answer
+ * that showed them still (no packet can hide in it; between answers nothing is
+ * known, so the time since the last answer never counts as quiet). */
+static void watch_game(struct ctrl *c)
 {
 	struct droute *d = &c->droute;
+	uint64_t at = c->dp ? dplink_stats_us(c->dp) : 0;
 	json_t *v = c->dp ? json_object_get(dplink_stats(c->dp), "game_rx_packets") : NULL;
 	int64_t rx;
 
-	if (!json_is_integer(v))
+	if (!at || !json_is_integer(v) || at == d->quiet_until_us)
 		return;
 	rx = json_integer_value(v);
 	/* Zero at first: a client that moved packets before we looked counts as busy. */
-	if (rx != d->game_rx) {
-		d->last_game_us = now;
+	if (rx != d->game_rx || !d->last_game_us) {
+		d->last_game_us = at;
 		d->game_rx = rx;
 	}
+	d->quiet_until_us = at;
+}
+
+/* How long the game has been quiet for sure (s). */
+static double quiet_s(const struct droute *d)
+{
+	return d->quiet_until_us > d->last_game_us ?
+		       (double)(d->quiet_until_us - d->last_game_us) / 1e6 :
+		       0;
 }
 
 /* The best usable relayed candidate, or -1. */
@@ -110,19 +123,19 @@ static void hold(struct ctrl *c, struct select_decision *d, int target, const ch
 	d->choose = -1;
 }
 
-void droute_filter(struct ctrl *c, struct select_decision *d, uint64_t now)
+void droute_filter(struct ctrl *c, struct select_decision *d)
 {
 	struct droute *dr = &c->droute;
 	int D = droute_slot(c), cur = c->fo.active, R, target;
 	const struct node *dn;
-	double dl, quiet_s;
+	double dl, quiet;
 	char detail[512];
 
 	if (D < 0) {
 		dr->why[0] = '\0';
 		return;
 	}
-	watch_game(c, now);
+	watch_game(c);
 	dn = &c->nodes.n[D];
 	R = best_relayed(c, D);
 	dl = loss(dr);
@@ -175,13 +188,13 @@ void droute_filter(struct ctrl *c, struct select_decision *d, uint64_t now)
 		dr->holding = false;
 		return;
 	}
-	quiet_s = dr->last_game_us ? (double)(now - dr->last_game_us) / 1e6 : -1;
-	if (quiet_s >= 0 && quiet_s * 1000 < c->conf.direct_quiet_ms) {
+	quiet = quiet_s(dr);
+	if (quiet * 1000 < c->conf.direct_quiet_ms) {
 		snprintf(detail, sizeof(detail),
 			 "%s -> %s waits for %.1f s without game traffic (the game server would see a "
-			 "new address mid-match; last game packet %.1f s ago): %s",
+			 "new address mid-match; quiet for %.1f s): %s",
 			 c->nodes.n[cur].conf.name, c->nodes.n[target].conf.name,
-			 c->conf.direct_quiet_ms / 1000.0, quiet_s, dr->why);
+			 c->conf.direct_quiet_ms / 1000.0, quiet, dr->why);
 		hold(c, d, target, detail);
 		return;
 	}

@@ -20,7 +20,8 @@ struct droute {
 	uint8_t outcome[DROUTE_OUTCOMES];
 	unsigned n_out, next_out;
 	int64_t game_rx;            /* the client's game_rx_packets when last seen */
-	uint64_t last_game_us;      /* when it last grew (0: never) */
+	uint64_t last_game_us;      /* the `stats` answer that showed it growing (0: never) */
+	uint64_t quiet_until_us;    /* the latest `stats` answer that showed it still */
 	bool want_direct;           /* this round's rule */
 	bool holding;               /* a switch waits for quiet */
 	char why[200];              /* what /routes and the dashboard show */
@@ -37,7 +38,7 @@ int droute_slot(const struct ctrl *c);
 void droute_icmp_reply(struct ctrl *c, uint32_t rtt_us);
 void droute_icmp_sent(struct ctrl *c, unsigned unanswered);
 /* After selection: the direct-or-relayed rule and the quiet time. Changes *d. */
-void droute_filter(struct ctrl *c, struct select_decision *d, uint64_t now_us);
+void droute_filter(struct ctrl *c, struct select_decision *d);
 /* For GET /routes' direct object: {route, in_use, why}. Adds to o. */
 void droute_json(const struct ctrl *c, json_t *o);
 

@@ -26,6 +26,7 @@
 
 struct dplink {
 	struct ctrl *c;
+	uint64_t stats_us;          /* when the last `stats` answer came (0: none) */
 	struct ls_steer_uv *uv;
 	struct ls_steerc *sc;
 	uv_timer_t poll;
@@ -186,6 +187,11 @@ static bool send_req(struct dplink *d, const char *cmd, json_t *args, ls_steerc_
 		return false;
 	}
 	return true;
+}
+
+uint64_t dplink_stats_us(const struct dplink *d)
+{
+	return d ? d->stats_us : 0;
 }
 
 bool dplink_request(struct dplink *d, const char *cmd, json_t *args, ls_steerc_answer_fn fn,
@@ -492,8 +498,10 @@ static void on_stats(void *ud, const struct ls_steerc_answer *a)
 	struct dplink *d = r->d;
 
 	d->stats_pending = false;
-	if (a->rc == LS_RC_OK && json_is_object(a->result))
+	if (a->rc == LS_RC_OK && json_is_object(a->result)) {
 		keep_json(&d->stats, a->result);
+		d->stats_us = ls_now_us();
+	}
 	free(r);
 }
 

@@ -95,7 +95,7 @@ void ctrl_round(struct ctrl *c)
 	ctrl_scores(c, s);
 	select_decide(&c->sel_state, &c->conf.select, s, NODE_MAX, c->fo.active, now, &c->decision);
 	paths_filter(c, &c->decision);
-	droute_filter(c, &c->decision, now);
+	droute_filter(c, &c->decision);
 	if (!dplink_connected(c->dp))
 		return;
 	paths_round(c, now);

@@ -41,7 +41,7 @@ static void test_relay_only_when_it_pays(void)
 	struct select_decision d = { .reason = SELECT_INITIAL, .choose = A };
 
 	CU_ASSERT_EQUAL(droute_slot(c), D);
-	droute_filter(c, &d, 1000000);
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, D);
 	CU_ASSERT_TRUE(c->droute.want_direct);
 	CU_ASSERT_PTR_NOT_NULL(strstr(c->droute.why, "no relayed route saves 10 ms"));
@@ -49,7 +49,7 @@ static void test_relay_only_when_it_pays(void)
 
 	c = make(14, 25); /* a saves 11 ms */
 	d = (struct select_decision){ .reason = SELECT_INITIAL, .choose = D };
-	droute_filter(c, &d, 1000000);
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, A);
 	CU_ASSERT_PTR_NOT_NULL(strstr(c->droute.why, "relayed: a saves 11.0 ms"));
 	free(c);
@@ -60,7 +60,7 @@ static void test_relay_only_when_it_pays(void)
 		c->droute.outcome[i] = i >= 2;
 	c->droute.n_out = DROUTE_OUTCOMES;
 	d = (struct select_decision){ .reason = SELECT_INITIAL, .choose = D };
-	droute_filter(c, &d, 1000000);
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, A);
 	CU_ASSERT_PTR_NOT_NULL(strstr(c->droute.why, "the direct path loses 3.12%"));
 	free(c);
@@ -69,7 +69,7 @@ static void test_relay_only_when_it_pays(void)
 	c = make(30, 5);
 	c->nodes.n[D].score.usable = false;
 	d = (struct select_decision){ .reason = SELECT_INITIAL, .choose = D };
-	droute_filter(c, &d, 1000000);
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, A);
 	free(c);
 }
@@ -81,27 +81,31 @@ static void test_switch_waits_for_quiet(void)
 	uint64_t now = 100000000;
 
 	c->fo.active = A; /* relayed now, direct wanted */
-	c->droute.last_game_us = now - 300000;
-	droute_filter(c, &d, now);
+	/* The counters last grew at `now`, and were still 0.3 s later. */
+	c->droute.last_game_us = now;
+	c->droute.quiet_until_us = now + 300000;
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, -1);
 	CU_ASSERT_TRUE(c->droute.holding);
 	CU_ASSERT_EQUAL(c->droute.holds, 1);
-	/* Still busy a moment later: the same hold, not a second one. */
+	/* Still 0.9 s: the same hold, not a second one. */
 	d = keep();
-	droute_filter(c, &d, now + 500000);
+	c->droute.quiet_until_us = now + 900000;
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, -1);
 	CU_ASSERT_EQUAL(c->droute.holds, 1);
 	/* Quiet for the whole quiet_ms: the switch goes. */
 	d = keep();
-	droute_filter(c, &d, now + 800000);
+	c->droute.quiet_until_us = now + 1100000;
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, D);
 	CU_ASSERT_EQUAL(d.reason, SELECT_BETTER);
 	CU_ASSERT_FALSE(c->droute.holding);
 
 	/* A dead active route is left at once, quiet or not. */
 	d = (struct select_decision){ .reason = SELECT_DOWN, .choose = D };
-	c->droute.last_game_us = now + 800000;
-	droute_filter(c, &d, now + 900000);
+	c->droute.last_game_us = c->droute.quiet_until_us;
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, D);
 	free(c);
 }
@@ -113,7 +117,7 @@ static void test_selection_never_crosses_the_line(void)
 
 	/* On direct, wanted: selection's "a is better" does not move it. */
 	c->fo.active = D;
-	droute_filter(c, &d, 1000000);
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, -1);
 	CU_ASSERT_EQUAL(d.reason, SELECT_KEEP);
 	free(c);
@@ -122,7 +126,7 @@ static void test_selection_never_crosses_the_line(void)
 	c = make(5, 25);
 	c->fo.active = A;
 	d = (struct select_decision){ .reason = SELECT_BETTER, .choose = D };
-	droute_filter(c, &d, 1000000);
+	droute_filter(c, &d);
 	CU_ASSERT_EQUAL(d.choose, -1);
 	free(c);
 }
