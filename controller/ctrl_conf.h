@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "discovery.h"
 #include "failover.h"
 #include "game_detect.h"
 #include "health.h"
@@ -51,6 +52,7 @@ struct ctrl_conf {
 	double direct_gain_ms;      /* relay only when it saves this much ... */
 	double direct_max_loss;     /* ... or the direct path loses more than this */
 
+	struct discovery_conf discovery; /* [discovery] (discovery.h) */
 	struct game_conf games;     /* [games] */
 	struct warp_conf warp;      /* [warp] */
 	struct ml_conf ml;          /* [ml] */
