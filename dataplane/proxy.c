@@ -287,8 +287,8 @@ static int start(struct px *p)
 		return -1;
 	}
 	px_flows_refill(p);
-	ls_info("listening on %s (steering %s, auth %s, max_sessions %lld, idle_timeout %llds)",
-		ls_addr_fmt(&p->bound, a), p->conf.proxy.socket,
+	ls_info(PX_PROG " " LS_VERSION ": listening on %s (steering %s, auth %s, max_sessions "
+		"%lld, idle_timeout %llds)", ls_addr_fmt(&p->bound, a), p->conf.proxy.socket,
 		p->conf.proxy.require_auth ? "required" : "OFF", (long long)p->conf.proxy.max_sessions,
 		(long long)p->conf.proxy.idle_timeout);
 	for (int i = 0; i < p->conf.proxy.allow.n; i++) {
@@ -465,7 +465,7 @@ int main(int argc, char **argv)
 
 conf_error:
 	if (cli.check)
-		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, PX_PROG ": %s\n", err);
 	else
 		ls_err("%s", err);
 	px_conf_free(&px.conf);

@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "conf.h"
 #include "drop.h"
 #include "log.h"
 #include "steer.h"
@@ -69,6 +70,7 @@ struct px_static {
 	struct px_dest_list dests;
 	struct px_opt_rate pps, bps;
 	struct px_opt_fec fec;
+	struct ls_conf_at at; /* its [[session]] header, for errors found after loading */
 };
 
 struct px_conf_main {

@@ -186,6 +186,7 @@ static void *add_static(void *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	st->at = ls_conf_header_at();
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = st;
@@ -247,8 +248,14 @@ int px_conf_validate(const struct px_conf *c, const char *name, char *err, size_
 		return -1;
 	}
 	if ((int64_t)c->nstatic > c->proxy.max_sessions) {
-		snprintf(err, errlen, "%s: %zu [[session]] sections, but max_sessions is %" PRId64,
-			 name, c->nstatic, c->proxy.max_sessions);
+		const struct px_static *over = c->statics;
+
+		for (int64_t k = 0; k < c->proxy.max_sessions; k++)
+			over = over->next;
+		snprintf(err, errlen,
+			 "%s:%d:%d: %zu [[session]] sections, but max_sessions is %" PRId64
+			 ": raise max_sessions or remove sessions", name, over->at.line,
+			 over->at.col, c->nstatic, c->proxy.max_sessions);
 		return -1;
 	}
 	for (const struct px_static *st = c->statics; st; st = st->next, i++) {
@@ -257,14 +264,16 @@ int px_conf_validate(const struct px_conf *c, const char *name, char *err, size_
 		size_t j = 1;
 
 		if (missing) {
-			snprintf(err, errlen, "%s: [[session]] #%zu: '%s' is missing", name, i, missing);
+			snprintf(err, errlen, "%s:%d:%d: [[session]] #%zu: '%s' is missing", name,
+				 st->at.line, st->at.col, i, missing);
 			return -1;
 		}
 		for (const struct px_static *o = c->statics; o != st; o = o->next, j++) {
 			if (o->id == st->id) {
 				snprintf(err, errlen,
-					 "%s: [[session]] #%zu: id %" PRId64 " is already used by #%zu",
-					 name, i, st->id, j);
+					 "%s:%d:%d: [[session]] #%zu: id %" PRId64
+					 " is already used by #%zu (line %d)",
+					 name, st->at.line, st->at.col, i, st->id, j, o->at.line);
 				return -1;
 			}
 		}

@@ -725,6 +725,14 @@ static size_t count_fields(const struct ls_conf_section *s)
 	return n;
 }
 
+/* The header an add() callback is called for (a loader may run in any thread). */
+static _Thread_local struct ls_conf_at header_at;
+
+struct ls_conf_at ls_conf_header_at(void)
+{
+	return header_at;
+}
+
 /* Bind a header: cursor is past the closing bracket(s); line/col point at the '['. */
 static int enter_section(struct parser *ps, const char *name, bool arr, int line, int col)
 {
@@ -751,6 +759,7 @@ static int enter_section(struct parser *ps, const char *name, bool arr, int line
 			       sh, sh, sh);
 	if (arr) {
 		char msg[256] = "";
+		header_at = (struct ls_conf_at){ line, col };
 		void *elem = s->add(ps->conf, msg, sizeof msg);
 		if (!elem) {
 			msg[sizeof msg - 1] = '\0';

@@ -61,6 +61,14 @@ struct ls_conf_section {
 	void *(*add)(void *conf, char *err, size_t errlen);
 };
 
+/* Where a [[name]] header stands (1-based). Inside an add() callback,
+ * ls_conf_header_at() says where the header being entered stands, so that checks made
+ * after loading (a missing key, a repeated id) can name file:line:col too. */
+struct ls_conf_at {
+	int line, col;
+};
+struct ls_conf_at ls_conf_header_at(void);
+
 /* Parse text (named `name` in messages) and bind it through schema (ends with a
  * {NULL} entry) into conf, which the caller has filled with defaults. Return 0, or -1
  * with "name:line:col: message" in err. On error conf may be partly written: parse
