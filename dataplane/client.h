@@ -39,6 +39,7 @@
 #define CL_PROBE_MIN_MS 20
 #define CL_MISS_FAILOVER 3      /* keepalives missed in a row that switch to the backup */
 #define CL_DEFAULT_ROUTE "default" /* the route of --proxy */
+#define CL_DEFAULT_CONFIG "/etc/lightspeed/client.toml" /* read without -c when it exists */
 #define CL_MANUAL_ROUTE "manual"   /* set_route's {proxy, ...} form */
 
 /* A game socket. Each one is its own FEC block stream in both directions. */
@@ -170,6 +171,13 @@ struct client {
 	uint64_t started_us;
 	bool stop;
 };
+
+/* ---- client_reload.c: SIGHUP ---------------------------------------------------- */
+
+/* Apply what changed between the configuration read last (was) and the one read now
+ * (now, checked, its addresses resolved in a); name: the file. */
+void client_reload(struct client *c, const struct client_conf *was, const struct client_conf *now,
+		   const struct client_addrs *a, const char *name);
 
 /* ---- client_table.c: the candidate routes (docs/protocol.md 3.2) --------------- */
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "secret.h"
 #include "util.h"
 
 #define SOCK_BUF (4 << 20) /* tunnel socket buffers; the kernel caps them at its maximum */
@@ -29,7 +30,8 @@ static void usage(FILE *f)
 		"The LightSpeed proxy: unwraps tunnel datagrams, forwards them to game servers\n"
 		"and wraps the replies back.\n"
 		"\n"
-		"  -c, --config FILE       read the configuration from FILE (TOML)\n"
+		"  -c, --config FILE       read the configuration from FILE (TOML; default\n"
+		"                          " PX_DEFAULT_CONFIG " when it exists)\n"
 		"      --bind ADDR:PORT    tunnel address (default 0.0.0.0:4434)\n"
 		"      --socket PATH       steering socket (default /run/lightspeed/proxy.sock)\n"
 		"      --allow CIDR        let a denied range through (repeatable; replaces the\n"
@@ -42,7 +44,8 @@ static void usage(FILE *f)
 		"  -h, --help              show this help and exit\n"
 		"  -V, --version           show the version and exit\n"
 		"\n"
-		"Options override the configuration file. Steering: docs/protocol.md section 3.\n");
+		"Options override the configuration file; SIGHUP reads it again. Steering:\n"
+		"docs/protocol.md section 3.\n");
 }
 
 /* A command-line error: message, hint, exit 2. */
@@ -338,6 +341,42 @@ static void housekeeping(struct px *p)
 	px_ctl_counters_event(p);
 }
 
+/* The command line the proxy started with: a reload applies it over the file again. */
+static const struct cli *px_cli;
+
+/* The configuration as at start: defaults, the file, the command line, the checks. */
+static int conf_read(const struct cli *cli, struct px_conf *c, char *err, size_t errlen)
+{
+	px_conf_defaults(c);
+	if (cli->config && px_conf_load(c, cli->config, err, errlen) < 0)
+		return -1;
+	apply_cli(cli, c);
+	if (px_conf_validate(c, cli->config ? cli->config : "command line", err, errlen) < 0)
+		return -1;
+	if (cli->config && c->nstatic)
+		ls_secret_check_mode(cli->config, "session keys");
+	return 0;
+}
+
+/* SIGHUP: parse into a new configuration; on any error the old one stays in force. */
+static void reload(struct px *p)
+{
+	struct px_conf next;
+	char err[512];
+
+	if (!px_cli->config) {
+		ls_warn("SIGHUP: started without a configuration file (-c, " PX_DEFAULT_CONFIG
+			"): nothing to reload");
+		return;
+	}
+	if (conf_read(px_cli, &next, err, sizeof(err)) < 0) {
+		ls_err("SIGHUP: %s; still running on the configuration loaded before", err);
+		px_conf_free(&next);
+		return;
+	}
+	px_reload(p, &next, px_cli->config);
+}
+
 /* Returns true when the process should stop. */
 static bool on_signal(struct px *p)
 {
@@ -346,7 +385,7 @@ static bool on_signal(struct px *p)
 
 	while (read(p->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			ls_warn("SIGHUP: configuration reload is not supported; restart to apply");
+			reload(p);
 			continue;
 		}
 		ls_info("%s: shutting down", strsignal((int)si.ssi_signo));
@@ -433,16 +472,18 @@ int main(int argc, char **argv)
 	static struct px px; /* static: zeroed, and not on the stack */
 	struct cli cli;
 	char err[512];
-	const char *name;
 
 	ls_log_init(PX_PROG, LS_LOG_INFO);
 	parse_cli(argc, argv, &cli);
-	px_conf_defaults(&px.conf);
-	if (cli.config && px_conf_load(&px.conf, cli.config, err, sizeof(err)) < 0)
-		goto conf_error;
-	apply_cli(&cli, &px.conf);
-	name = cli.config ? cli.config : "command line";
-	if (px_conf_validate(&px.conf, name, err, sizeof(err)) < 0)
+	px_cli = &cli;
+	if (!cli.config && access(PX_DEFAULT_CONFIG, F_OK) == 0) {
+		cli.config = PX_DEFAULT_CONFIG;
+		if (cli.check)
+			fprintf(stderr, PX_PROG ": reading " PX_DEFAULT_CONFIG " (no -c given)\n");
+		else
+			ls_info("reading " PX_DEFAULT_CONFIG " (no -c given)");
+	}
+	if (conf_read(&cli, &px.conf, err, sizeof(err)) < 0)
 		goto conf_error;
 	px_conf_warn(&px.conf, cli.check);
 	if (cli.check) {
