@@ -181,16 +181,19 @@ class ReloadTest(LSTestCase):
 
     def test_sighup_never_kills_a_client_without_a_config_file(self):
         echo = self.echo()
-        proxy = self.proxy()
-        client = self.client(proxy.port, echo.addr)
+        proxy = self.proxy(config=FAST + session(9, KEY, "127.0.0.1:%d" % echo.addr[1]),
+                           auth=True)
+        client = self.client(proxy.port, echo.addr, session=(9, KEY))
         game = self.game(client.local_port)
+        wait_for(lambda: client.steer("status")["path"] == "up", 3, what="the path")
         self._hup(client, "nothing to reload")
         self.assertTrue(client.alive())
         self.assert_exchange(game, numbered_payloads(20, seed=7))
         # And when it stops, the proxy hears its FIN.
         client.expect_exit = True
         self.assertEqual(client.stop(), 0)
-        wait_for(lambda: proxy.steer("status")["sessions"] == 0, 3, what="the FIN")
+        wait_for(lambda: proxy.steer("sessions")["sessions"][0]["client"] is None, 3,
+                 what="the FIN")
 
 
 class KeyFileTest(LSTestCase):

@@ -522,7 +522,7 @@ class ConfigTest(LSTestCase):
 
     def test_log_lines_carry_a_timestamp_and_the_start_line_the_version(self):
         version = self.run_bin("lightspeed-proxy", "--version").stdout.split()[1]
-        proxy = self.proxy()
+        proxy = self.proxy(auth=True)
         client = self.client(proxy.port, ("127.0.0.1", 9))
         stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z lightspeed-")
         for p, start in ((proxy, "lightspeed-proxy %s: listening on" % version),
