@@ -326,6 +326,7 @@ static void on_tick(struct client *c)
 	client_flows_expire(c, now);
 	client_fec_tick(c, now);
 	client_ctl_counters_event(c);
+	client_warn_drops(c, now);
 }
 
 /* What a reload reads again: the command line, and the configuration as read last

@@ -168,9 +168,19 @@ struct client {
 	struct client_capture_mode *capm; /* capture mode (client_capture_mode.h), or NULL */
 
 	struct client_counters ctr;
+	struct {
+		uint64_t seen[LS_DROP__COUNT];    /* drops already told of */
+		uint64_t next_us[LS_DROP__COUNT]; /* when a reason may be told of again */
+	} warn;
 	uint64_t started_us;
 	bool stop;
 };
+
+/* ---- client_warn.c: drops in the log ------------------------------------------ */
+
+/* Once a second: the first drop of each reason at warn with what to do, then at most
+ * one line per reason every 10 s while it goes on. */
+void client_warn_drops(struct client *c, uint64_t now_us);
 
 /* ---- client_reload.c: SIGHUP ---------------------------------------------------- */
 
