@@ -150,6 +150,21 @@ static int parse_listen(const struct ls_cv *v, void *dst, char *err, size_t errl
 	return 0;
 }
 
+static int parse_socket(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	size_t cap = sizeof(((struct client_conf *)0)->socket);
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	if (!v->u.s[0] || strlen(v->u.s) >= cap) {
+		snprintf(err, errlen, "the steering socket must be a path of 1 to %zu bytes",
+			 cap - 1);
+		return -1;
+	}
+	memcpy(dst, v->u.s, strlen(v->u.s) + 1);
+	return 0;
+}
+
 static int parse_key(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 {
 	struct client_key *k = dst;
@@ -222,7 +237,7 @@ static const struct ls_conf_field client_fields[] = {
 	F("game_server", LS_CF_CUSTOM, game_server, 0, 0, parse_game_server),
 	F("local_port", LS_CF_INT, local_port, 1, 65535, NULL),
 	F("listen", LS_CF_CUSTOM, listen, 0, 0, parse_listen),
-	F("socket", LS_CF_STRING, socket, 0, 0, NULL),
+	F("socket", LS_CF_CUSTOM, socket, 0, 0, parse_socket),
 	F("session_id", LS_CF_UINT, session_id, 1, CL_SESSION_ID_MAX, NULL),
 	F("key", LS_CF_CUSTOM, key, 0, 0, parse_key),
 	F("key_file", LS_CF_CUSTOM, key, 0, 0, parse_key_file),

@@ -56,6 +56,20 @@ static int parse_bind(const struct ls_cv *v, void *dst, char *err, size_t errlen
 	return 0;
 }
 
+static int parse_socket(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	size_t cap = sizeof(((struct px_conf_main *)0)->socket);
+
+	if (want_type(v, LS_CV_STRING, "'socket'", err, errlen) < 0)
+		return -1;
+	if (!v->u.s[0] || strlen(v->u.s) >= cap) {
+		snprintf(err, errlen, "'socket' must be a path of 1 to %zu bytes", cap - 1);
+		return -1;
+	}
+	memcpy(dst, v->u.s, strlen(v->u.s) + 1);
+	return 0;
+}
+
 static int parse_allow(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 {
 	struct ls_allowlist al;
@@ -199,8 +213,7 @@ static void *add_static(void *conf, char *err, size_t errlen)
 #define MAIN(f) offsetof(struct px_conf_main, f)
 static const struct ls_conf_field main_fields[] = {
 	{ "bind", LS_CF_CUSTOM, MAIN(bind), 0, 0, 0, parse_bind },
-	{ "socket", LS_CF_STRING, MAIN(socket), sizeof(((struct px_conf_main *)0)->socket), 0, 0,
-	  NULL },
+	{ "socket", LS_CF_CUSTOM, MAIN(socket), 0, 0, 0, parse_socket },
 	{ "require_auth", LS_CF_BOOL, MAIN(require_auth), 0, 0, 0, NULL },
 	{ "idle_timeout", LS_CF_INT, MAIN(idle_timeout), 0, 1, PX_IDLE_MAX, NULL },
 	{ "max_sessions", LS_CF_INT, MAIN(max_sessions), 0, 1, PX_SESSIONS_MAX, NULL },

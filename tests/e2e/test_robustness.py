@@ -460,6 +460,7 @@ class ConfigTest(LSTestCase):
             ("[proxy]\nallow = [\"10.0.0.0/33\"]\n", ":2:"),
             ("[[session]]\nid = 1\nkey = \"%s\"\ndestinations = [\"1.2.3.4\"]\nfec = \"2\"\n" % KEY,
              ":5:7: 'fec': "),
+            ("[proxy]\nsocket = \"\"\n", ":2:10: 'socket' must be a path"),
             # Found after loading: still where the [[session]] stands.
             ("[[session]]\nid = 1\nkey = \"%s\"\ndestinations = [\"1.2.3.4\"]\n\n"
              "[[session]]\nid = 2\nkey = \"%s\"\n" % (KEY, KEY),
@@ -480,6 +481,7 @@ class ConfigTest(LSTestCase):
     def test_client_config_errors_and_check(self):
         head = "[client]\nproxy = \"127.0.0.1:4434\"\ngame_server = \"127.0.0.1:7777\"\n"
         for text, want in ((head + "local_port = 0\n", ":4:14: "),
+                           (head + "local_port = 7000\nsocket = \"\"\n", ":5:10: "),
                            (head + "local_port = 7000\nfec = \"lots\"\n", ":5:7: ")):
             cfg = self.write("c.toml", text)
             r = self.run_bin("lightspeed-client", "-c", cfg, "--check")
