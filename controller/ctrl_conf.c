@@ -466,8 +466,10 @@ int ctrl_conf_build(const struct ctrl_flags *fl, struct ctrl_conf *out, char *er
 		return -1;
 	}
 	ctrl_conf_defaults(c);
-	if (!path && access(CTRL_DEFAULT_CONFIG, F_OK) == 0)
+	if (!path && access(CTRL_DEFAULT_CONFIG, F_OK) == 0) {
 		path = CTRL_DEFAULT_CONFIG;
+		ls_info("reading " CTRL_DEFAULT_CONFIG " (no -c given)");
+	}
 	if (path && ls_conf_load_file(path, ctrl_schema, c, err, errlen) < 0)
 		goto out;
 

@@ -293,6 +293,10 @@ class DefaultConfigTest(LSTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("local_port = 7171", r.stdout)
         self.assertIn("reading /etc/lightspeed/client.toml (no -c given)", r.stderr)
+        r = self._in_etc({"controller.toml": "[controller]\n"},
+                         os.path.join(BIN, "lightspeed-controller"), "--check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("reading /etc/lightspeed/controller.toml (no -c given)", r.stderr)
         # -c wins, and nothing is said about /etc.
         other = self.write("o.toml", "[proxy]\nidle_timeout = 7\n")
         r = self._in_etc({}, os.path.join(BIN, "lightspeed-proxy"), "-c", other, "--check")
