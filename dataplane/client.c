@@ -18,6 +18,7 @@
 
 #include "addr.h"
 #include "client_observe.h"
+#include "conf.h"
 #include "log.h"
 #include "util.h"
 
@@ -470,12 +471,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cl_start = &cl;
-	if (!cl.config && access(CL_DEFAULT_CONFIG, F_OK) == 0) {
-		cl.config = CL_DEFAULT_CONFIG;
-		if (cl.check || cl.cleanup)
-			fprintf(stderr, CL_PROG ": reading " CL_DEFAULT_CONFIG " (no -c given)\n");
-		else
-			ls_info("reading " CL_DEFAULT_CONFIG " (no -c given)");
+	if (!cl.config) {
+		cl.config = ls_conf_default(CL_DEFAULT_CONFIG, err, sizeof(err));
+		if (err[0] && (cl.check || cl.cleanup))
+			fprintf(stderr, CL_PROG ": %s\n", err);
+		else if (err[0])
+			ls_info("%s", err);
 	}
 	rc = conf_read(&cl, &c->conf, err, sizeof(err));
 	if (rc == -2)

@@ -476,12 +476,12 @@ int main(int argc, char **argv)
 	ls_log_init(PX_PROG, LS_LOG_INFO);
 	parse_cli(argc, argv, &cli);
 	px_cli = &cli;
-	if (!cli.config && access(PX_DEFAULT_CONFIG, F_OK) == 0) {
-		cli.config = PX_DEFAULT_CONFIG;
-		if (cli.check)
-			fprintf(stderr, PX_PROG ": reading " PX_DEFAULT_CONFIG " (no -c given)\n");
-		else
-			ls_info("reading " PX_DEFAULT_CONFIG " (no -c given)");
+	if (!cli.config) {
+		cli.config = ls_conf_default(PX_DEFAULT_CONFIG, err, sizeof(err));
+		if (err[0] && cli.check)
+			fprintf(stderr, PX_PROG ": %s\n", err);
+		else if (err[0])
+			ls_info("%s", err);
 	}
 	if (conf_read(&cli, &px.conf, err, sizeof(err)) < 0)
 		goto conf_error;

@@ -728,6 +728,19 @@ static size_t count_fields(const struct ls_conf_section *s)
 /* The header an add() callback is called for (a loader may run in any thread). */
 static _Thread_local struct ls_conf_at header_at;
 
+const char *ls_conf_default(const char *path, char *note, size_t notelen)
+{
+	note[0] = '\0';
+	if (access(path, F_OK) != 0)
+		return NULL;
+	if (access(path, R_OK) != 0) {
+		snprintf(note, notelen, "not reading %s: %s; give -c FILE", path, strerror(errno));
+		return NULL;
+	}
+	snprintf(note, notelen, "reading %s (no -c given)", path);
+	return path;
+}
+
 struct ls_conf_at ls_conf_header_at(void)
 {
 	return header_at;

@@ -79,6 +79,11 @@ int ls_conf_load_string(const char *text, const char *name,
 int ls_conf_load_file(const char *path, const struct ls_conf_section *schema, void *conf,
 		      char *err, size_t errlen);
 
+/* A program's configuration when no -c names one: path when it exists and this user can
+ * read it, else NULL. note says what happened ("reading PATH (no -c given)", "not reading
+ * PATH: Permission denied; give -c FILE", or "" when there is no such file). */
+const char *ls_conf_default(const char *path, char *note, size_t notelen);
+
 /* `key = "value"` as TOML (quotes, backslashes and control bytes escaped), for the
  * programs' --check output. */
 void ls_conf_print_str(const char *key, const char *value);

@@ -4,6 +4,7 @@ keys that others can read are warned about, and without -c each program reads
 /etc/lightspeed/<name>.toml (in a private mount namespace here) and says so."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -302,6 +303,24 @@ class DefaultConfigTest(LSTestCase):
         r = self._in_etc({}, os.path.join(BIN, "lightspeed-proxy"), "-c", other, "--check")
         self.assertIn("idle_timeout = 7", r.stdout)
         self.assertNotIn("/etc/lightspeed", r.stderr)
+
+    def test_a_file_this_user_cannot_read_is_passed_over_and_said(self):
+        if os.geteuid() != 0 or not shutil.which("setpriv"):
+            self.skipTest("needs root and setpriv to run as another user")
+        upper = self.path("upper")
+        os.makedirs(os.path.join(upper, "lightspeed"), exist_ok=True)
+        cfg = os.path.join(upper, "lightspeed", "client.toml")
+        with open(cfg, "w") as f:
+            f.write('[client]\nsession_id = 1\nkey = "%s"\n' % KEY)
+        os.chmod(cfg, 0o600)  # the service's, not the gamer's
+        os.chmod(self.tmp, 0o755)
+        r = self._in_etc({}, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                         os.path.join(BIN, "lightspeed-client"), "--game-server", "127.0.0.1:9",
+                         "--local-port", "7171", "--check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("not reading /etc/lightspeed/client.toml: Permission denied; give -c "
+                      "FILE", r.stderr)
+        self.assertIn("session_id, key: not set", r.stdout)
 
     def test_without_the_file_nothing_is_read(self):
         if os.path.exists("/etc/lightspeed/proxy.toml"):
