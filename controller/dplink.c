@@ -26,6 +26,7 @@
 
 struct dplink {
 	struct ctrl *c;
+	uint64_t stats_us;          /* when the last `stats` answer came (0: none) */
 	struct ls_steer_uv *uv;
 	struct ls_steerc *sc;
 	uv_timer_t poll;
@@ -35,6 +36,9 @@ struct dplink {
 	bool was_up;            /* for logging the first loss only */
 	bool no_routes;         /* the client does not know `routes` */
 	bool notify_failed;     /* the last dplink_notify was refused (logged once) */
+	unsigned calls;         /* blocking calls made (see on_routes) */
+	bool syncing;           /* since a blocking call, until a `routes` asked after it */
+	int failover_to;        /* a dataplane failover seen while syncing, or -1 */
 	json_t *status, *stats;
 	char game_server[LS_ADDRSTRLEN];
 	bool add_pending[NODE_MAX], del_pending[NODE_MAX];
@@ -113,6 +117,7 @@ int dplink_parse_route(json_t *o, char name[NODE_NAME_MAX], struct node_dp *out)
 	memset(out, 0, sizeof(*out));
 	memcpy(name, s, strlen(s) + 1);
 	out->present = true;
+	out->direct = json_is_true(json_object_get(o, "direct"));
 	ls_addr_fmt(&a, out->proxy);
 	out->auth = json_is_true(json_object_get(o, "auth"));
 	out->session_id = get_int(o, "session_id", -1, &bad);
@@ -151,6 +156,7 @@ struct req {
 	char name[NODE_NAME_MAX];
 	char cmd[16];
 	int slot;
+	unsigned calls; /* d->calls when sent */
 };
 
 static struct req *req_new(struct dplink *d, const char *cmd, const char *name, int slot)
@@ -164,6 +170,7 @@ static struct req *req_new(struct dplink *d, const char *cmd, const char *name, 
 	if (name)
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	r->slot = slot;
+	r->calls = d->calls;
 	return r;
 }
 
@@ -185,6 +192,27 @@ static bool send_req(struct dplink *d, const char *cmd, json_t *args, ls_steerc_
 		return false;
 	}
 	return true;
+}
+
+uint64_t dplink_stats_us(const struct dplink *d)
+{
+	return d ? d->stats_us : 0;
+}
+
+bool dplink_request(struct dplink *d, const char *cmd, json_t *args, ls_steerc_answer_fn fn,
+		    void *ud)
+{
+	enum ls_rc rc;
+
+	if (!dplink_connected(d)) {
+		json_decref(args);
+		return false;
+	}
+	d->st.requests++;
+	rc = ls_steerc_request(d->sc, cmd, args, fn, ud);
+	if (rc != LS_RC_OK)
+		d->st.errors++;
+	return rc == LS_RC_OK;
 }
 
 static void on_notified(void *ud, const struct ls_steerc_answer *a)
@@ -216,12 +244,19 @@ static int slot_of(struct dplink *d, const char *name)
 }
 
 /* The args of route_add for a node. */
-static json_t *route_args(const struct node_conf *n, bool replace)
+static json_t *route_args(const struct dplink *d, const struct node_conf *n, bool replace)
 {
 	char proxy[LS_ADDRSTRLEN], hex[2 * NODE_KEY_LEN + 1];
 	json_t *o = json_object();
 
 	json_object_set_new(o, "name", json_string(n->name));
+	if (n->direct) {
+		/* The game server itself: nothing of a proxy goes with it. */
+		json_object_set_new(o, "direct", json_true());
+		if (replace)
+			json_object_set_new(o, "replace", json_true());
+		return o;
+	}
 	json_object_set_new(o, "proxy", json_string(ls_addr_fmt(&n->addr, proxy)));
 	if (n->key.set) {
 		ls_hex_encode(n->key.b, NODE_KEY_LEN, hex);
@@ -229,6 +264,8 @@ static json_t *route_args(const struct node_conf *n, bool replace)
 		json_object_set_new(o, "key", json_string(hex));
 	}
 	json_object_set_new(o, "probe_ms", json_integer(n->probe_ms));
+	if (d->c->conf.mp.mode[0])
+		json_object_set_new(o, "path_mode", json_string(d->c->conf.mp.mode));
 	if (replace)
 		json_object_set_new(o, "replace", json_true());
 	return o;
@@ -248,6 +285,7 @@ static void adopt_route(struct dplink *d, const char *name, const struct node_dp
 	nc.session_id = dp->session_id > 0 ? (uint32_t)dp->session_id : 0;
 	nc.probe_ms = dp->probe_ms ? dp->probe_ms : NODE_PROBE_MS_DEFAULT;
 	nc.source = NODE_SRC_DATAPLANE;
+	nc.direct = dp->direct;
 	if (ctrl_node_add(d->c, &nc, msg, sizeof(msg)) == LS_RC_OK) {
 		ls_info("node %s: adopted from the dataplane's table (%s)", name, dp->proxy);
 		ctrl_publish(d->c, "node", json_pack("{s:s,s:s}", "name", name, "change", "added"));
@@ -260,6 +298,8 @@ static bool differs(const struct node_conf *n, const struct node_dp *dp)
 {
 	char proxy[LS_ADDRSTRLEN];
 
+	if (n->direct || dp->direct)
+		return n->direct != dp->direct;
 	ls_addr_fmt(&n->addr, proxy);
 	return strcmp(proxy, dp->proxy) != 0 || n->key.set != dp->auth ||
 	       (n->key.set && dp->session_id != (int64_t)n->session_id) ||
@@ -294,8 +334,11 @@ void dplink_sync(struct dplink *d)
 		}
 		if (n->conf.source == NODE_SRC_DATAPLANE || d->add_pending[i])
 			continue;
+		/* A node with an agent has its route once the agent issued its key. */
+		if (n->conf.control_port && !n->conf.key.set)
+			continue;
 		if (!n->dp.present || differs(&n->conf, &n->dp))
-			d->add_pending[i] = send_req(d, "route_add", route_args(&n->conf, n->dp.present),
+			d->add_pending[i] = send_req(d, "route_add", route_args(d, &n->conf, n->dp.present),
 						     on_route_added,
 						     req_new(d, "route_add", n->conf.name, i));
 	}
@@ -374,7 +417,11 @@ static void take_routes(struct dplink *d, json_t *res)
 		}
 		seen[slot] = true;
 		c->nodes.n[slot].dp = dp;
-		health_missed(&c->nodes.n[slot].health, &c->conf.health, now, dp.missed);
+		if (paths_take(c, slot, o) < 0)
+			bad_input(d, "route's paths");
+		/* The direct route sends no keepalives: its health is ICMP's (direct_route.c). */
+		if (!dp.direct)
+			health_missed(&c->nodes.n[slot].health, &c->conf.health, now, dp.missed);
 		ctrl_health_events(c, slot);
 	}
 	for (int s = 0; s < NODE_MAX; s++) {
@@ -403,11 +450,14 @@ static void take_routes(struct dplink *d, json_t *res)
 	} else {
 		enum switch_reason why;
 		int from = c->fo.active;
-		if (failover_observe(&c->fo, as, bs, false, now, &why))
+		bool dp_failover = d->failover_to >= 0 && d->failover_to == as;
+		if (failover_observe(&c->fo, as, bs, dp_failover, now, &why))
 			ctrl_switched(c, from, as, why);
 	}
 	dplink_sync(d);
 }
+
+static void poll_routes(struct dplink *d);
 
 static void on_routes(void *ud, const struct ls_steerc_answer *a)
 {
@@ -415,8 +465,16 @@ static void on_routes(void *ud, const struct ls_steerc_answer *a)
 	struct dplink *d = r->d;
 
 	d->routes_pending = false;
-	if (a->rc == LS_RC_OK) {
+	if (a->rc == LS_RC_OK && r->calls != d->calls) {
+		/* Asked on this connection before a blocking call on another one changed the
+		 * active route or the table: read as it is, it would look like a switch by
+		 * someone else (and the call's own switch like another one). Ask again. */
+		ls_debug("dataplane: a routes answer from before a change of ours, asked again");
+		poll_routes(d);
+	} else if (a->rc == LS_RC_OK) {
 		take_routes(d, a->result);
+		d->syncing = false;
+		d->failover_to = -1;
 	} else if (a->rc == LS_RC_UNKNOWN_COMMAND) {
 		/* An older client: nothing to steer, and nothing to gain by asking again. */
 		if (!d->no_routes)
@@ -459,8 +517,10 @@ static void on_stats(void *ud, const struct ls_steerc_answer *a)
 	struct dplink *d = r->d;
 
 	d->stats_pending = false;
-	if (a->rc == LS_RC_OK && json_is_object(a->result))
+	if (a->rc == LS_RC_OK && json_is_object(a->result)) {
 		keep_json(&d->stats, a->result);
+		d->stats_us = ls_now_us();
+	}
 	free(r);
 }
 
@@ -555,6 +615,14 @@ static void ev_switch(struct dplink *d, json_t *ev)
 		return;
 	}
 	bool dp_failover = strcmp(reason, "failover") == 0;
+	if (d->syncing) {
+		/* Sent before a blocking call of ours ended, maybe (events of the link's
+		 * connection and that call's answer are not ordered): the `routes` asked
+		 * after the call says where the route is now. */
+		if (dp_failover)
+			d->failover_to = ts;
+		return;
+	}
 	if (failover_observe(&c->fo, ts, c->fo.backup, dp_failover, ls_now_us(), &why))
 		ctrl_switched(c, from, ts, why);
 	/* The dataplane disarms the backup it used: the next one is armed by the next
@@ -596,7 +664,8 @@ static void ev_backup(struct dplink *d, json_t *ev)
 		bad_input(d, "backup event");
 		return;
 	}
-	failover_observe(&c->fo, c->fo.active, slot_of(d, name), false, ls_now_us(), &why);
+	if (!d->syncing)
+		failover_observe(&c->fo, c->fo.active, slot_of(d, name), false, ls_now_us(), &why);
 	ctrl_publish(c, "backup", json_pack("{s:o}", "name", name ? json_string(name) : json_null()));
 }
 
@@ -631,6 +700,8 @@ static void on_connected(void *ctx)
 	d->no_routes = false;
 	d->was_up = true;
 	d->routes_pending = d->status_pending = d->stats_pending = false;
+	d->syncing = false;
+	d->failover_to = -1;
 	memset(d->add_pending, 0, sizeof(d->add_pending));
 	memset(d->del_pending, 0, sizeof(d->del_pending));
 	ls_info("dataplane: connected to %s", d->c->conf.client_socket);
@@ -674,6 +745,7 @@ struct dplink *dplink_open(struct ctrl *c, char *err, size_t errlen)
 		return NULL;
 	}
 	d->c = c;
+	d->failover_to = -1;
 	if (link_open(d, err, errlen) < 0) {
 		free(d);
 		return NULL;
@@ -806,6 +878,9 @@ static enum ls_rc call_now(struct dplink *d, const char *cmd, json_t *args, char
 	}
 	d->st.requests++;
 	rc = ls_steerc_call(d->c->conf.client_socket, cmd, args, DP_CALL_MS, &res, msg, msglen);
+	d->calls++;
+	d->syncing = true;
+	poll_routes(d);
 	json_decref(res);
 	if (rc != LS_RC_OK)
 		d->st.errors++;
@@ -815,7 +890,7 @@ static enum ls_rc call_now(struct dplink *d, const char *cmd, json_t *args, char
 enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen)
 {
 	struct node *n = &d->c->nodes.n[slot];
-	enum ls_rc rc = call_now(d, "route_add", route_args(&n->conf, false), msg, msglen);
+	enum ls_rc rc = call_now(d, "route_add", route_args(d, &n->conf, false), msg, msglen);
 
 	if (rc == LS_RC_OK)
 		n->dp.present = true;
@@ -825,6 +900,13 @@ enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen)
 enum ls_rc dplink_set_fec_now(struct dplink *d, const char *fec, char *msg, size_t msglen)
 {
 	return call_now(d, "set_fec", json_pack("{s:s}", "fec", fec), msg, msglen);
+}
+
+enum ls_rc dplink_set_mode_now(struct dplink *d, const char *node, const char *mode, char *msg,
+			       size_t msglen)
+{
+	return call_now(d, "set_path_mode", json_pack("{s:s,s:s}", "route", node, "mode", mode), msg,
+			msglen);
 }
 
 enum ls_rc dplink_del_now(struct dplink *d, const char *name, char *msg, size_t msglen)

@@ -29,7 +29,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: " CL_PROG " [-c FILE] [--proxy HOST:PORT] --game-server HOST:PORT --local-port N\n"
 		"         [--listen ADDR] [--socket PATH] [--session-id N --key-file PATH|--key HEX]\n"
-		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--log-level LEVEL] [--check]\n"
+		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--path-mode MODE] [--cost-budget N]\n"
+		"         [--log-level LEVEL] [--check]\n"
 		"       " CL_PROG " --capture (--game NAME|auto | --ports LIST) [--game-server HOST:PORT|auto]\n"
 		"         [--proxy HOST:PORT] [--capture-mark N] [options as above, but --local-port]\n"
 		"       " CL_PROG " --cleanup [-c FILE] [--capture-mark N]\n"
@@ -64,6 +65,12 @@ static void usage(FILE *f)
 		"                           off; auto (chosen from measured loss); K:M (K data and\n"
 		"                           M parity packets per block, 1..32 and 0..16); K:M:MS\n"
 		"                           (a block closes MS ms after its first packet, default 16)\n"
+		"  --path-mode MODE         how a route with several paths (direct, through relays)\n"
+		"                           uses them: single (the best one, the default),\n"
+		"                           duplicate (every packet on every path), split (data on\n"
+		"                           the best, FEC parity on the others) or auto\n"
+		"  --cost-budget N          wire packets per game packet auto may spend, 1..3\n"
+		"                           (default 2)\n"
 		"  --log-level LEVEL        error, warn, info or debug (default info)\n"
 		"  --capture                capture mode\n"
 		"  --game NAME|auto         a game profile (profiles/NAME.toml): its ports, its\n"
@@ -104,6 +111,7 @@ static const struct {
 	{ "key", "key" },               { "key-file", "key_file" },
 	{ "keepalive-ms", "keepalive_ms" },
 	{ "fec", "fec" },               { "log-level", "log_level" },
+	{ "path-mode", "path_mode" },   { "cost-budget", "cost_budget" },
 	{ "game", "game" },             { "ports", "ports" },
 	{ "capture-mark", "capture_mark" },
 };
@@ -301,6 +309,7 @@ static void teardown(struct client *c)
 	c->steer = NULL;
 	client_capture_mode_close(c);
 	client_fec_free(c);
+	client_direct_free(c);
 	for (size_t i = 0; i < LS_ARRAY_LEN(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -398,6 +407,10 @@ static int run(struct client *c)
 			return -1;
 		}
 		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u32 >= CL_EV_DIRECT) {
+				client_direct_readable(c, evs[i].data.u32 - CL_EV_DIRECT);
+				continue;
+			}
 			switch (evs[i].data.u32) {
 			case EV_LOCAL:
 				client_fwd_up(c);
@@ -422,10 +435,7 @@ static int run(struct client *c)
 	}
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */
-	uint8_t fin[LS_MAX_OVERHEAD];
-	size_t fin_len = c->cur ? client_route_fin(c->cur, ls_now_us(), fin) : 0;
-	if (fin_len)
-		client_send_control(c, c->cur, fin, fin_len);
+	client_send_fins(c, ls_now_us());
 	return 0;
 }
 

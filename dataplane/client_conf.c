@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "client_route.h"
 #include "conf.h"
 #include "log.h"
 #include "secret.h"
@@ -26,6 +27,8 @@ void client_conf_defaults(struct client_conf *c)
 		snprintf(c->socket, sizeof(c->socket), "%s/lightspeed/client.sock", xdg);
 	c->keepalive_ms = CL_KEEPALIVE_DEFAULT_MS;
 	dp_fec_parse("off", &c->fec, NULL, 0);
+	c->mode = CL_MODE_SINGLE;
+	c->cost_budget = CL_COST_BUDGET_DEFAULT;
 	c->log_level = LS_LOG_INFO;
 }
 
@@ -212,6 +215,46 @@ static int parse_fec(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 	return dp_fec_parse(v->u.s, dst, err, errlen);
 }
 
+static int parse_mode(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	enum client_mode m;
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	if (client_mode_parse(v->u.s, &m) < 0) {
+		snprintf(err, errlen, "'%.32s' is not a path mode (single, duplicate, split, auto)",
+			 v->u.s);
+		return -1;
+	}
+	*(int *)dst = (int)m;
+	return 0;
+}
+
+/* A number of wire packets per game packet: an integer or a decimal, in 1..3 (a
+ * command-line string too). */
+static int parse_budget(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	double d;
+	char *end;
+
+	if (v->type == LS_CV_INT)
+		d = (double)v->u.i;
+	else if (v->type == LS_CV_FLOAT)
+		d = v->u.f;
+	else if (v->type == LS_CV_STRING && (d = strtod(v->u.s, &end), end != v->u.s && !*end))
+		;
+	else {
+		snprintf(err, errlen, "expected a number of wire packets per game packet");
+		return -1;
+	}
+	if (!(d >= 1 && d <= 3)) {
+		snprintf(err, errlen, "must be in 1..3 (wire packets per game packet)");
+		return -1;
+	}
+	*(double *)dst = d;
+	return 0;
+}
+
 static int parse_log_level(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 {
 	int level;
@@ -243,6 +286,8 @@ static const struct ls_conf_field client_fields[] = {
 	F("key_file", LS_CF_CUSTOM, key, 0, 0, parse_key_file),
 	F("keepalive_ms", LS_CF_INT, keepalive_ms, CL_KEEPALIVE_MIN_MS, CL_KEEPALIVE_MAX_MS, NULL),
 	F("fec", LS_CF_CUSTOM, fec, 0, 0, parse_fec),
+	F("path_mode", LS_CF_CUSTOM, mode, 0, 0, parse_mode),
+	F("cost_budget", LS_CF_CUSTOM, cost_budget, 0, 0, parse_budget),
 	F("log_level", LS_CF_CUSTOM, log_level, 0, 0, parse_log_level),
 	F("capture", LS_CF_BOOL, capture, 0, 0, NULL),
 	F("game", LS_CF_CUSTOM, game, 0, 0, parse_game),
@@ -492,19 +537,24 @@ void client_conf_print(const struct client_conf *c, const struct client_addrs *a
 	else
 		print_addr(f, "game_server", c->game_server, &a->game_server);
 	if (c->capture) {
+		/* The profile file that serves, so that a user's override can be checked. */
+		struct ls_profile prof;
+		char perr[512];
+		bool have = c->game[0] && strcmp(c->game, "auto") != 0 &&
+			    ls_profile_find(c->game, &prof, perr, sizeof(perr)) == 0;
 		fprintf(f, "capture = true\n");
-		if (c->game[0])
+		if (have)
+			fprintf(f, "game = \"%s\"  # %s, %s\n", c->game, prof.name, prof.path);
+		else if (c->game[0])
 			fprintf(f, "game = \"%s\"\n", c->game);
 		if (c->nports) {
-			fprintf(f, "ports = [");
-			for (size_t i = 0; i < c->nports; i++) {
-				if (c->ports[i].lo == c->ports[i].hi)
-					fprintf(f, "%s\"%u\"", i ? ", " : "", c->ports[i].lo);
-				else
-					fprintf(f, "%s\"%u-%u\"", i ? ", " : "", c->ports[i].lo,
-						c->ports[i].hi);
-			}
-			fprintf(f, "]\n");
+			char list[LS_PROFILE_MAX_PORTS * (LS_PORT_RANGE_STRLEN + 4)];
+			ls_port_ranges_fmt(c->ports, c->nports, "\", \"", list, sizeof(list));
+			fprintf(f, "ports = [\"%s\"]\n", list);
+		} else if (have) {
+			char list[LS_PROFILE_MAX_PORTS * (LS_PORT_RANGE_STRLEN + 1)];
+			ls_port_ranges_fmt(prof.ports, prof.nports, " ", list, sizeof(list));
+			fprintf(f, "# ports: the game profile's, %s\n", list);
 		} else {
 			fprintf(f, "# ports: the game profile's\n");
 		}
@@ -529,5 +579,7 @@ void client_conf_print(const struct client_conf *c, const struct client_addrs *a
 	char fec[32];
 	dp_fec_fmt(&c->fec, fec, sizeof(fec));
 	fprintf(f, "fec = \"%s\"\n", fec);
+	fprintf(f, "path_mode = \"%s\"\n", client_mode_name((enum client_mode)c->mode));
+	fprintf(f, "cost_budget = %g\n", c->cost_budget);
 	fprintf(f, "log_level = \"%s\"\n", ls_log_level_name((enum ls_log_level)c->log_level));
 }

@@ -228,7 +228,8 @@ static int open_static_sessions(struct px *p, uint64_t now)
 		uint64_t bps = st->bps.set ? st->bps.v : p->conf.limits.bps;
 
 		if (!px_session_add_keyed(p, (uint32_t)st->id, st->key.b, st->dests.v, st->dests.n,
-					  pps, bps, st->fec.set ? &st->fec.v : NULL, true, now)) {
+					  pps, bps, st->fec.set ? &st->fec.v : NULL, true, false,
+					  now)) {
 			ls_err("out of memory adding static session %lld", (long long)st->id);
 			return -1;
 		}
@@ -321,7 +322,7 @@ static void housekeeping(struct px *p)
 		next = s->next;
 		if (now - s->last_us >= idle) {
 			/* A static session only has a client and flows to lose. */
-			if (!s->is_static || s->has_client || s->flows) {
+			if (!s->is_static || px_session_has_client(s) || s->flows) {
 				p->ctr.sessions_expired++;
 				px_session_end(p, s, PX_END_IDLE);
 			}

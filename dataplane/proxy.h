@@ -35,6 +35,8 @@ struct px_counters {
 	uint64_t rx_packets, rx_bytes;
 	uint64_t forwarded_packets, forwarded_bytes;
 	uint64_t reply_packets, reply_bytes;
+	uint64_t relayed_packets, relayed_bytes;         /* a relay's, to next hops (1.9) */
+	uint64_t relay_reply_packets, relay_reply_bytes; /* from next hops to clients */
 	uint64_t tx_packets, tx_bytes;
 	uint64_t keepalives, keepalives_unanswered;
 	uint64_t sessions_created, sessions_expired;

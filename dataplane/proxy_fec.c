@@ -84,7 +84,7 @@ struct ls_fec_enc *px_fec_enc(struct px_session *s, struct px_flow *f)
 {
 	/* Out of memory: replies go unprotected rather than unsent. */
 	if (!f->enc && s->fec && s->fec->down.k)
-		f->enc = ls_fec_enc_new(&s->fec->down);
+		f->enc = dp_fec_enc_new(&s->fec->down);
 	return f->enc;
 }
 
@@ -92,6 +92,10 @@ struct ls_fec_dec *px_fec_dec(struct px_flow *f)
 {
 	if (!f->dec)
 		f->dec = ls_fec_dec_new(0);
+	/* Parity over another path may come later than the data (1.9). */
+	if (f->dec)
+		f->dec->timeout_us = f->s->multipath ? LS_FEC_DEC_TIMEOUT_PATHS
+						     : LS_FEC_DEC_TIMEOUT_DEFAULT;
 	return f->dec;
 }
 

@@ -234,6 +234,7 @@ class RobustnessTest(LSTestCase):
     def _valid_args(cmd):
         samples = {"session_id": 99, "key": KEY, "destinations": ["127.0.0.1:1"],
                    "proxy": "127.0.0.1:9", "fec": "off", "name": "x", "command": "status",
+                   "next_hops": ["127.0.0.1:9"], "route": "x", "mode": "single",
                    "game": "cs2", "server": "127.0.0.1"}
         return {a["key"]: samples[a["key"]] for a in cmd["args"] if a["required"]}
 
