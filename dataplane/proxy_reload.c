@@ -124,7 +124,7 @@ void px_reload(struct px *p, struct px_conf *next, const char *name)
 		if (!px_session_add_keyed(p, (uint32_t)st->id, st->key.b, st->dests.v, st->dests.n,
 					  rate_of(&st->pps, next->limits.pps),
 					  rate_of(&st->bps, next->limits.bps),
-					  st->fec.set ? &st->fec.v : NULL, true, now)) {
+					  st->fec.set ? &st->fec.v : NULL, true, false, now)) {
 			ls_err("%s: out of memory adding session %" PRId64, name, st->id);
 			continue;
 		}
