@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "ctlmsg.h"
 #include "log.h"
+#include "secret.h"
 #include "util.h"
 
 void ctrl_conf_defaults(struct ctrl_conf *c)
@@ -472,40 +473,6 @@ bool ctrl_conf_api_loopback(const char *api)
 	return (ntohl(a.sin_addr.s_addr) >> 24) == 127;
 }
 
-/* A secret from a file: its first line, surrounding white space trimmed. */
-static int read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen)
-{
-	char buf[512];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *s, *e;
-
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	buf[n] = '\0';
-	for (s = buf; *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'; s++)
-		;
-	e = strpbrk(s, "\r\n");
-	if (e)
-		*e = '\0';
-	for (e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t'); e--)
-		e[-1] = '\0';
-	if (!*s || strlen(s) >= outlen) {
-		snprintf(err, errlen, "%s: %s", path, !*s ? "empty" : "too long");
-		return -1;
-	}
-	snprintf(out, outlen, "%s", s);
-	return 0;
-}
-
 int ctrl_conf_node_check(struct node_conf *n, char *err, size_t errlen)
 {
 	char msg[256];
@@ -524,7 +491,7 @@ int ctrl_conf_node_check(struct node_conf *n, char *err, size_t errlen)
 			snprintf(err, errlen, "node %s: key and key_file: give one", n->name);
 			return -1;
 		}
-		if (read_secret(n->key_file, hex, sizeof(hex), msg, sizeof(msg)) < 0) {
+		if (ls_secret_read(n->key_file, hex, sizeof(hex), msg, sizeof(msg)) < 0) {
 			snprintf(err, errlen, "node %s: key file %s", n->name, msg);
 			return -1;
 		}
@@ -571,8 +538,8 @@ static int finish(struct ctrl_conf *c, char *err, size_t errlen)
 			snprintf(err, errlen, "api_token and api_token_file: give one");
 			return -1;
 		}
-		if (read_secret(c->api_token_file, c->api_token, sizeof(c->api_token), msg,
-				sizeof(msg)) < 0) {
+		if (ls_secret_read(c->api_token_file, c->api_token, sizeof(c->api_token), msg,
+				   sizeof(msg)) < 0) {
 			snprintf(err, errlen, "api_token_file %s", msg);
 			return -1;
 		}
@@ -643,8 +610,10 @@ int ctrl_conf_build(const struct ctrl_flags *fl, struct ctrl_conf *out, char *er
 		return -1;
 	}
 	ctrl_conf_defaults(c);
-	if (!path && access(CTRL_DEFAULT_CONFIG, F_OK) == 0)
+	if (!path && access(CTRL_DEFAULT_CONFIG, F_OK) == 0) {
 		path = CTRL_DEFAULT_CONFIG;
+		ls_info("reading " CTRL_DEFAULT_CONFIG " (no -c given)");
+	}
 	if (path && ls_conf_load_file(path, ctrl_schema, c, err, errlen) < 0)
 		goto out;
 

@@ -42,6 +42,7 @@
 #define CL_DEFAULT_ROUTE "default" /* the route of --proxy */
 /* Relay hops: every route's relayed paths (docs/protocol.md 1.9). */
 #define CL_MAX_HOPS (CL_MAX_ROUTES * CL_MAX_PATHS)
+#define CL_DEFAULT_CONFIG "/etc/lightspeed/client.toml" /* read without -c when it exists */
 #define CL_MANUAL_ROUTE "manual"   /* set_route's {proxy, ...} form */
 
 /* A game socket. Each one is its own FEC block stream in both directions. */
@@ -194,9 +195,26 @@ struct client {
 	struct client_capture_mode *capm; /* capture mode (client_capture_mode.h), or NULL */
 
 	struct client_counters ctr;
+	struct {
+		uint64_t seen[LS_DROP__COUNT];    /* drops already told of */
+		uint64_t next_us[LS_DROP__COUNT]; /* when a reason may be told of again */
+	} warn;
 	uint64_t started_us;
 	bool stop;
 };
+
+/* ---- client_warn.c: drops in the log ------------------------------------------ */
+
+/* Once a second: the first drop of each reason at warn with what to do, then at most
+ * one line per reason every 10 s while it goes on. */
+void client_warn_drops(struct client *c, uint64_t now_us);
+
+/* ---- client_reload.c: SIGHUP ---------------------------------------------------- */
+
+/* Apply what changed between the configuration read last (was) and the one read now
+ * (now, checked, its addresses resolved in a); name: the file. */
+void client_reload(struct client *c, const struct client_conf *was, const struct client_conf *now,
+		   const struct client_addrs *a, const char *name);
 
 /* ---- client_table.c: the candidate routes (docs/protocol.md 3.2) --------------- */
 

@@ -24,6 +24,7 @@
 struct client_key {
 	uint8_t b[LS_KEY_LEN];
 	bool set;
+	bool in_config; /* written in the config file (key), not read from a key_file */
 };
 
 struct client_conf {
