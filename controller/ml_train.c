@@ -40,6 +40,8 @@ int ml_train_fit(const struct ml_data *d, const struct ml_forest_params *p,
 	m->meta.params = *p;
 	m->meta.n_train = d->n;
 	m->meta.mae_ms = m->meta.p95_err_ms = m->meta.base_mae_ms = m->meta.base_p95_err_ms = NAN;
+	for (unsigned s = 0; s < ML_CHECK__COUNT; s++)
+		m->meta.check[s] = (struct ml_model_check){ 0, NAN, NAN, NAN };
 	ml_features_window_default(&m->meta.window);
 	return 0;
 }

@@ -142,6 +142,70 @@ class MlControllerTest(MlTestCase):
         self.assertEqual(c.api.get("/routes")["ml"]["in_use"], True)
 
 
+def write_misleading(state, secs=450, stretches=8):
+    """A recorded history where load says nothing of latency: a answers 20 ms while it
+    reports a load of 0.95, b 27 ms at 0.1 (a little noise), every 250 ms, in
+    `stretches` runs a minute apart (a controller stopped and started again)."""
+    import random
+    rnd = random.Random(1)
+    os.makedirs(state, exist_ok=True)
+    t0 = int(time.time() * 1000) - stretches * (secs + 60) * 1000
+    with open(os.path.join(state, "ml-samples.csv"), "w") as f:
+        f.write("time_ms,node,rtt_ms,load,hops,as_path_len,distance_km\n")
+        for k in range(stretches):
+            for i in range(secs * 4):
+                t = t0 + k * (secs + 60) * 1000 + i * 250
+                f.write("%d,a,%.3f,0.95,,,\n" % (t, 20 + rnd.random() - 0.5))
+                f.write("%d,b,%.3f,0.1,,,\n" % (t, 27 + rnd.random() - 0.5))
+
+
+class MlRouteCheckTest(MlTestCase):
+
+    def test_worse_than_nearest_not_used(self):
+        """The model is judged against nearest on what this controller recorded: where
+        it chooses worse, it is not used and the controller says why."""
+        state = self.path("state")
+        write_misleading(state)
+        c = self.controller(state, conf='[controller]\nstrategy = "ml"\n'
+                                         '[ml]\nretrain_every_s = 30\nmin_rows = 100\n')
+        m = self.wait_model(c)
+        model = m["model"]
+        rc = model["route_check"]
+        for name in ("steady", "scenario"):
+            self.assertGreater(rc[name]["decisions"], 10000, rc)
+        # The recorded stretches (8 x 450 s of two nodes) are replayed: 300 decisions each.
+        self.assertTrue(2200 <= rc["recorded"]["decisions"] <= 2400, rc)
+        self.assertEqual(rc["recorded"]["nearest_regret_ms"], 0)
+        # The synthetic model takes a's load for a coming degradation and picks b.
+        self.assertGreater(rc["recorded"]["ml_regret_ms"], 5, rc)
+        self.assertEqual(model["worse_on"], "recorded")
+        self.assertFalse(model["used"])
+        self.assertTrue(model["beats_baseline"])
+        self.assertIn("worse than nearest on the recorded set", m["status"])
+        self.assertIn("not used", m["last_training"]["message"])
+        self.assertEqual(m["last_training"]["worse_on"], "recorded")
+        routes = c.api.get("/routes")
+        self.assertEqual(routes["strategy"], "ml")
+        self.assertFalse(routes["ml"]["in_use"])
+        self.assertIn("worse than nearest on the recorded set", routes["ml"]["status"])
+        r = self.lsctl(c, "model")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("chooses worse than nearest on the recorded set, so not used", r.stdout)
+        self.assertIn("route regret, recorded set: ml", r.stdout)
+        self.assertIn("scoring as nearest: no usable model", self.lsctl(c, "strategy").stdout)
+
+        # The schedule retrains from the recorded history (every 30 s here) and judges
+        # the new model the same way.
+        def scheduled():
+            last = c.api.get("/model")["last_training"]
+            return last if last and last["why"] == "schedule" else None
+        last = wait_for(scheduled, 90, 0.5, "a scheduled training")
+        self.assertEqual(last["from"], "recorded")
+        self.assertIn(last["state"], ("installed", "kept"), last)
+        self.assertGreater(last["recorded_rows"], 800)
+        self.assertTrue(2200 <= last["route_check"]["recorded"]["decisions"] <= 2400, last)
+
+
 class MlEndToEnd(MlTestCase):
     """Two real proxies behind ls-netsim, a real client, the controller on ml."""
 

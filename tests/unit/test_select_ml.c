@@ -40,6 +40,10 @@ static struct ml_model *model_copy(void)
 		ml_forest_params_default(&p);
 		CU_ASSERT_FATAL(ml_train_run(&d, &p, 0.2, NULL, &trained, &rep, err, sizeof(err)) == 0);
 		snprintf(trained.meta.source, sizeof(trained.meta.source), "synthetic");
+		/* Its route-choice check (test_ml_eval.c runs the real one): better than
+		 * nearest where a node degrades, as good when none does. */
+		trained.meta.check[ML_CHECK_STEADY] = (struct ml_model_check){ 16000, 0.5, 0.5, 0.1 };
+		trained.meta.check[ML_CHECK_SCENARIO] = (struct ml_model_check){ 16000, 1.1, 0.6, 0.1 };
 		ml_data_free(&d);
 		done = 1;
 	}
@@ -197,6 +201,17 @@ static void test_scores(void)
 	CU_ASSERT(strstr(r.sel.status, "does not beat the no-model baseline") != NULL);
 	sel.score(sel.self, r.cand, 2, r.now, out);
 	CU_ASSERT(strncmp(out[0].why, "as nearest", 10) == 0);
+	/* So is one that chose worse than nearest in its route-choice check. */
+	free(bad);
+	bad = model_copy();
+	bad->meta.check[ML_CHECK_SCENARIO].ml_ms = 1.5;
+	select_ml_set_model(&r.sel, bad, NULL);
+	CU_ASSERT(r.sel.have_model && !r.sel.usable);
+	CU_ASSERT(strstr(r.sel.status, "worse than nearest on the scenario set (mean regret 1.50 ms "
+				       "against 1.10 ms)") != NULL);
+	sel.score(sel.self, r.cand, 2, r.now, out);
+	CU_ASSERT(strncmp(out[0].why, "as nearest (no usable model)", 28) == 0);
+	CU_ASSERT(!r.sel.pred[0].valid);
 	select_ml_set_model(&r.sel, NULL, "model file refused: x");
 	CU_ASSERT_STRING_EQUAL(r.sel.status, "model file refused: x");
 	free(bad);
