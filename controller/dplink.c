@@ -554,11 +554,15 @@ static void ev_switch(struct dplink *d, json_t *ev)
 		poll_routes(d); /* a route we do not know yet: adopt it first */
 		return;
 	}
-	if (failover_observe(&c->fo, ts, c->fo.backup, strcmp(reason, "failover") == 0, ls_now_us(),
-			     &why))
+	bool dp_failover = strcmp(reason, "failover") == 0;
+	if (failover_observe(&c->fo, ts, c->fo.backup, dp_failover, ls_now_us(), &why))
 		ctrl_switched(c, from, ts, why);
-	/* The dataplane disarms the backup it used: arm the next one now. */
-	ctrl_round(c);
+	/* The dataplane disarms the backup it used: the next one is armed by the next
+	 * round. Not this instant after a failover: the route left is dead, but its
+	 * route_state comes after this event, and until then it would look like the
+	 * best standby. */
+	if (!dp_failover)
+		ctrl_round(c);
 }
 
 static void ev_gap(struct dplink *d, json_t *ev)
@@ -573,8 +577,8 @@ static void ev_gap(struct dplink *d, json_t *ev)
 		bad_input(d, "switch_gap event");
 		return;
 	}
-	ctrl_publish(c, "gap", json_pack("{s:s,s:f}", "to", to, "gap_ms", gap / 1000.0));
 	if (history_set_gap(&c->hist, to, gap)) {
+		ctrl_publish(c, "gap", json_pack("{s:s,s:f}", "to", to, "gap_ms", gap / 1000.0));
 		ls_info("route: switch to %s took %.1f ms between game packets", to, gap / 1000.0);
 		if (c->history_path[0] && history_save(&c->hist, c->history_path, err, sizeof(err)) < 0)
 			ls_warn("history not saved: %s", err);
@@ -759,10 +763,8 @@ static void on_arm_answer(void *ud, const struct ls_steerc_answer *a)
 	enum switch_reason why;
 	int slot = r->name[0] ? slot_of(r->d, r->name) : -1;
 
-	if (a->rc == LS_RC_OK)
-		ctrl_publish(c, "backup",
-			     json_pack("{s:o}", "name", r->name[0] ? json_string(r->name) : json_null()));
-	else if (a->rc != LS_RC_NOT_READY)
+	/* Success needs no word here: the dataplane's own `backup` event tells the streams. */
+	if (a->rc != LS_RC_OK && a->rc != LS_RC_NOT_READY)
 		ls_warn("arm_backup %s refused: %s: %s", r->name[0] ? r->name : "null",
 			a->code ? a->code : "?", a->message ? a->message : "");
 	failover_done(&c->fo, FO_ARM, slot, a->rc == LS_RC_OK, ls_now_us(), &why);

@@ -46,7 +46,8 @@ bool history_set_gap(struct history *h, const char *to, int64_t gap_us)
 	if (!h->n)
 		return false;
 	struct switch_rec *r = &h->r[(h->head + h->n - 1) % HISTORY_MAX];
-	if (r->gap_us >= 0 || strcmp(r->to, to) != 0)
+	/* The first route has no gap: there was no game packet before it. */
+	if (r->gap_us >= 0 || !r->from[0] || strcmp(r->to, to) != 0)
 		return false;
 	r->gap_us = gap_us;
 	return true;

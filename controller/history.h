@@ -34,7 +34,7 @@ void history_init(struct history *h);
 struct switch_rec *history_add(struct history *h, int64_t wall_ms, const char *from,
 			       const char *to, enum switch_reason reason);
 /* The dataplane measured the gap of the latest switch to `to`: fill it in. Returns
- * false when no such record waits for one. */
+ * false when no such record waits for one (a first route, from none, never does). */
 bool history_set_gap(struct history *h, const char *to, int64_t gap_us);
 /* Record i, 0 the oldest; NULL past the end. */
 const struct switch_rec *history_at(const struct history *h, unsigned i);

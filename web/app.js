@@ -111,6 +111,10 @@ function renderRoute() {
       pred.p95_ms.toFixed(1) + " ms" + (typeof pred.low_ms === "number" ?
         " (" + pred.low_ms.toFixed(1) + "-" + pred.high_ms.toFixed(1) + ")" : "") :
       (w.strategy === "ml" ? "-" : "(nearest: no prediction)");
+    if (pred && Array.isArray(pred.top_features) && pred.top_features.length) {
+      $("predicted").textContent += "; weighed most: " + pred.top_features.map((f) =>
+        f.feature + (typeof f.ms === "number" ? " " + (f.ms >= 0 ? "+" : "") + f.ms.toFixed(1) + " ms" : "")).join(", ");
+    }
   }
   const strat = state.routes ? state.routes.strategy : "-";
   $("strategy-now").textContent = "strategy " + strat;

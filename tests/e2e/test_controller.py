@@ -43,7 +43,8 @@ class Controller:
         raise AssertionError("controller: no API after 5 s:\n" + self.output())
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -336,8 +337,13 @@ class ControllerEndToEnd(LSTestCase):
         wait_for(lambda: traffic.replies_after(t_kill + 0.3) > 20, 5,
                  what="traffic through a after the kill")
         wait_for(lambda: c.route()["active"] == "a", 3, what="active a in /routes")
-        first = next(h for h in c.api.get("/failovers")["failovers"])
+        first = wait_for(lambda: (lambda h: h if h["gap_ms"] is not None else None)(
+            c.api.get("/failovers")["failovers"][0]), 3, what="the failover's measured gap")
         self.assertEqual((first["from"], first["to"], first["reason"]), ("b", "a", "failover"))
+        # The dataplane's gap: last game packet before to first after, through a path of
+        # 120 ms round trip, after 3 missed 30 ms keepalives.
+        self.assertGreater(first["gap_ms"], 60)
+        self.assertLess(first["gap_ms"], 2000)
         if os.access(LSCTL, os.X_OK):
             out = self.lsctl(c, "routes")
             self.assertEqual(out.returncode, 0, out.stderr)

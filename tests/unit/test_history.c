@@ -20,6 +20,8 @@ static void test_ring_and_gap(void)
 	CU_ASSERT_PTR_NULL(history_at(&h, 0));
 	CU_ASSERT_FALSE(history_set_gap(&h, "a", 5));
 	history_add(&h, 1000, NULL, "a", SW_INITIAL);
+	/* No packet came before the first route: no gap to speak of. */
+	CU_ASSERT_FALSE(history_set_gap(&h, "a", 5351801));
 	history_add(&h, 2000, "a", "b", SW_FAILOVER);
 	CU_ASSERT_EQUAL(history_len(&h), 2);
 	CU_ASSERT_STRING_EQUAL(history_at(&h, 0)->from, "");
