@@ -105,7 +105,6 @@ static json_t *stats_json(const struct client *c)
 {
 	const struct ls_hist *h = &shown(c)->rtt;
 	json_t *o = json_object(), *drops = json_object();
-	struct ls_steer_stats st;
 	struct dp_fec_counters fec;
 
 	for (size_t i = 0; i < LS_ARRAY_LEN(counter_table); i++)
@@ -124,11 +123,7 @@ static json_t *stats_json(const struct client *c)
 	client_fec_counters(c, &fec);
 	json_object_set_new(o, "fec", dp_fec_counters_json(&fec));
 	/* Where lost events are counted (docs/protocol.md 3). */
-	ls_steer_get_stats(c->steer, &st);
-	json_object_set_new(o, "steering",
-			    json_pack("{s:I,s:I,s:I}", "connections", (json_int_t)st.conns,
-				      "events_sent", (json_int_t)st.events_sent, "events_dropped",
-				      (json_int_t)st.events_dropped));
+	json_object_set_new(o, "steering", ls_steer_stats_json(c->steer));
 	return o;
 }
 
@@ -159,17 +154,18 @@ static char *stats_prometheus(const struct client *c)
 	}
 	client_fec_counters(c, &fec);
 	dp_fec_counters_prom(&b, "lightspeed_client", &fec);
-	ls_prom_header(&b, "lightspeed_client_fec_up_k", "gauge",
+	ls_prom_header(&b, "lightspeed_client_fec_up_data_packets", "gauge",
 		       "Data packets per FEC block towards the proxy (0: FEC off).");
-	ls_prom_u64(&b, "lightspeed_client_fec_up_k", NULL, c->fec.up.k);
-	ls_prom_header(&b, "lightspeed_client_fec_up_m", "gauge",
+	ls_prom_u64(&b, "lightspeed_client_fec_up_data_packets", NULL, c->fec.up.k);
+	ls_prom_header(&b, "lightspeed_client_fec_up_parity_packets", "gauge",
 		       "Parity packets per full FEC block towards the proxy.");
-	ls_prom_u64(&b, "lightspeed_client_fec_up_m", NULL, c->fec.up.m);
+	ls_prom_u64(&b, "lightspeed_client_fec_up_parity_packets", NULL, c->fec.up.m);
 	ls_prom_hist(&b, "lightspeed_client_rtt_seconds",
 		     "Keepalive round-trip time on the current route.", &r->rtt);
 	ls_prom_header(&b, "lightspeed_client_path_up", "gauge",
 		       "1 when the current route's proxy answers.");
 	ls_prom_u64(&b, "lightspeed_client_path_up", NULL, r->path == CL_PATH_UP);
+	ls_steer_stats_prom(c->steer, &b, "lightspeed_client");
 	ls_prom_header(&b, "lightspeed_client_flows", "gauge", "Game sockets in the flow table.");
 	ls_prom_u64(&b, "lightspeed_client_flows", NULL, c->n_flows);
 	/* Measurements not taken yet are left out rather than reported as zero. */

@@ -11,6 +11,7 @@
 
 #include "fec.h"
 #include "fec_auto.h"
+#include "jsonw.h"
 #include "prom.h"
 #include "proto.h"
 
@@ -212,6 +213,21 @@ static inline json_t *dp_fec_params_json(const struct ls_fec_params *p)
 {
 	return json_pack("{s:i,s:i,s:i,s:i}", "k", p->k, "m", p->m, "block_ms",
 			 (int)((p->block_us + 999) / 1000), "spread", p->spread);
+}
+
+/* The same object through a JSON writer (long listings). */
+static inline void dp_fec_params_write(const struct ls_fec_params *p, struct ls_jw *w)
+{
+	ls_jw_obj(w);
+	ls_jw_key(w, "k");
+	ls_jw_u64(w, p->k);
+	ls_jw_key(w, "m");
+	ls_jw_u64(w, p->m);
+	ls_jw_key(w, "block_ms");
+	ls_jw_u64(w, (p->block_us + 999) / 1000);
+	ls_jw_key(w, "spread");
+	ls_jw_u64(w, p->spread);
+	ls_jw_end_obj(w);
 }
 
 /* ---- counters ---------------------------------------------------------------- */

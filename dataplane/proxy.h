@@ -180,8 +180,8 @@ void px_fec_flow_close(struct px *p, struct px_flow *f);
 /* A static session waits for a client again: the old client's ask goes. */
 void px_fec_session_reset(struct px_session *s);
 /* The setting in force ("off", "auto", "K:M"...), where it comes from, and what the
- * encoders use, into a session's JSON. */
-void px_fec_session_json(const struct px_session *s, json_t *o);
+ * encoders use: the members "fec", "fec_source", "fec_down" of a session's object. */
+void px_fec_session_write(const struct px_session *s, struct ls_jw *w);
 /* The `fec` counters of stats: freed decoders and live ones. */
 void px_fec_counters(const struct px *p, struct dp_fec_counters *out);
 

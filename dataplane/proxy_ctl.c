@@ -47,8 +47,7 @@ static json_t *jint(uint64_t v)
 
 static json_t *stats_json(const struct px *p)
 {
-	json_t *o = json_object(), *drops = json_object(), *st;
-	struct ls_steer_stats ss;
+	json_t *o = json_object(), *drops = json_object();
 	struct dp_fec_counters fec;
 
 	for (size_t i = 0; i < LS_ARRAY_LEN(counter_defs); i++)
@@ -61,15 +60,8 @@ static json_t *stats_json(const struct px *p)
 	px_fec_counters(p, &fec);
 	json_object_set_new(o, "fec", dp_fec_counters_json(&fec));
 	/* protocol.md 3: lost events are counted in the process's steering stats. */
-	if (p->steer) {
-		ls_steer_get_stats(p->steer, &ss);
-		st = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "conns", (json_int_t)ss.conns,
-			       "conns_total", (json_int_t)ss.conns_total, "requests",
-			       (json_int_t)ss.requests, "errors", (json_int_t)ss.errors,
-			       "events_sent", (json_int_t)ss.events_sent, "events_dropped",
-			       (json_int_t)ss.events_dropped);
-		json_object_set_new(o, "steering", st);
-	}
+	if (p->steer)
+		json_object_set_new(o, "steering", ls_steer_stats_json(p->steer));
 	return o;
 }
 
@@ -101,6 +93,8 @@ static char *prom_text(const struct px *p)
 	}
 	px_fec_counters(p, &fec);
 	dp_fec_counters_prom(&b, "lightspeed_proxy", &fec);
+	if (p->steer)
+		ls_steer_stats_prom(p->steer, &b, "lightspeed_proxy");
 	ls_prom_header(&b, "lightspeed_proxy_uptime_seconds", "gauge", "Seconds since start.");
 	ls_prom_u64(&b, "lightspeed_proxy_uptime_seconds", NULL,
 		    (ls_now_us() - p->start_us) / 1000000u);
@@ -118,31 +112,64 @@ static json_t *client_json(const struct px_session *s)
 	return s->has_client ? json_string(ls_addr_fmt(&s->client, a)) : json_null();
 }
 
-static json_t *session_json(const struct px_session *s, uint64_t now)
+/* A session object (docs/protocol.md 3.1), written as text: a listing of 1,000 of them
+ * must fit in a steering turn's budget, which building jansson trees does not. */
+static void session_write(struct ls_jw *w, const struct px_session *s, uint64_t now)
 {
-	json_t *o = json_object(), *dests = json_array();
-	char buf[64];
+	char a[LS_ADDRSTRLEN], buf[64];
 
-	json_object_set_new(o, "session_id", s->auth ? jint(s->id) : json_null());
-	json_object_set_new(o, "client", client_json(s));
-	json_object_set_new(o, "validated", json_boolean(s->validated));
-	json_object_set_new(o, "static", json_boolean(s->is_static));
-	json_object_set_new(o, "idle_ms", jint(now > s->last_us ? (now - s->last_us) / 1000 : 0));
+	ls_jw_obj(w);
+	ls_jw_key(w, "session_id");
+	if (s->auth)
+		ls_jw_u64(w, s->id);
+	else
+		ls_jw_null(w);
+	ls_jw_key(w, "client");
+	if (s->has_client)
+		ls_jw_str(w, ls_addr_fmt(&s->client, a));
+	else
+		ls_jw_null(w);
+	ls_jw_key(w, "validated");
+	ls_jw_bool(w, s->validated);
+	ls_jw_key(w, "static");
+	ls_jw_bool(w, s->is_static);
+	ls_jw_key(w, "idle_ms");
+	ls_jw_u64(w, now > s->last_us ? (now - s->last_us) / 1000 : 0);
+	ls_jw_key(w, "destinations");
+	ls_jw_arr(w);
 	for (uint32_t i = 0; i < s->ndests; i++) {
 		ls_dest_fmt(&s->dests[i], buf, sizeof(buf));
-		json_array_append_new(dests, json_string(buf));
+		ls_jw_str(w, buf);
 	}
-	json_object_set_new(o, "destinations", dests);
-	json_object_set_new(o, "flows", jint(s->nflows));
-	json_object_set_new(o, "pps", jint(s->pps));
-	json_object_set_new(o, "bps", jint(s->bps));
-	json_object_set_new(o, "rx_packets", jint(s->rx_packets));
-	json_object_set_new(o, "rx_bytes", jint(s->rx_bytes));
-	json_object_set_new(o, "tx_packets", jint(s->tx_packets));
-	json_object_set_new(o, "tx_bytes", jint(s->tx_bytes));
-	json_object_set_new(o, "drops", jint(s->drops));
-	px_fec_session_json(s, o);
-	return o;
+	ls_jw_end_arr(w);
+	ls_jw_key(w, "flows");
+	ls_jw_u64(w, s->nflows);
+	const struct {
+		const char *name;
+		uint64_t v;
+	} nums[] = {
+		{ "pps", s->pps },           { "bps", s->bps },
+		{ "rx_packets", s->rx_packets }, { "rx_bytes", s->rx_bytes },
+		{ "tx_packets", s->tx_packets }, { "tx_bytes", s->tx_bytes },
+		{ "drops", s->drops },
+	};
+	for (size_t i = 0; i < LS_ARRAY_LEN(nums); i++) {
+		ls_jw_key(w, nums[i].name);
+		ls_jw_u64(w, nums[i].v);
+	}
+	px_fec_session_write(s, w);
+	ls_jw_end_obj(w);
+}
+
+/* Hand a written result to the steering server (NULL text: out of memory). */
+static enum ls_rc answer_written(struct ls_steer_call *call, struct ls_buf *b)
+{
+	if (b->oom || !b->data) {
+		ls_buf_free(b);
+		return ls_steer_fail(call, LS_RC_INTERNAL, "out of memory");
+	}
+	call->json = b->data;
+	return LS_RC_OK;
 }
 
 /* ---- events ------------------------------------------------------------------------ */
@@ -223,13 +250,20 @@ static enum ls_rc ctl_stats(void *ctx, struct ls_steer_call *call)
 static enum ls_rc ctl_sessions(void *ctx, struct ls_steer_call *call)
 {
 	struct px *p = ctx;
-	json_t *arr = json_array();
 	uint64_t now = ls_now_us();
+	struct ls_buf b;
+	struct ls_jw w;
 
+	ls_buf_init(&b);
+	ls_jw_init(&w, &b);
+	ls_jw_obj(&w);
+	ls_jw_key(&w, "sessions");
+	ls_jw_arr(&w);
 	for (const struct px_session *s = p->tab.head; s; s = s->next)
-		json_array_append_new(arr, session_json(s, now));
-	call->result = json_pack("{s:o}", "sessions", arr);
-	return call->result ? LS_RC_OK : LS_RC_INTERNAL;
+		session_write(&w, s, now);
+	ls_jw_end_arr(&w);
+	ls_jw_end_obj(&w);
+	return answer_written(call, &b);
 }
 
 /* The definition (steer_cmd.c) has checked the type and range of every argument. */
@@ -346,8 +380,13 @@ static enum ls_rc ctl_set_fec(void *ctx, struct ls_steer_call *call)
 		return ls_steer_fail(call, LS_RC_NOT_FOUND, "no session %u", id);
 	if (px_fec_pin(s, set, ls_now_us()) < 0)
 		return ls_steer_fail(call, LS_RC_INTERNAL, "out of memory");
-	call->result = session_json(s, ls_now_us());
-	return LS_RC_OK;
+	struct ls_buf b;
+	struct ls_jw w;
+
+	ls_buf_init(&b);
+	ls_jw_init(&w, &b);
+	session_write(&w, s, ls_now_us());
+	return answer_written(call, &b);
 }
 
 /* The commands' definitions are ls_steer_cmd_proxy (shared/steer_cmd.c). */

@@ -127,17 +127,21 @@ void px_fec_session_reset(struct px_session *s)
 	setting_changed(s, now);
 }
 
-void px_fec_session_json(const struct px_session *s, json_t *o)
+void px_fec_session_write(const struct px_session *s, struct ls_jw *w)
 {
 	static const struct ls_fec_params off = { 0 };
 	const struct px_fec *x = s->fec;
+	const struct ls_fec_params *d = x ? &x->down : &off;
 	struct dp_fec_setting none = { 0 };
 	char buf[32];
 
 	dp_fec_fmt(x ? in_force(x) : &none, buf, sizeof(buf));
-	json_object_set_new(o, "fec", json_string(buf));
-	json_object_set_new(o, "fec_source", json_string(x && x->pinned ? "session" : "client"));
-	json_object_set_new(o, "fec_down", dp_fec_params_json(x ? &x->down : &off));
+	ls_jw_key(w, "fec");
+	ls_jw_str(w, buf);
+	ls_jw_key(w, "fec_source");
+	ls_jw_str(w, x && x->pinned ? "session" : "client");
+	ls_jw_key(w, "fec_down");
+	dp_fec_params_write(d, w);
 }
 
 void px_fec_counters(const struct px *p, struct dp_fec_counters *out)

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -12,35 +13,48 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "prom.h"
 #include "util.h"
 
-/* An answer larger than this, still unsent, means the peer does not read: drop it.
- * Subscribers lose events instead. */
-#define OUT_MAX (4u << 20)
+/* Limits that keep a steering peer from costing the packet loop more than about a
+ * millisecond per turn (docs/protocol.md 3, "Limits"). */
+#define TURN_US      1000u   /* requests handled per turn: until this much time went... */
+#define TURN_LINES   64u     /* ...or this many lines, whichever first */
+#define TURN_ACCEPTS 64      /* connections accepted (or refused) per turn */
+
+#define WAKE_TAG UINT32_MAX /* the timer in the set: more work, or a stall to check */
 
 struct conn {
 	int fd;
 	bool subscribed;
 	bool skipping;   /* inside an over-long line: discard up to its newline */
+	bool eof;        /* the peer has shut down its side: answer what came, then close */
 	bool closing;    /* close once the output is flushed */
-	bool dead;       /* failed while a request was being handled: close after it */
+	bool dead;       /* close at the end of this turn */
 	char *in;        /* LS_STEER_MAX_LINE bytes */
-	size_t in_len;
+	size_t start, in_len; /* unhandled input is in[start..in_len) */
+	size_t scan;     /* in[start..scan) holds no newline */
 	struct ls_buf out;
 	size_t out_off;
+	uint64_t stall_us; /* since when output waits with none of it read; 0: none waits */
+	uint32_t watched;  /* the epoll events registered */
 };
 
 struct ls_steer {
-	int lfd, epfd;
+	int lfd, epfd, wake_fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	ino_t ino;       /* the socket file made, so that only it is removed at the end */
+	dev_t dev;
 	const struct ls_steer_def *defs;
 	const struct ls_steer_handler *handlers;
 	void *ctx;
 	struct conn *conns[LS_STEER_MAX_CONNS];
+	unsigned next_conn; /* the first served next turn: turns go round */
 	struct ls_steer_stats st;
 	struct ls_ratelog rl;
 	bool in_run;     /* inside ls_steer_run: connections are closed only at its end */
@@ -56,17 +70,34 @@ static void conn_close(struct ls_steer *s, int slot)
 	ls_buf_free(&c->out);
 	free(c);
 	s->conns[slot] = NULL;
-	s->st.conns--;
+	s->st.connections--;
+}
+
+static size_t out_waiting(const struct conn *c)
+{
+	return c->out.len - c->out_off;
+}
+
+/* A connection's requests are handled only while little of its output waits: a peer
+ * that does not read its answers stops being served, and costs nothing more. */
+static bool conn_paused(const struct conn *c)
+{
+	return out_waiting(c) > LS_STEER_OUT_PAUSE;
 }
 
 static void conn_watch(struct ls_steer *s, int slot)
 {
 	struct conn *c = s->conns[slot];
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)slot + 1 };
+	struct epoll_event ev = { .events = 0, .data.u32 = (uint32_t)slot + 1 };
 
-	if (c->out.len > c->out_off)
+	if (!c->eof && !c->closing && !c->dead && !conn_paused(c))
+		ev.events |= EPOLLIN;
+	if (out_waiting(c))
 		ev.events |= EPOLLOUT;
-	epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	if (ev.events != c->watched) {
+		epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+		c->watched = ev.events;
+	}
 }
 
 int ls_steer_flush(int fd, struct ls_buf *out, size_t *off)
@@ -93,36 +124,59 @@ int ls_steer_flush(int fd, struct ls_buf *out, size_t *off)
 	return 0;
 }
 
-/* Write what is pending; returns -1 when the connection is gone. */
+/* Write what is pending; returns -1 when the connection is over. */
 static int conn_flush(struct ls_steer *s, int slot)
 {
 	struct conn *c = s->conns[slot];
+	size_t before = out_waiting(c);
 
-	if (ls_steer_flush(c->fd, &c->out, &c->out_off) < 0)
+	if (before && ls_steer_flush(c->fd, &c->out, &c->out_off) < 0)
 		return -1;
-	if (c->out.len == 0 && c->closing)
+	if (!out_waiting(c))
+		c->stall_us = 0;
+	else if (!c->stall_us || out_waiting(c) < before)
+		c->stall_us = ls_now_us(); /* the peer reads: the clock starts again */
+	if (!out_waiting(c) && c->closing)
 		return -1;
 	conn_watch(s, slot);
 	return 0;
 }
 
-/* Queue one answer (a newline is added when it lacks one). */
+/* Queue one line (a newline is added when it lacks one). */
 static void conn_queue(struct conn *c, const char *text, size_t len)
 {
 	ls_buf_append(&c->out, text, len);
 	if (len == 0 || text[len - 1] != '\n')
 		ls_buf_append(&c->out, "\n", 1);
-	if (c->out.oom || c->out.len - c->out_off > OUT_MAX)
-		c->closing = true, c->out.len = c->out_off; /* unreadable peer: give up */
+	if (c->out.oom) {
+		/* Half a line must never go out: the peer could not parse what follows. */
+		c->dead = true;
+		c->out.len = c->out_off;
+	}
 }
 
+static void reply_error(struct ls_steer *s, int slot, json_t *id, enum ls_rc rc, const char *msg);
+
+/* An answer over LS_STEER_ANSWER_MAX is refused rather than queued: no peer needs one,
+ * and the memory it would hold is what the limit protects. */
 static void conn_send_json(struct ls_steer *s, int slot, json_t *obj)
 {
 	char *text = json_dumps(obj, JSON_COMPACT);
+	size_t len = text ? strlen(text) : 0;
+	char msg[128];
 
-	if (!text)
+	if (!text) {
+		reply_error(s, slot, json_object_get(obj, "id"), LS_RC_INTERNAL, "out of memory");
 		return;
-	conn_queue(s->conns[slot], text, strlen(text));
+	}
+	if (len > LS_STEER_ANSWER_MAX && json_is_true(json_object_get(obj, "ok"))) {
+		free(text);
+		snprintf(msg, sizeof(msg), "the answer would be %zu bytes, over the %u-byte limit",
+			 len, (unsigned)LS_STEER_ANSWER_MAX);
+		reply_error(s, slot, json_object_get(obj, "id"), LS_RC_TOO_LONG, msg);
+		return;
+	}
+	conn_queue(s->conns[slot], text, len);
 	free(text);
 }
 
@@ -138,6 +192,36 @@ static void reply_error(struct ls_steer *s, int slot, json_t *id, enum ls_rc rc,
 	conn_send_json(s, slot, o);
 	json_decref(o);
 	s->st.errors++;
+}
+
+/* The envelope around a result written as text: the same line reply_ok makes. */
+static void reply_ok_text(struct ls_steer *s, int slot, json_t *id, const char *result)
+{
+	char *idtext = id ? json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	size_t len = strlen(result);
+	struct ls_buf b;
+	char msg[128];
+
+	if (len > LS_STEER_ANSWER_MAX) {
+		free(idtext);
+		snprintf(msg, sizeof(msg), "the answer would be %zu bytes, over the %u-byte limit",
+			 len, (unsigned)LS_STEER_ANSWER_MAX);
+		reply_error(s, slot, id, LS_RC_TOO_LONG, msg);
+		return;
+	}
+	ls_buf_init(&b);
+	ls_buf_append(&b, "{", 1);
+	if (idtext)
+		ls_buf_printf(&b, "\"id\":%s,", idtext);
+	ls_buf_printf(&b, "\"ok\":true,\"result\":");
+	ls_buf_append(&b, result, len);
+	ls_buf_append(&b, "}", 1);
+	free(idtext);
+	if (b.oom)
+		reply_error(s, slot, id, LS_RC_INTERNAL, "out of memory");
+	else
+		conn_queue(s->conns[slot], b.data, b.len);
+	ls_buf_free(&b);
 }
 
 static void reply_ok(struct ls_steer *s, int slot, json_t *id, json_t *result)
@@ -257,57 +341,131 @@ static void handle_line(struct ls_steer *s, int slot, const char *line, size_t l
 	} else if (call.text) {
 		json_decref(call.result);
 		conn_queue(s->conns[slot], call.text, strlen(call.text));
+	} else if (call.json) {
+		json_decref(call.result);
+		reply_ok_text(s, slot, id, call.json);
 	} else {
 		reply_ok(s, slot, id, call.result); /* takes the result */
 	}
 	free(call.text);
+	free(call.json);
 out:
 	json_decref(req);
 }
 
-/* Split what arrived into lines; an over-long line is answered once and skipped. */
-static int conn_read(struct ls_steer *s, int slot)
-{
-	struct conn *c = s->conns[slot];
+/* ---- input ------------------------------------------------------------------------- */
 
+/* The next complete line of the connection, skipping the rest of an over-long one, or
+ * false. At the peer's end of input what is left counts as a last line. */
+static bool next_line(struct conn *c, const char **line, size_t *len)
+{
 	for (;;) {
-		ssize_t n = recv(c->fd, c->in + c->in_len, LS_STEER_MAX_LINE - c->in_len,
-				 MSG_DONTWAIT);
-		if (n == 0)
-			return -1;
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+		char *nl = memchr(c->in + c->scan, '\n', c->in_len - c->scan);
+		if (!nl) {
+			c->scan = c->in_len;
+			if (!c->eof || c->start == c->in_len || c->skipping)
+				return false;
+			nl = c->in + c->in_len; /* the last line had no newline */
 		}
-		c->in_len += (size_t)n;
-		size_t start = 0;
-		for (size_t i = c->in_len - (size_t)n; i < c->in_len; i++) {
-			if (c->in[i] != '\n')
-				continue;
-			if (c->skipping)
-				c->skipping = false;
-			else if (i > start && !(i == start + 1 && c->in[start] == '\r'))
-				handle_line(s, slot, c->in + start, i - start);
-			start = i + 1;
+		size_t at = c->start, end = (size_t)(nl - c->in);
+		c->start = c->scan = end < c->in_len ? end + 1 : end;
+		if (c->skipping) {
+			c->skipping = false;
+			continue;
 		}
-		memmove(c->in, c->in + start, c->in_len - start);
-		c->in_len -= start;
-		if (c->in_len == LS_STEER_MAX_LINE) {
-			if (!c->skipping)
-				reply_error(s, slot, NULL, LS_RC_TOO_LONG,
-					    "line longer than 65536 bytes; skipped");
-			c->skipping = true;
-			c->in_len = 0;
-		}
-		if (c->closing || c->dead)
-			return 0;
+		if (end > at && c->in[end - 1] == '\r')
+			end--;
+		if (end == at)
+			continue; /* a blank line */
+		*line = c->in + at;
+		*len = end - at;
+		return true;
 	}
 }
 
-static void accept_all(struct ls_steer *s)
+/* Read once into what room is left: 1 when bytes (or the end of input) came, 0 when
+ * nothing did, -1 when the connection failed. */
+static int conn_fill(struct ls_steer *s, int slot)
 {
-	for (;;) {
+	struct conn *c = s->conns[slot];
+	ssize_t n;
+
+	if (c->start > 0) {
+		memmove(c->in, c->in + c->start, c->in_len - c->start);
+		c->in_len -= c->start;
+		c->scan -= c->start;
+		c->start = 0;
+	}
+	if (c->in_len == LS_STEER_MAX_LINE) {
+		/* A whole buffer without a newline: answered once, the rest skipped. */
+		if (!c->skipping)
+			reply_error(s, slot, NULL, LS_RC_TOO_LONG,
+				    "line longer than 65536 bytes; skipped");
+		c->skipping = true;
+		c->in_len = c->scan = 0;
+	}
+	do
+		n = recv(c->fd, c->in + c->in_len, LS_STEER_MAX_LINE - c->in_len, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n == 0) {
+		c->eof = true;
+		return 1;
+	}
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	c->in_len += (size_t)n;
+	return 1;
+}
+
+/* Serve one connection within what is left of the turn's budget; true when it still
+ * has requests ready (the turn ran out). */
+static bool conn_serve(struct ls_steer *s, int slot, uint64_t t0, unsigned *lines)
+{
+	struct conn *c = s->conns[slot];
+	const char *line;
+	size_t len;
+	bool more = false;
+
+	if (conn_flush(s, slot) < 0) {
+		c->dead = true;
+		return false;
+	}
+	while (!c->dead && !c->closing && !conn_paused(c)) {
+		if (*lines >= TURN_LINES || ls_now_us() - t0 >= TURN_US) {
+			more = true;
+			break;
+		}
+		if (next_line(c, &line, &len)) {
+			(*lines)++;
+			handle_line(s, slot, line, len);
+			continue;
+		}
+		if (c->eof)
+			break;
+		int got = conn_fill(s, slot);
+		if (got < 0)
+			c->dead = true;
+		if (got <= 0)
+			break; /* nothing more has come */
+	}
+	/* The peer is done sending and every request of it is answered: close once the
+	 * answers are out (a half-close never loses them). */
+	if (c->eof && !c->dead && !more && !conn_paused(c))
+		c->closing = true;
+	if (!c->dead && conn_flush(s, slot) < 0)
+		c->dead = true;
+	if (!c->dead && c->stall_us && ls_now_us() - c->stall_us >= LS_STEER_STALL_US) {
+		ls_warn_rl(&s->rl, "steering peer read none of its %zu bytes of answers in %u s: "
+			   "connection closed", out_waiting(c), LS_STEER_STALL_US / 1000000u);
+		s->st.cut_off++;
+		c->dead = true;
+	}
+	return more;
+}
+
+static void accept_some(struct ls_steer *s)
+{
+	for (int k = 0; k < TURN_ACCEPTS; k++) {
 		int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -330,48 +488,66 @@ static void accept_all(struct ls_steer *s)
 			(void)w;
 			close(fd);
 			free(c);
+			s->st.refused++;
 			ls_warn_rl(&s->rl, "steering connection refused: %d connections open",
 				   LS_STEER_MAX_CONNS);
 			continue;
 		}
 		c->fd = fd;
 		c->in = in;
+		c->watched = EPOLLIN;
 		ls_buf_init(&c->out);
 		s->conns[slot] = c;
 		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)slot + 1 };
 		epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
-		s->st.conns++;
-		s->st.conns_total++;
+		s->st.connections++;
+		s->st.connections_total++;
 	}
+}
+
+/* The timer in the set: at once when requests wait for the next turn, in a second when
+ * a connection's output waits (to cut a peer that stopped reading), else off. */
+static void wake_arm(struct ls_steer *s, bool now)
+{
+	struct itimerspec its = { .it_value = { 0, 0 } };
+	bool waiting = false;
+
+	for (int i = 0; i < LS_STEER_MAX_CONNS && !now; i++)
+		waiting |= s->conns[i] && out_waiting(s->conns[i]);
+	if (now)
+		its.it_value.tv_nsec = 1;
+	else if (waiting)
+		its.it_value.tv_sec = 1;
+	timerfd_settime(s->wake_fd, 0, &its, NULL);
 }
 
 void ls_steer_run(struct ls_steer *s)
 {
-	struct epoll_event evs[16];
-	int n = epoll_wait(s->epfd, evs, 16, 0);
+	uint64_t t0 = ls_now_us(), expirations;
+	unsigned lines = 0;
+	bool more = false;
 
+	/* Nothing is taken out of the set but the timer's count: every connection is
+	 * looked at each turn (there are at most 32), which is what a fair budget needs. */
+	if (read(s->wake_fd, &expirations, sizeof(expirations)) < 0)
+		expirations = 0;
 	s->in_run = true;
-	for (int i = 0; i < n; i++) {
-		uint32_t tag = evs[i].data.u32;
-		if (tag == 0) {
-			accept_all(s);
-			continue;
-		}
-		int slot = (int)tag - 1;
-		if (!s->conns[slot])
-			continue;
-		int dead = 0;
-		if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			dead = conn_read(s, slot) < 0;
-		if (!dead)
-			dead = conn_flush(s, slot) < 0;
-		if (dead)
-			s->conns[slot]->dead = true;
+	for (unsigned k = 0; k < LS_STEER_MAX_CONNS; k++) {
+		int slot = (int)((s->next_conn + k) % LS_STEER_MAX_CONNS);
+		if (s->conns[slot])
+			more |= conn_serve(s, slot, t0, &lines);
 	}
+	s->next_conn = (s->next_conn + 1) % LS_STEER_MAX_CONNS;
 	s->in_run = false;
-	for (int i = 0; i < LS_STEER_MAX_CONNS; i++)
+	for (int i = 0; i < LS_STEER_MAX_CONNS; i++) {
 		if (s->conns[i] && s->conns[i]->dead)
 			conn_close(s, i);
+		else if (s->conns[i])
+			conn_watch(s, i);
+	}
+	/* After the closed ones are gone, so that their slots serve newcomers at once. */
+	accept_some(s);
+	wake_arm(s, more);
 }
 
 void ls_steer_publish(struct ls_steer *s, const char *event, json_t *data)
@@ -391,12 +567,12 @@ void ls_steer_publish(struct ls_steer *s, const char *event, json_t *data)
 		struct conn *c = s->conns[i];
 		if (!c || !c->subscribed || c->closing || c->dead)
 			continue;
-		if (c->out.len - c->out_off + len + 1 > OUT_MAX) {
+		/* A subscriber that reads too slowly loses events, never stalls us. */
+		if (out_waiting(c) + len + 1 > LS_STEER_OUT_PAUSE) {
 			s->st.events_dropped++;
 			continue;
 		}
-		ls_buf_append(&c->out, text, len);
-		ls_buf_append(&c->out, "\n", 1);
+		conn_queue(c, text, len);
 		s->st.events_sent++;
 		/* A command handler may publish: then the connection it serves must survive
 		 * until ls_steer_run is done with it. */
@@ -408,6 +584,8 @@ void ls_steer_publish(struct ls_steer *s, const char *event, json_t *data)
 		}
 	}
 	free(text);
+	if (!s->in_run)
+		wake_arm(s, false);
 }
 
 bool ls_steer_has_subscribers(const struct ls_steer *s)
@@ -421,6 +599,54 @@ bool ls_steer_has_subscribers(const struct ls_steer *s)
 void ls_steer_get_stats(const struct ls_steer *s, struct ls_steer_stats *st)
 {
 	*st = s->st;
+}
+
+/* One table, so that JSON, Prometheus and both dataplanes spell every counter alike. */
+static const struct {
+	const char *name;
+	size_t offset;
+	bool gauge;
+	const char *help;
+} stat_defs[] = {
+#define S(f, g, h) { #f, offsetof(struct ls_steer_stats, f), g, h }
+	S(connections, true, "Steering connections open."),
+	S(connections_total, false, "Steering connections accepted."),
+	S(refused, false, "Steering connections refused: too many open."),
+	S(cut_off, false, "Steering connections closed for not reading their answers."),
+	S(requests, false, "Steering requests handled."),
+	S(errors, false, "Steering requests answered with an error."),
+	S(events_sent, false, "Events queued for subscribers."),
+	S(events_dropped, false, "Events dropped for subscribers that read too slowly."),
+#undef S
+};
+
+static unsigned long stat_get(const struct ls_steer_stats *st, size_t i)
+{
+	unsigned long v;
+
+	memcpy(&v, (const char *)st + stat_defs[i].offset, sizeof(v));
+	return v;
+}
+
+json_t *ls_steer_stats_json(const struct ls_steer *s)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < LS_ARRAY_LEN(stat_defs); i++)
+		json_object_set_new(o, stat_defs[i].name, json_integer((json_int_t)stat_get(&s->st, i)));
+	return o;
+}
+
+void ls_steer_stats_prom(const struct ls_steer *s, struct ls_buf *b, const char *prefix)
+{
+	char name[128];
+
+	for (size_t i = 0; i < LS_ARRAY_LEN(stat_defs); i++) {
+		snprintf(name, sizeof(name), "%s_steering_%s%s", prefix, stat_defs[i].name,
+			 stat_defs[i].gauge ? "" : "_total");
+		ls_prom_header(b, name, stat_defs[i].gauge ? "gauge" : "counter", stat_defs[i].help);
+		ls_prom_u64(b, name, NULL, stat_get(&s->st, i));
+	}
 }
 
 int ls_steer_fd(const struct ls_steer *s)
@@ -490,7 +716,7 @@ struct ls_steer *ls_steer_open(const char *path, mode_t mode, const struct ls_st
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	s->lfd = s->epfd = -1;
+	s->lfd = s->epfd = s->wake_fd = -1;
 	s->defs = defs;
 	s->handlers = handlers;
 	s->ctx = ctx;
@@ -499,6 +725,13 @@ struct ls_steer *ls_steer_open(const char *path, mode_t mode, const struct ls_st
 	s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->lfd < 0)
 		goto fail_errno;
+	/* Only a socket is ever replaced: a mistyped --socket must not delete a file. */
+	struct stat st;
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		snprintf(err, errlen, "%s exists and is not a socket: refusing to replace it "
+			 "(choose another steering socket path with --socket or 'socket')", path);
+		goto fail;
+	}
 	if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (errno != EADDRINUSE)
 			goto fail_errno;
@@ -515,13 +748,18 @@ struct ls_steer *ls_steer_open(const char *path, mode_t mode, const struct ls_st
 		if (bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 			goto fail_errno;
 	}
-	if (chmod(path, mode) < 0 || listen(s->lfd, 16) < 0)
+	if (chmod(path, mode) < 0 || listen(s->lfd, 16) < 0 || lstat(path, &st) < 0)
 		goto fail_errno;
+	s->ino = st.st_ino;
+	s->dev = st.st_dev;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (s->epfd < 0)
+	s->wake_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (s->epfd < 0 || s->wake_fd < 0)
 		goto fail_errno;
 	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 0 };
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0)
+	struct epoll_event wake = { .events = EPOLLIN, .data.u32 = WAKE_TAG };
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0 ||
+	    epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake_fd, &wake) < 0)
 		goto fail_errno;
 	return s;
 
@@ -532,8 +770,20 @@ fail:
 		close(s->lfd);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	if (s->wake_fd >= 0)
+		close(s->wake_fd);
 	free(s);
 	return NULL;
+}
+
+/* Remove the socket file if it is still ours (not one a later instance made). */
+static void unlink_ours(const struct ls_steer *s)
+{
+	struct stat st;
+
+	if (lstat(s->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == s->ino &&
+	    st.st_dev == s->dev)
+		unlink(s->path);
 }
 
 void ls_steer_close(struct ls_steer *s)
@@ -545,6 +795,7 @@ void ls_steer_close(struct ls_steer *s)
 			conn_close(s, i);
 	close(s->lfd);
 	close(s->epfd);
-	unlink(s->path);
+	close(s->wake_fd);
+	unlink_ours(s);
 	free(s);
 }

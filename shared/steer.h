@@ -13,6 +13,13 @@
 
 #define LS_STEER_MAX_LINE  65536
 #define LS_STEER_MAX_CONNS 32
+/* Per connection: no request is handled while more than this of its output waits, and
+ * events are dropped for a subscriber with more than this waiting. */
+#define LS_STEER_OUT_PAUSE 65536
+/* An answer over this size is refused (too_long) instead of queued. */
+#define LS_STEER_ANSWER_MAX (4u << 20)
+/* A connection whose waiting output none is read of for this long is closed. */
+#define LS_STEER_STALL_US 10000000u
 
 struct ls_steer;
 
@@ -24,6 +31,8 @@ struct ls_steer_call {
 	json_t *req;    /* the whole request object (borrowed) */
 	json_t *result; /* set by the handler on success: an object (NULL answers {}) */
 	char *text;     /* or: text answered as it is instead of a JSON line (malloc'd) */
+	char *json;     /* or: the result object already written as JSON text (malloc'd;
+			 * jsonw.h), for answers too large to build as a tree in a turn */
 	char msg[256];  /* on error: what went wrong and what to do */
 };
 typedef enum ls_rc (*ls_steer_fn)(void *ctx, struct ls_steer_call *call);
@@ -61,10 +70,20 @@ void ls_steer_run(struct ls_steer *s);
 void ls_steer_publish(struct ls_steer *s, const char *event, json_t *data);
 bool ls_steer_has_subscribers(const struct ls_steer *s);
 
+/* The same counters, spelled the same, in every process's `stats` (steer_stats_json). */
 struct ls_steer_stats {
-	unsigned long conns, conns_total, requests, errors, events_sent, events_dropped;
+	unsigned long connections;       /* open now */
+	unsigned long connections_total; /* accepted since start */
+	unsigned long refused;           /* closed on accept: too many open */
+	unsigned long cut_off;           /* closed for not reading their answers */
+	unsigned long requests, errors;  /* lines handled; error answers among them */
+	unsigned long events_sent, events_dropped;
 };
 void ls_steer_get_stats(const struct ls_steer *s, struct ls_steer_stats *st);
+/* The "steering" object of `stats`, and the same as Prometheus text under prefix
+ * ("lightspeed_proxy" gives lightspeed_proxy_steering_requests_total ...). */
+json_t *ls_steer_stats_json(const struct ls_steer *s);
+void ls_steer_stats_prom(const struct ls_steer *s, struct ls_buf *b, const char *prefix);
 /* Write what out holds from *off on to fd without blocking (both ends of a steering
  * connection queue this way). 0: all written or the socket is full; -1 (errno): the
  * connection is gone. Once all is written the buffer is emptied, and freed if it grew. */

@@ -61,6 +61,11 @@ def main():
     suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
     tests = [t for t in iter_tests(suite)
              if not args.filters or any(f in t.id() for f in args.filters)]
+    if not tests:
+        # A misspelt name must not pass as "nothing failed".
+        print("e2e: no test matches %s" % " ".join(repr(f) for f in args.filters))
+        print("e2e: 0 passed, 1 failed")
+        return 1
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=0, resultclass=LineResult)
     result = runner.run(unittest.TestSuite(tests))
     failed = len(result.failures) + len(result.errors)

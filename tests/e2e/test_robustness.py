@@ -2,12 +2,15 @@
 import json
 import os
 import random
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 from lstest import (LSTestCase, Steer, pack_header, numbered_payloads, udp_ports_of,
-                    wait_for, AUTH, KEEPALIVE, FIN)
+                    free_port, wait_for, AUTH, KEEPALIVE, FIN)
 
 KEY = "0f0e0d0c0b0a09080706050403020100"
 FAST = "[limits]\npps = 200000\nbps = 400000000\n"
@@ -154,15 +157,48 @@ class RobustnessTest(LSTestCase):
             t.join(2)
         self._still_fine(echo, proxy, client, game, 14)
 
-    def test_slow_subscriber_does_not_stall_forwarding(self):
-        echo, proxy, client, game = self._chain()
+    def test_slow_subscriber_loses_events_and_does_not_stall_forwarding(self):
+        echo, proxy, client, game = self._chain(auth=True)
+        self.assert_exchange(game, [b"warm up"])
         subs = []
         for path in (proxy.sock_path, client.sock_path):
             st = Steer(path)
             st.ok("subscribe")
-            subs.append(st)  # never read again
+            subs.append(st)  # not read until the end
+        # Events faster than anyone reads them: every session added and deleted is two
+        # events on the proxy, every backup armed or disarmed one on the client. Far more than the
+        # 64 KiB a subscriber may have waiting, plus what the kernel buffers.
+        ctl = Steer(proxy.sock_path)
+        for i in range(2500):
+            ctl.ok("session_add", session_id=5000 + i % 7, key=KEY,
+                   destinations=["127.0.0.1:%d" % echo.addr[1]])
+            ctl.ok("session_del", session_id=5000 + i % 7)
+        ctl.close()
+        cctl = Steer(client.sock_path)
+        cctl.ok("route_add", name="spare", proxy="127.0.0.1:9")
+        for i in range(3000):
+            cctl.ok("arm_backup", name="spare" if i % 2 == 0 else None)
+        cctl.close()
         self.assert_exchange(game, numbered_payloads(2000, seed=15))
+        for proc in (proxy, client):
+            steering = proc.stats()["steering"]
+            self.assertGreater(steering["events_dropped"], 0, (proc.name, steering))
+            self.assertEqual(steering["cut_off"], 0, steering)
+        # The subscriber catches up: whole lines only (an event is dropped whole, never
+        # cut), and new events reach it again.
         for st in subs:
+            st.sock.settimeout(2)
+            seen = 0
+            try:
+                while True:
+                    msg = st.read_line()
+                    self.assertIn("event", msg)
+                    seen += 1
+                    if seen > 100 and msg["event"] == "counters":
+                        break
+            except socket.timeout:
+                pass
+            self.assertGreater(seen, 100)
             st.close()
 
     def test_every_command_refuses_unknown_arguments(self):
@@ -200,20 +236,218 @@ class RobustnessTest(LSTestCase):
                    "game": "cs2", "server": "127.0.0.1"}
         return {a["key"]: samples[a["key"]] for a in cmd["args"] if a["required"]}
 
-    def test_too_many_steering_connections(self):
+    def test_too_many_steering_connections_are_refused(self):
         echo, proxy, client, game = self._chain()
         conns = []
-        for _ in range(40):
+        for _ in range(32):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(proxy.sock_path)
             conns.append(s)
-        time.sleep(0.2)
+        # Every one of the 32 is served...
+        probe = Steer(proxy.sock_path)  # the 33rd
+        probe.sock.settimeout(3)
+        r = probe.read_line()
+        self.assertEqual(r["ok"], False)
+        self.assertEqual(r["error"]["code"], "full")
+        self.assertEqual(probe.sock.recv(100), b"")  # and closed
+        probe.close()
+        for s in conns[:3]:
+            s.sendall(b'{"id":1,"cmd":"status"}\n')
+            self.assertTrue(json.loads(s.recv(65536))["ok"])
         for s in conns:
             s.close()
+        # ...and once they are gone, a newcomer is served again.
+        wait_for(lambda: Steer(proxy.sock_path).ok("stats")["steering"]["connections"] == 1,
+                 3, what="the 32 connections closed")
+        st = proxy.stats()["steering"]
+        self.assertGreaterEqual(st["refused"], 1)
         self._still_fine(echo, proxy, client, game, 16)
 
 
+class SteeringFloodTest(LSTestCase):
+    """One write of 64 KiB of {"cmd":"sessions"} lines with 1,000 sessions held."""
+
+    FLOOD = b'{"cmd":"sessions"}\n' * (65536 // 19)
+
+    def test_sessions_flood_does_not_stall_forwarding(self):
+        echo = self.echo()
+        cfg = FAST + '[[session]]\nid = 3\nkey = "%s"\ndestinations = ["127.0.0.1:%d"]\n' % (
+            KEY, echo.addr[1])
+        proxy = self.proxy("--max-sessions", "2000", config=cfg, auth=True)
+        client = self.client(proxy.port, echo.addr, session=(3, KEY))
+        game = self.game(client.local_port)
+        st = Steer(proxy.sock_path)
+        for i in range(1000):
+            st.ok("session_add", session_id=10000 + i, key="%032x" % i,
+                  destinations=["127.0.0.1:%d" % (1024 + i)])
+        self.assert_exchange(game, [b"warm up"])
+        before = proxy.stats()["steering"]["requests"]
+
+        # A peer that floods and never reads; another that floods and reads it all.
+        mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        mute.connect(proxy.sock_path)
+        self.closers.append(mute.close)
+        mute.sendall(self.FLOOD)
+        stop = threading.Event()
+        got = {"lines": 0, "bytes": 0}
+
+        def reader():
+            r = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            r.connect(proxy.sock_path)
+            r.sendall(self.FLOOD)
+            r.settimeout(0.2)
+            buf = b""
+            while not stop.is_set():
+                try:
+                    d = r.recv(1 << 20)
+                except socket.timeout:
+                    continue
+                if not d:
+                    break
+                buf += d
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    assert json.loads(line)["ok"], line[:200]
+                    got["lines"] += 1
+            r.close()
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        try:
+            # What a player sees: every packet of a 64/s game comes back, promptly.
+            rtts = []
+            game.sock.settimeout(5)
+            for i in range(200):
+                t0 = time.monotonic()
+                game.send(b"ping %d" % i)
+                self.assertEqual(game.sock.recvfrom(2048)[0], b"ping %d" % i)
+                rtts.append(time.monotonic() - t0)
+                time.sleep(max(0.0, 1 / 64 - rtts[-1]))
+            # And another steering peer is answered meanwhile.
+            t0 = time.monotonic()
+            self.assertEqual(proxy.steer("status")["sessions"], 1001)
+            status_s = time.monotonic() - t0
+        finally:
+            stop.set()
+            t.join(3)
+        rtts.sort()
+        self.assertLess(rtts[len(rtts) // 2], 0.05, rtts)
+        self.assertLess(rtts[-1], 1.0, rtts)
+        self.assertLess(status_s, 1.0)
+        self.assertGreater(got["lines"], 0)
+        # The peer that does not read is not served beyond its first answers...
+        handled = proxy.stats()["steering"]["requests"] - before
+        self.assertLess(handled, got["lines"] + 100)
+        # ...and is cut off after 10 s of reading nothing (docs/protocol.md 3).
+        wait_for(lambda: proxy.stats()["steering"]["cut_off"] == 1, 15, interval=0.5,
+                 what="the mute peer cut off")
+        mute.settimeout(5)
+        try:
+            while mute.recv(1 << 20):
+                pass  # what the kernel held for it, then the end
+        except ConnectionResetError:
+            pass  # closed with its unread requests pending: the end, too
+        self.assertTrue(proxy.alive())
+        self.assert_exchange(game, numbered_payloads(100, seed=18))
+
+
+def half_close(path, data):
+    """Send data, shut down the write side, return all that comes back until the end."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(path)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return out
+            out += d
+    finally:
+        s.close()
+
+
+class SteeringSocketTest(LSTestCase):
+    """What a user does by hand at a steering socket."""
+
+    def _both(self):
+        echo = self.echo()
+        proxy = self.proxy(config=FAST)
+        client = self.client(proxy.port, echo.addr)
+        return proxy, client
+
+    def test_answers_survive_a_half_close_by_socat(self):
+        if not shutil.which("socat"):
+            self.skipTest("socat is not installed")
+        for proc in self._both():
+            for i in range(100):
+                r = subprocess.run(["socat", "-", "UNIX-CONNECT:" + proc.sock_path],
+                                   input=b'{"cmd":"stats"}\n', capture_output=True, timeout=10)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                lines = r.stdout.splitlines()
+                self.assertEqual(len(lines), 1, (proc.name, i, r.stdout[:200]))
+                self.assertTrue(json.loads(lines[0])["ok"])
+
+    def test_answers_survive_shutdown_of_the_write_side(self):
+        for proc in self._both():
+            for i in range(300):
+                n = 1 + i % 5
+                # The last request without its newline: the end of input ends it.
+                data = half_close(proc.sock_path, b'{"id":1,"cmd":"status"}\n' * (n - 1) +
+                                  b'{"id":1,"cmd":"status"}')
+                lines = data.splitlines()
+                self.assertEqual(len(lines), n, (proc.name, i, data[:300]))
+                for line in lines:
+                    self.assertTrue(json.loads(line)["ok"])
+
+    def test_raw_prometheus_text(self):
+        for proc, prefix in zip(self._both(), ("lightspeed_proxy", "lightspeed_client")):
+            text = half_close(proc.sock_path,
+                              b'{"cmd":"stats","format":"prometheus","raw":true}\n')
+            self.assertTrue(text.startswith(b"# HELP "), text[:100])
+            self.assertIn(b"\n%s_steering_requests_total " % prefix.encode(), text)
+            self.assertNotIn(b'"ok"', text)
+            if shutil.which("promtool"):
+                r = subprocess.run(["promtool", "check", "metrics"], input=text,
+                                   capture_output=True, timeout=10)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            r = Steer(proc.sock_path).call("stats", raw=True)
+            self.assertEqual(r["error"]["code"], "invalid")
+
+    def test_steering_counters_are_spelled_alike(self):
+        proxy, client = self._both()
+        a, b = proxy.stats()["steering"], client.stats()["steering"]
+        self.assertEqual(sorted(a), sorted(b))
+        for key in ("connections", "connections_total", "requests", "errors",
+                    "events_sent", "events_dropped", "refused", "cut_off"):
+            self.assertIn(key, a)
+
+    def test_socket_path_never_replaces_a_file(self):
+        victim = self.write("precious.toml", "# not a socket\n")
+        for name, args in (("lightspeed-proxy", ["--insecure-no-auth", "--bind",
+                                                  "127.0.0.1:0"]),
+                           ("lightspeed-client", ["--proxy", "127.0.0.1:9", "--game-server",
+                                                  "127.0.0.1:9", "--local-port",
+                                                  str(free_port())])):
+            r = self.run_bin(name, "--socket", victim, *args)
+            self.assertNotEqual(r.returncode, 0, (name, r.stderr))
+            self.assertIn("is not a socket", r.stderr)
+            with open(victim) as f:
+                self.assertEqual(f.read(), "# not a socket\n")
+
+
 class ConfigTest(LSTestCase):
+
+    def test_a_test_filter_matching_nothing_fails(self):
+        run = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
+        r = subprocess.run([sys.executable, run, "--build", os.environ["LS_BUILD"],
+                            "no_such_test_anywhere"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no test matches 'no_such_test_anywhere'", r.stdout)
+        self.assertIn("e2e: 0 passed, 1 failed", r.stdout)
 
     def test_proxy_config_errors_name_file_line_column(self):
         cases = [
