@@ -159,7 +159,7 @@ static int job_rows(struct ml_job *j, struct ml_data *d)
 		struct ml_data s;
 
 		ml_synth_conf_default(&sc);
-		if (ml_synth_dataset(&sc, j->conf.synthetic_rows, &s, j->err, sizeof(j->err)) < 0)
+		if (ml_synth_dataset(&sc, j->conf.synthetic_rows, &j->cancel, &s, j->err, sizeof(j->err)) < 0)
 			return -1;
 		j->synthetic_rows = s.n;
 		int r = ml_data_append(d, &s);

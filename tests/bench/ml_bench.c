@@ -182,7 +182,7 @@ static int cmd_data(const struct opts *o)
 	size_t rows = (size_t)opt_num(o, "--rows", 10000, 1, 1e7);
 	double t0 = now_s();
 	if (strcmp(set, "steady") == 0) {
-		if (ml_synth_dataset(&c, rows, &d, err, sizeof(err)) < 0)
+		if (ml_synth_dataset(&c, rows, NULL, &d, err, sizeof(err)) < 0)
 			die("%s", err);
 	} else {
 		if (strcmp(set, "scenario") != 0)

@@ -32,7 +32,7 @@ static void setup(void)
 	if (model.forest.nodes)
 		return;
 	ml_synth_conf_default(&c);
-	CU_ASSERT_FATAL(ml_synth_dataset(&c, 20000, &d, err, sizeof(err)) == 0);
+	CU_ASSERT_FATAL(ml_synth_dataset(&c, 20000, NULL, &d, err, sizeof(err)) == 0);
 	ml_forest_params_default(&p);
 	CU_ASSERT_FATAL(ml_train_run(&d, &p, 0.2, NULL, &model, &rep, err, sizeof(err)) == 0);
 	snprintf(model.meta.source, sizeof(model.meta.source), "synthetic");

@@ -36,7 +36,7 @@ static void setup(void)
 	ml_synth_conf_default(&c);
 	c.seed = 11;
 	ml_features_window_default(&win);
-	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 3000, &rows, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 3000, NULL, &rows, err, sizeof(err)), 0);
 	ml_forest_params_default(&p);
 	p.n_trees = 6;
 	CU_ASSERT_EQUAL_FATAL(ml_train_run(&rows, &p, 0.2, NULL, &model, &rep, err, sizeof(err)), 0);

@@ -36,7 +36,7 @@ static struct ml_model *model_copy(void)
 		struct ml_train_report rep;
 
 		ml_synth_conf_default(&c);
-		CU_ASSERT_FATAL(ml_synth_dataset(&c, 20000, &d, err, sizeof(err)) == 0);
+		CU_ASSERT_FATAL(ml_synth_dataset(&c, 20000, NULL, &d, err, sizeof(err)) == 0);
 		ml_forest_params_default(&p);
 		CU_ASSERT_FATAL(ml_train_run(&d, &p, 0.2, NULL, &trained, &rep, err, sizeof(err)) == 0);
 		snprintf(trained.meta.source, sizeof(trained.meta.source), "synthetic");
