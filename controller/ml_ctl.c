@@ -233,11 +233,8 @@ static void job_work(uv_work_t *req)
 			ml_record_set_free(&rs);
 		j->worse = ml_model_worse_than_nearest(mt);
 		bool usable = j->mae < j->base_mae && j->worse == -1;
-		/* A model in use is replaced by a better one in use; one not in use (worse than
-		 * the baseline or nearest) by anything better or in use. */
-		j->installed = j->rc == 0 &&
-			       (!j->current || (usable && !j->cur_usable) ||
-				(usable == j->cur_usable && !(j->cur_mae <= j->mae)));
+		j->installed = j->rc == 0 && ml_train_replaces(j->current != NULL, j->cur_usable,
+							       j->cur_mae, usable, j->mae);
 		if (j->installed) {
 			atomic_store(&j->phase, JOB_SAVING);
 			if (ml_model_save(j->path, &j->model, j->err, sizeof(j->err)) < 0)

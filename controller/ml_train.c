@@ -108,3 +108,15 @@ int ml_train_beats_baseline(const struct ml_train_report *rep)
 {
 	return isfinite(rep->mae_ms) && isfinite(rep->base_mae_ms) && rep->mae_ms < rep->base_mae_ms;
 }
+
+bool ml_train_replaces(bool have_current, bool cur_usable, double cur_mae, bool usable,
+		       double mae)
+{
+	if (!have_current)
+		return true;
+	if (usable != cur_usable)
+		return usable;
+	if (!isfinite(mae))
+		return false;
+	return !isfinite(cur_mae) || mae < cur_mae;
+}

@@ -311,10 +311,27 @@ static void test_corrupt_structure(void)
 	teardown_dir();
 }
 
+/* Online retraining: a new model takes the current one's place only when it is better
+ * on the new training's held-out rows (or in use where the current one is not). */
+static void test_replacement_rule(void)
+{
+	CU_ASSERT(ml_train_replaces(false, false, NAN, false, 9));      /* none yet */
+	CU_ASSERT(ml_train_replaces(true, true, 1.50, true, 1.40));     /* lower error */
+	CU_ASSERT(!ml_train_replaces(true, true, 1.40, true, 1.40));    /* equal: kept */
+	CU_ASSERT(!ml_train_replaces(true, true, 1.40, true, 1.41));    /* higher: kept */
+	CU_ASSERT(!ml_train_replaces(true, true, 1.50, false, 1.00));   /* lower, not usable */
+	CU_ASSERT(ml_train_replaces(true, false, 1.00, true, 1.50));    /* usable beats unused */
+	CU_ASSERT(ml_train_replaces(true, false, 1.50, false, 1.40));   /* both unused: lower */
+	CU_ASSERT(!ml_train_replaces(true, false, 1.40, false, 1.50));
+	CU_ASSERT(ml_train_replaces(true, true, NAN, true, 1.40));      /* current unmeasured */
+	CU_ASSERT(!ml_train_replaces(true, true, 1.40, true, NAN));
+}
+
 UNIT_MAIN("ml_model",
 	  { "save and load round trip", test_round_trip },
 	  { "atomic save, missing paths", test_atomic_save },
 	  { "truncated files refused", test_truncated },
 	  { "damaged files refused", test_damaged },
 	  { "newer or mismatched files refused", test_mismatched },
-	  { "corrupt structure refused", test_corrupt_structure })
+	  { "corrupt structure refused", test_corrupt_structure },
+	  { "replacement rule", test_replacement_rule })

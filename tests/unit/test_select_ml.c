@@ -2,6 +2,7 @@
  * taken from real health objects at 250 ms, the ml selector's scores (the model's p95
  * plus nearest's loss penalty and server leg), its fallbacks to nearest's scores, and
  * the recorded history: rotation, rows read back, bad lines counted, export. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,6 +223,7 @@ static void test_record(void)
 {
 	char dir[64], path[128], err[512];
 	struct ml_record rec;
+	FILE *f;
 
 	snprintf(dir, sizeof(dir), "/tmp/ls-test-ml-record-%ld", (long)getpid());
 	CU_ASSERT_FATAL(mkdir(dir, 0700) == 0);
@@ -246,11 +248,31 @@ static void test_record(void)
 	CU_ASSERT(!rec.failed);
 	CU_ASSERT_EQUAL(rec.records, 3 * 2400);
 	ml_record_close(&rec);
+	/* About 290 kB written: rotated more than once, and only two files of at most
+	 * 100,000 bytes (and one line) stay, the newest records among them. */
+	struct stat st;
+	char last[64];
 	snprintf(path, sizeof(path), "%s/%s.1", dir, ML_RECORD_FILE);
-	CU_ASSERT(access(path, F_OK) == 0); /* rotated once at least */
-	/* A damaged line is skipped and counted. */
+	CU_ASSERT_FATAL(stat(path, &st) == 0);
+	CU_ASSERT(st.st_size >= 100000 && st.st_size <= 100000 + 80);
 	snprintf(path, sizeof(path), "%s/%s", dir, ML_RECORD_FILE);
-	FILE *f = fopen(path, "a");
+	CU_ASSERT_FATAL(stat(path, &st) == 0);
+	CU_ASSERT(st.st_size > 0 && st.st_size <= 100000 + 80);
+	DIR *dh = opendir(dir);
+	int files = 0;
+	for (struct dirent *e; dh && (e = readdir(dh));)
+		files += e->d_name[0] != '.';
+	if (dh)
+		closedir(dh);
+	CU_ASSERT_EQUAL(files, 2);
+	f = fopen(path, "r");
+	CU_ASSERT_FATAL(f != NULL);
+	while (fgets(last, sizeof(last), f))
+		;
+	fclose(f);
+	CU_ASSERT(strncmp(last, "1700000599", 10) == 0 && strstr(last, ",n3,")); /* n3's last */
+	/* A damaged line is skipped and counted. */
+	f = fopen(path, "a");
 	fputs("12x,n1,30,,,,\nnot a line\n1700000000000,bad name!,1,,,,\n", f);
 	fclose(f);
 
