@@ -55,19 +55,18 @@ static void load_profiles(struct game_detect *g)
 			g->cur = (int)i;
 }
 
-static json_t *ports_json(const struct ls_profile *p)
+static json_t *int_or_null(int64_t v)
 {
-	json_t *a = json_array();
-	char buf[16];
+	return v > 0 ? json_integer((json_int_t)v) : json_null();
+}
 
-	for (size_t i = 0; i < p->nports; i++) {
-		if (p->ports[i].lo == p->ports[i].hi)
-			snprintf(buf, sizeof(buf), "%u", p->ports[i].lo);
-		else
-			snprintf(buf, sizeof(buf), "%u-%u", p->ports[i].lo, p->ports[i].hi);
-		json_array_append_new(a, json_string(buf));
-	}
-	return a;
+/* What the profile file says beyond the game's identity (null where it says nothing). */
+static json_t *profile_json(const struct ls_profile *p)
+{
+	return json_pack("{s:s,s:s?,s:o,s:o,s:o,s:o,s:s?}", "file", p->path, "fec",
+			 p->fec[0] ? p->fec : NULL, "keepalive_ms", int_or_null(p->keepalive_ms),
+			 "pps", int_or_null(p->pps), "size_min", int_or_null(p->size_min), "size_max",
+			 int_or_null(p->size_max), "notes", p->notes[0] ? p->notes : NULL);
 }
 
 /* The client applies the profile itself (it reads the same files). */
@@ -190,10 +189,10 @@ json_t *game_detect_json(const struct game_detect *g)
 		return json_null();
 	p = &g->set.p[g->cur];
 	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", gmtime(&g->since));
-	return json_pack("{s:s,s:s,s:i,s:i,s:s?,s:s?,s:o,s:s}", "id", p->id, "name", p->name, "pid",
-			 (int)g->pid, "uid", (int)g->uid, "anti_cheat",
+	return json_pack("{s:s,s:s,s:i,s:i,s:s?,s:s?,s:o,s:s,s:o}", "id", p->id, "name", p->name,
+			 "pid", (int)g->pid, "uid", (int)g->uid, "anti_cheat",
 			 p->anti_cheat[0] ? p->anti_cheat : NULL, "relay", p->relay[0] ? p->relay : NULL,
-			 "ports", ports_json(p), "since", since);
+			 "ports", ls_port_ranges_json(p->ports, p->nports), "since", since, "profile", profile_json(p));
 }
 
 bool game_detect_playing(const struct game_detect *g)

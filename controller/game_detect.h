@@ -31,7 +31,8 @@ void game_detect_close(struct game_detect *g);
 void game_detect_reload(struct game_detect *g);
 /* The dataplane (re)connected: tell it the game again. */
 void game_detect_dataplane_up(struct game_detect *g);
-/* GET /status "game": null, or {id, name, pid, anti_cheat, relay, ports, since}. */
+/* GET /status "game": null, or {id, name, pid, uid, anti_cheat, relay, ports, since,
+ * profile: {file, fec, keepalive_ms, pps, size_min, size_max, notes}}. */
 json_t *game_detect_json(const struct game_detect *g);
 /* Is a game being played (no WARP toggling then)? */
 bool game_detect_playing(const struct game_detect *g);

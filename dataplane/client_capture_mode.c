@@ -72,12 +72,7 @@ static void take_profile(struct client_capture_mode *cm, const struct ls_profile
 
 static void ports_text(const struct client_capture_match *m, char *buf, size_t len)
 {
-	size_t o = 0;
-
-	buf[0] = '\0';
-	for (size_t i = 0; i < m->nports && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, m->ports[i].lo == m->ports[i].hi ? "%s%u" :
-					  "%s%u-%u", i ? "," : "", m->ports[i].lo, m->ports[i].hi);
+	ls_port_ranges_fmt(m->ports, m->nports, ",", buf, len);
 	if (!m->nports)
 		snprintf(buf, len, "none yet");
 }
@@ -359,19 +354,6 @@ enum ls_rc client_capture_mode_assign(struct client *c, const char *server, cons
 	return LS_RC_OK;
 }
 
-static json_t *ports_json(const struct client_capture_match *m)
-{
-	json_t *arr = json_array();
-	char buf[16];
-
-	for (size_t i = 0; i < m->nports; i++) {
-		snprintf(buf, sizeof(buf), m->ports[i].lo == m->ports[i].hi ? "%u" : "%u-%u",
-			 m->ports[i].lo, m->ports[i].hi);
-		json_array_append_new(arr, json_string(buf));
-	}
-	return arr;
-}
-
 json_t *client_capture_mode_json(const struct client *c)
 {
 	struct client_capture_mode *cm = c->capm;
@@ -403,7 +385,7 @@ json_t *client_capture_mode_json(const struct client *c)
 		ls_ipport_fmt(ntohl(cm->m.server_ip), cm->m.server_port, a);
 	o = json_pack("{s:s?,s:s?,s:o,s:o,s:s,s:s,s:s,s:I,s:o,s:o}", "game",
 		      cm->game[0] ? cm->game : NULL, "profile", cm->have_prof ? cm->prof.name : NULL,
-		      "pid", cm->pid ? json_integer(cm->pid) : json_null(), "ports", ports_json(&cm->m),
+		      "pid", cm->pid ? json_integer(cm->pid) : json_null(), "ports", ls_port_ranges_json(cm->m.ports, cm->m.nports),
 		      "server", cm->m.server_ip ? a : "auto", "match", cm->match_desc, "table",
 		      "ip " CL_CAPTURE_TABLE, "mark", (json_int_t)cm->cap.k.divert_mark, "servers",
 		      servers, "assignments", rules);

@@ -384,7 +384,8 @@ int client_capture_nft_probe(uint32_t *owner, char *err, size_t errlen)
 	rc = probe_fd(fd, &seq, &p);
 	close(fd);
 	if (rc < 0) {
-		snprintf(err, errlen, "reading nftables table %s: %s", CL_CAPTURE_TABLE, strerror(-rc));
+		snprintf(err, errlen, "reading nftables table %s: %s%s", CL_CAPTURE_TABLE, strerror(-rc),
+			 rc == -EPERM ? " (capture mode needs CAP_NET_ADMIN)" : "");
 		return -1;
 	}
 	if (owner)
@@ -682,8 +683,9 @@ int client_capture_nft_route_del(const struct client_capture_kconf *k, char *err
 		if (rc == -ENOENT)
 			break;
 		if (rc < 0) {
-			snprintf(err, errlen, "ip rule del fwmark 0x%x lookup %u: %s", k->divert_mark,
-				 k->route_table, strerror(-rc));
+			snprintf(err, errlen, "ip rule del fwmark 0x%x lookup %u: %s%s", k->divert_mark,
+				 k->route_table, strerror(-rc),
+				 rc == -EPERM ? " (capture mode needs CAP_NET_ADMIN)" : "");
 			return -1;
 		}
 	}

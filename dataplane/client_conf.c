@@ -446,19 +446,24 @@ void client_conf_print(const struct client_conf *c, const struct client_addrs *a
 	else
 		print_addr(f, "game_server", c->game_server, &a->game_server);
 	if (c->capture) {
+		/* The profile file that serves, so that a user's override can be checked. */
+		struct ls_profile prof;
+		char perr[512];
+		bool have = c->game[0] && strcmp(c->game, "auto") != 0 &&
+			    ls_profile_find(c->game, &prof, perr, sizeof(perr)) == 0;
 		fprintf(f, "capture = true\n");
-		if (c->game[0])
+		if (have)
+			fprintf(f, "game = \"%s\"  # %s, %s\n", c->game, prof.name, prof.path);
+		else if (c->game[0])
 			fprintf(f, "game = \"%s\"\n", c->game);
 		if (c->nports) {
-			fprintf(f, "ports = [");
-			for (size_t i = 0; i < c->nports; i++) {
-				if (c->ports[i].lo == c->ports[i].hi)
-					fprintf(f, "%s\"%u\"", i ? ", " : "", c->ports[i].lo);
-				else
-					fprintf(f, "%s\"%u-%u\"", i ? ", " : "", c->ports[i].lo,
-						c->ports[i].hi);
-			}
-			fprintf(f, "]\n");
+			char list[LS_PROFILE_MAX_PORTS * (LS_PORT_RANGE_STRLEN + 4)];
+			ls_port_ranges_fmt(c->ports, c->nports, "\", \"", list, sizeof(list));
+			fprintf(f, "ports = [\"%s\"]\n", list);
+		} else if (have) {
+			char list[LS_PROFILE_MAX_PORTS * (LS_PORT_RANGE_STRLEN + 1)];
+			ls_port_ranges_fmt(prof.ports, prof.nports, " ", list, sizeof(list));
+			fprintf(f, "# ports: the game profile's, %s\n", list);
 		} else {
 			fprintf(f, "# ports: the game profile's\n");
 		}

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "conf.h"
 #include "fec.h"
 #include "util.h"
@@ -42,6 +44,42 @@ int ls_port_range_parse(const char *s, struct ls_port_range *r)
 	r->lo = (uint16_t)lo;
 	r->hi = (uint16_t)hi;
 	return 0;
+}
+
+const char *ls_port_range_fmt(const struct ls_port_range *r, char buf[LS_PORT_RANGE_STRLEN])
+{
+	if (r->lo == r->hi)
+		snprintf(buf, LS_PORT_RANGE_STRLEN, "%u", r->lo);
+	else
+		snprintf(buf, LS_PORT_RANGE_STRLEN, "%u-%u", r->lo, r->hi);
+	return buf;
+}
+
+void ls_port_ranges_fmt(const struct ls_port_range *r, size_t n, const char *sep, char *buf,
+			size_t len)
+{
+	char one[LS_PORT_RANGE_STRLEN];
+	size_t o = 0;
+
+	if (!len)
+		return;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && o < len; i++) {
+		int w = snprintf(buf + o, len - o, "%s%s", i ? sep : "", ls_port_range_fmt(&r[i], one));
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+}
+
+json_t *ls_port_ranges_json(const struct ls_port_range *r, size_t n)
+{
+	json_t *a = json_array();
+	char one[LS_PORT_RANGE_STRLEN];
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(ls_port_range_fmt(&r[i], one)));
+	return a;
 }
 
 static int want_array(const struct ls_cv *v, const char *what, size_t max, char *err,
@@ -240,6 +278,31 @@ static size_t add_dir(char dirs[][LS_PROFILE_DIR_MAX], size_t n, size_t max, con
 	return n + 1;
 }
 
+/* The source tree's profiles/ when this program runs from it (ROOT/build/bin/NAME, or
+ * build/tests/), so that a checkout works before `make install`; the tree is told by
+ * its shared/profile.h beside profiles/, never guessed from the directory names alone. */
+static size_t add_source_tree(char dirs[][LS_PROFILE_DIR_MAX], size_t n, size_t max)
+{
+	char root[LS_PROFILE_DIR_MAX], mark[LS_PROFILE_DIR_MAX + 32];
+	ssize_t len = readlink("/proc/self/exe", root, sizeof(root) - 1);
+	struct stat st;
+
+	if (len <= 0)
+		return n;
+	root[len] = '\0';
+	/* NAME, then bin/ (or tests/), then build/. */
+	for (int up = 0; up < 3; up++) {
+		char *slash = strrchr(root, '/');
+		if (!slash || slash == root)
+			return n;
+		*slash = '\0';
+	}
+	snprintf(mark, sizeof(mark), "%s/shared/profile.h", root);
+	if (stat(mark, &st) < 0 || !S_ISREG(st.st_mode))
+		return n;
+	return add_dir(dirs, n, max, root, "/profiles");
+}
+
 size_t ls_profile_search_path(char dirs[][LS_PROFILE_DIR_MAX], size_t max)
 {
 	const char *env = getenv(LS_PROFILE_PATH_ENV);
@@ -267,7 +330,7 @@ size_t ls_profile_search_path(char dirs[][LS_PROFILE_DIR_MAX], size_t max)
 		n = add_dir(dirs, n, max, home, "/.config/lightspeed/profiles");
 	n = add_dir(dirs, n, max, "/etc/lightspeed/profiles", "");
 	n = add_dir(dirs, n, max, LS_PROFILE_DIR, "");
-	return n;
+	return add_source_tree(dirs, n, max);
 }
 
 static int by_id(const void *a, const void *b)

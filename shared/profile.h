@@ -37,9 +37,6 @@
 
 #ifndef LS_PROFILE_DIR
 #define LS_PROFILE_DIR "/usr/local/share/lightspeed/profiles"
-/* The lowest pid of a running process of profile p (0: none). */
-pid_t ls_profile_running(const struct ls_profile *p);
-
 #endif
 /* A colon-separated search path replacing the default one (tests, packagers). */
 #define LS_PROFILE_PATH_ENV "LIGHTSPEED_PROFILE_PATH"
@@ -79,8 +76,9 @@ struct ls_profile_set {
 };
 
 /* The directories searched, first one winning: $LIGHTSPEED_PROFILE_PATH when set,
- * else $XDG_CONFIG_HOME/lightspeed/profiles (or ~/.config/...), /etc/lightspeed/profiles
- * and LS_PROFILE_DIR. Returns how many were written to dirs (a longer path is left
+ * else $XDG_CONFIG_HOME/lightspeed/profiles (or ~/.config/...), /etc/lightspeed/profiles,
+ * LS_PROFILE_DIR and, for a program run from the source tree (build/bin/, build/tests/),
+ * the tree's profiles/. Returns how many were written to dirs (a longer path is left
  * out). */
 size_t ls_profile_search_path(char dirs[][LS_PROFILE_DIR_MAX], size_t max);
 
@@ -101,6 +99,15 @@ int ls_profile_find(const char *id, struct ls_profile *p, char *err, size_t errl
 
 /* "7000-9000" or "27015" into r. 0 or -1. */
 int ls_port_range_parse(const char *s, struct ls_port_range *r);
+/* And back: r as "LO-HI", or "N" when lo == hi; returns buf. */
+#define LS_PORT_RANGE_STRLEN 12
+const char *ls_port_range_fmt(const struct ls_port_range *r, char buf[LS_PORT_RANGE_STRLEN]);
+/* n ranges joined by sep ("" when n is 0), truncated to len. */
+void ls_port_ranges_fmt(const struct ls_port_range *r, size_t n, const char *sep, char *buf,
+			size_t len);
+/* n ranges as a JSON array of such strings (jansson's json_t, new reference). */
+struct json_t;
+struct json_t *ls_port_ranges_json(const struct ls_port_range *r, size_t n);
 
 /* Does a process with these names belong to the profile? comm is /proc/PID/comm
  * (the kernel keeps its first 15 bytes), exe the base name of /proc/PID/exe (or NULL),

@@ -197,6 +197,73 @@ function renderHistory() {
   $("history").tBodies[0].replaceChildren(...rows);
 }
 
+/* The game the controller found running, and what its profile says. */
+function renderGame() {
+  const g = state.status && state.status.game;
+  const p = g && g.profile;
+  $("game-name").textContent = g ? g.name + " (" + g.id + ")" : "none detected";
+  $("game-process").textContent = g ? "pid " + g.pid + ", uid " + g.uid + ", since " +
+    clock(new Date(g.since)) : "-";
+  $("game-anticheat").textContent = g ? g.anti_cheat || "none named" : "-";
+  $("game-ports").textContent = g ? g.ports.join(", ") : "-";
+  $("game-relay").textContent = g ? g.relay || "none: it talks to its servers directly" : "-";
+  $("game-profile").textContent = p ? "FEC " + (p.fec || "not set") + ", keepalive " +
+    (p.keepalive_ms ? p.keepalive_ms + " ms" : "not set") : "-";
+  $("game-traffic").textContent = p && p.pps ? "about " + p.pps + " packets/s each way" +
+    (p.size_min ? ", " + p.size_min + "-" + p.size_max + " bytes" : "") : p ? "not given" : "-";
+  $("game-file").textContent = p ? p.file : "-";
+  $("game-file").title = p && p.notes || "";
+}
+
+/* WARP as the controller sees it; the with/without comparison when one has run. */
+function renderWarp() {
+  const w = state.status && state.status.warp;
+  if (!w) return;
+  const on = w.installed;
+  $("warp-form").hidden = !on;
+  if (!on) {
+    $("warp-status").textContent = "not installed (no warp-cli found)";
+    for (const id of ["warp-interface", "warp-nodes", "warp-routes", "warp-toggle", "warp-last"])
+      $(id).textContent = "-";
+    $("warp-compare-wrap").hidden = true;
+    return;
+  }
+  $("warp-status").textContent = (w.status || "unknown") + (w.detail ? " (" + w.detail + ")" : "");
+  const i = w.interface;
+  $("warp-interface").textContent = i.name + (i.present ? (i.up ? " up" : " down") +
+    (i.address ? ", " + i.address : "") : " absent");
+  $("warp-nodes").textContent = w.nodes_via_warp.length ? w.nodes_via_warp.join(", ") : "none";
+  $("warp-routes").textContent = w.routes.length ? w.routes.join(", ") : "none";
+  $("warp-toggle").textContent = w.allow_toggle ?
+    "allowed ([warp] allow_toggle): the controller compares with and without WARP" :
+    "never by the controller itself; only when you ask below";
+  const cmp = w.comparison;
+  const last = cmp.last;
+  $("warp-last").textContent = cmp.state !== "idle" ? cmp.state + "..." : last ?
+    new Date(last.time).toLocaleString() + ": kept " + last.kept + " (was " + last.before +
+    "): " + last.reason : "none yet";
+  $("warp-compare-wrap").hidden = !last;
+  if (last) {
+    $("warp-compare").tBodies[0].replaceChildren(...last.nodes.map((n) => {
+      const tr = el("tr");
+      tr.dataset.node = n.name;
+      tr.appendChild(el("td", n.name));
+      for (const [v, f] of [[n.with_ms, "with"], [n.without_ms, "without"]]) {
+        const td = el("td", ms(v));
+        td.dataset.field = f;
+        tr.appendChild(td);
+      }
+      return tr;
+    }));
+  }
+  /* The controller refuses these too (409); the page says why before the click. */
+  const why = cmp.state !== "idle" ? "a comparison is running" :
+    state.status.game ? "not while a game is being played" :
+    w.status !== "connected" && w.status !== "disconnected" ? "WARP is " + (w.status || "unknown") : "";
+  $("warp-compare-btn").disabled = why !== "";
+  $("warp-help").textContent = why || "toggles WARP with warp-cli, measures every node each way, keeps the faster";
+}
+
 function logLine(text) {
   const li = el("li");
   li.appendChild(el("span", clock(new Date()), "t"));
@@ -318,6 +385,8 @@ async function poll() {
   renderNodes();
   renderFec();
   renderHistory();
+  renderGame();
+  renderWarp();
   buildCharts();
 }
 
@@ -355,6 +424,15 @@ function connect() {
   onEvent("node", (d) => { logLine("node " + d.name + " " + d.change); poll(); });
   onEvent("dataplane", (d) => logLine("dataplane " + (d.connected ? "connected" : "disconnected")));
   onEvent("dropped", (d) => logLine(d.count + " events lost (this page was too slow); refreshed"));
+  onEvent("game", (d) => {
+    logLine(d.game ? "game: " + d.game.name + " is on (process " + d.game.pid + ")" : "game: none running");
+    if (state.status) { state.status.game = d.game; renderGame(); renderWarp(); }
+  });
+  onEvent("warp", (d) => {
+    const last = d.warp.comparison.last;
+    if (last) logLine("WARP compared: kept " + last.kept + " (" + last.reason + ")");
+    if (state.status) { state.status.warp = d.warp; renderWarp(); }
+  });
 }
 
 /* ---- controls ---- */
@@ -410,6 +488,14 @@ function bind() {
       await api("POST", "fec", { fec: $("fec").value.trim() });
     } catch (e) { showError(e.message); }
     setTimeout(poll, 1200);
+  });
+  $("warp-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("POST", "warp/compare");
+      if (state.status) { state.status.warp = r.warp; renderWarp(); }
+    } catch (e) { showError(e.message); }
+    poll();
   });
   $("export-csv").addEventListener("click", exportCsv);
   $("export-json").addEventListener("click", exportJson);

@@ -95,6 +95,44 @@ try {
   const state = await page.textContent('#nodes tr[data-node="a"] td[data-field="state"]');
   check(state === "healthy", "a healthy (" + state + ")");
 
+  // Cloudflare WARP as the user left it (connected), and not toggled until asked.
+  await page.waitForFunction(() => document.getElementById("warp-status").textContent
+    .startsWith("connected"), null, { timeout: 10000 });
+  check(true, "WARP shown: " + await page.textContent("#warp-status"));
+  check((await page.textContent("#warp-toggle")).includes("only when you ask"),
+    "WARP toggling not allowed by the configuration, and the page says so");
+  check(await page.textContent("#warp-interface") === "CloudflareWARP absent",
+    "WARP's interface shown absent");
+  check(await page.textContent("#game-name") === "none detected", "no game detected yet");
+  await ask("warp untouched");
+  await page.click("#warp-compare-btn");
+  await page.waitForFunction(() => {
+    const c = document.querySelector('#warp-compare tr[data-node="a"] td[data-field="without"]');
+    return c && c.textContent.endsWith(" ms") &&
+      document.getElementById("warp-last").textContent.includes("kept connected");
+  }, null, { timeout: 20000 });
+  const cmpText = await page.textContent("#warp-compare tbody");
+  check(await page.$('#warp-compare tr[data-node="b"]') !== null,
+    "the with/without comparison per node: " + cmpText.replace(/\s+/g, " ").trim());
+  await ask("warp compared");
+  await page.waitForFunction(() => document.getElementById("log").textContent.includes("WARP compared"),
+    null, { timeout: 5000 });
+  check(true, "the decision log shows the comparison");
+
+  // The game, once the controller detects it, with its profile; no WARP toggling then.
+  await ask("game on");
+  await page.waitForFunction(() => document.getElementById("game-name").textContent
+    .startsWith("Dash Game"), null, { timeout: 5000 });
+  check(true, "the game shown: " + await page.textContent("#game-name"));
+  check(await page.textContent("#game-profile") === "FEC auto, keepalive 30 ms" &&
+    await page.textContent("#game-traffic") === "about 60 packets/s each way, 40-700 bytes" &&
+    await page.textContent("#game-anticheat") === "Test Anti-Cheat" &&
+    (await page.textContent("#game-file")).endsWith(".toml"), "its profile shown");
+  await page.waitForFunction(() => document.getElementById("warp-compare-btn").disabled,
+    null, { timeout: 3000 });
+  check((await page.textContent("#warp-help")).includes("not while a game"),
+    "no WARP comparison offered while a game is on");
+
   // Keyboard: the failover button is reachable with Tab.
   let reached = false;
   for (let i = 0; i < 40 && !reached; i++) {

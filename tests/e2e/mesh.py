@@ -12,7 +12,7 @@ WEB = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "web")
 
 
 class Mesh:
-    def __init__(self, case, delay_a=15, delay_b=40, dashboard=False):
+    def __init__(self, case, delay_a=15, delay_b=40, dashboard=False, ctl_args=(), ctl_env=None):
         self.echo = case.echo()
         self.pa = case.proxy()
         self.pb = case.proxy()
@@ -28,7 +28,7 @@ class Mesh:
             args += ["--dashboard", "127.0.0.1:%d" % self.dash_port, "--web-root", WEB]
         else:
             args += ["--dashboard", "off"]
-        self.ctl = Controller(case, args)
+        self.ctl = Controller(case, args + list(ctl_args), env=ctl_env)
         case.closers.append(lambda: self.ctl.stop())
         self.api = self.ctl.api
         self.base = "http://127.0.0.1:%d" % self.ctl.port

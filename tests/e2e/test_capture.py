@@ -4,8 +4,10 @@ address as it would without LightSpeed; the client in capture mode diverts it th
 the proxy on the node. What the server receives is counted by a packet capture in the
 server's namespace; what the game receives is checked byte for byte with its source."""
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -41,11 +43,12 @@ class CaptureTest(LSTestCase):
         self.procs.append(p)
         return p
 
-    def client(self, *args, env=None, proxy_port=4434):
+    def client(self, *args, env=None, proxy_port=4434, capture_flag=True):
         net = self.net
         sock = self.path("client.sock")
-        argv = ["--capture", "--proxy", "%s:%d" % (net.node_pc_ip, proxy_port), "--session-id",
-                "1", "--key", KEY, "--socket", sock, "--log-level", "debug"] + list(args)
+        argv = ["--capture"] if capture_flag else []
+        argv += ["--proxy", "%s:%d" % (net.node_pc_ip, proxy_port), "--session-id",
+                 "1", "--key", KEY, "--socket", sock, "--log-level", "debug"] + list(args)
         c = Proc("lightspeed-client", argv, sock, self.tmp, env=env, prefix=net.nsenter(net.pc))
         self.procs.append(c)
         wait_for(lambda: c.steer("status")["path"] == "up", 5, what="the client's path up")
@@ -153,7 +156,11 @@ class CaptureTest(LSTestCase):
         self.assertIn("no capture-mode diversion left", r.stdout)
         self.assertEqual(self.kernel_state(), (False, False))
         self.net.sh(self.net.pc, "nft", "add", "table", "ip", "lightspeed_client")
-        client2 = self.client("--ports", "7777")
+        # This time capture mode comes from the configuration file, not the flags.
+        with open(self.path("client.toml"), "w") as f:
+            f.write('[client]\ncapture = true\nports = ["7777"]\ngame_server = "auto"\n')
+        client2 = self.client("-c", self.path("client.toml"), capture_flag=False)
+        self.assertEqual(client2.steer("status")["capture"]["ports"], ["7777"])
         self.assertEqual(self.kernel_state(), (True, True))
         self.assertIn("flags owner", self.net.sh(self.net.pc, "nft", "list", "table", "ip",
                                                   "lightspeed_client"))
@@ -274,6 +281,61 @@ class CaptureTest(LSTestCase):
         cap = client.steer("status")["capture"]
         routes = {s["server"]: s["route"] for s in cap["servers"]}
         self.assertEqual(routes, {"%s:7777" % net.srv_ip: None, "%s:7777" % srv2: "b"})
+
+    def test_capture_runs_with_cap_net_admin_and_cap_net_raw_alone(self):
+        """As the unit or setcap runs it: an unprivileged user holding the two
+        capabilities and nothing else (setpriv sets them ambient and bounds the rest)."""
+        net = self.net
+        self.echo(7777)
+        self.proxy()
+        run = tempfile.mkdtemp(prefix="ls-e2e-caprun-%d-" % os.getpid())
+        os.chmod(run, 0o777)
+        self.closers.append(lambda: shutil.rmtree(run, ignore_errors=True))
+        sock = os.path.join(run, "client.sock")
+
+        def as_user(*caps):
+            c = "-all" + "".join(",+" + x for x in caps)
+            return net.nsenter(net.pc) + ("setpriv", "--reuid=65534", "--regid=65534",
+                                          "--clear-groups", "--inh-caps=" + c,
+                                          "--ambient-caps=" + c, "--bounding-set=" + c)
+        argv = ["--capture", "--ports", "7777", "--proxy", "%s:4434" % net.node_pc_ip,
+                "--session-id", "1", "--key", KEY, "--socket", sock]
+        # Either one missing: refused, saying which, and nothing left behind.
+        for caps, needs in (((), "CAP_NET_ADMIN"), (("net_raw",), "CAP_NET_ADMIN"),
+                            (("net_admin",), "CAP_NET_RAW")):
+            r = subprocess.run(list(as_user(*caps)) + [os.path.join(BIN, "lightspeed-client")] +
+                               argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=10)
+            self.assertEqual(r.returncode, 1, (caps, r.stderr))
+            self.assertIn("capture mode needs %s" % needs, r.stderr, caps)
+            self.assertEqual(self.kernel_state(), (False, False))
+        c = Proc("lightspeed-client", argv, sock, self.tmp,
+                 prefix=as_user("net_admin", "net_raw"))
+        self.procs.append(c)
+        wait_for(lambda: c.steer("status")["path"] == "up", 5, what="the client's path up")
+        with open("/proc/%d/status" % c.p.pid) as f:
+            st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        self.assertEqual(st["Uid"].split()[0], "65534")
+        # CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: these two and nothing else.
+        self.assertEqual(int(st["CapEff"], 16), (1 << 12) | (1 << 13))
+        self.assertEqual(int(st["CapBnd"], 16), (1 << 12) | (1 << 13))
+        self.assertEqual(self.kernel_state(), (True, True))
+        sn = self.sniff()
+        g = finish(self.game(7777, 100), 30)
+        counts = finish(sn)["udp"]
+        self.assertEqual(g["exact"], 100, g)
+        self.assertEqual(g["sources"], {"%s:7777" % net.srv_ip: 100})
+        self.assertEqual(counts.get("%s>7777" % net.pc_ip, 0), 0, counts)
+        self.assertEqual(counts.get("%s>7777" % net.node_srv_ip), 100, counts)
+        # It takes everything down itself, and --cleanup runs with the same two.
+        self.procs.remove(c)
+        self.assertEqual(c.stop(signal.SIGTERM), 0)
+        self.assertEqual(self.kernel_state(), (False, False))
+        r = subprocess.run(list(as_user("net_admin", "net_raw")) +
+                           [os.path.join(BIN, "lightspeed-client"), "--cleanup"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("no capture-mode diversion left", r.stdout)
 
     def test_capture_refuses_what_it_cannot_do(self):
         client = os.path.join(BIN, "lightspeed-client")

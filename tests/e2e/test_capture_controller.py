@@ -64,7 +64,8 @@ class GameDetectTest(LSTestCase):
         os.mkdir(self.path("profiles"))
         self.write("profiles/%s.toml" % tag,
                    '[game]\nname = "Detect Me"\nprocesses = ["%s.exe"]\nports = ["7000-9000", "27015"]\n'
-                   'anti_cheat = "Test Anti-Cheat"\n' % tag)
+                   'anti_cheat = "Test Anti-Cheat"\n[traffic]\npps = 60\nsize_min = 50\n'
+                   'size_max = 900\n[tunnel]\nfec = "4:2"\n' % tag)
         conf = self.write("controller.toml", '[games]\nscan_ms = 200\n[warp]\ncli = "/nonexistent/warp-cli"\n')
         env = dict(os.environ, LIGHTSPEED_PROFILE_PATH=self.path("profiles"))
         c = Controller(self, ["-c", conf, "--client-socket", self.path("nobody.sock"),
@@ -89,6 +90,15 @@ class GameDetectTest(LSTestCase):
         self.assertEqual(g["ports"], ["7000-9000", "27015"])
         self.assertEqual(g["anti_cheat"], "Test Anti-Cheat")
         self.assertIsNone(g["relay"])
+        self.assertEqual(g["profile"], {"file": self.path("profiles/%s.toml" % tag), "fec": "4:2",
+                                        "keepalive_ms": None, "pps": 60, "size_min": 50,
+                                        "size_max": 900, "notes": None})
+        # lsctl status shows it, as the API gave it.
+        r = subprocess.run([os.path.join(BIN, "lsctl"), "--api", "http://127.0.0.1:%d" % c.port,
+                            "status"], capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("game         Detect Me (%s, process %d, anti-cheat Test Anti-Cheat)"
+                      % (tag, game.pid), r.stdout)
 
         game.kill()
         game.wait()

@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "profile.h"
 
 #include "unit.h"
@@ -198,13 +200,55 @@ static void test_user_directory_overrides_and_extends(void)
 	setenv("XDG_CONFIG_HOME", "/home/x/.cfg", 1);
 	char dirs[LS_PROFILE_DIRS][LS_PROFILE_DIR_MAX];
 	size_t nd = ls_profile_search_path(dirs, LS_PROFILE_DIRS);
-	CU_ASSERT_EQUAL(nd, 3);
+	CU_ASSERT_EQUAL(nd, 4);
 	CU_ASSERT_STRING_EQUAL(dirs[0], "/home/x/.cfg/lightspeed/profiles");
 	CU_ASSERT_STRING_EQUAL(dirs[1], "/etc/lightspeed/profiles");
 	CU_ASSERT_STRING_EQUAL(dirs[2], LS_PROFILE_DIR);
+	/* This suite runs from build/tests/ of the source tree: the tree's profiles/ come
+	 * last, after an installed set, and ls_profile_find reaches them. */
+	char here[LS_PROFILE_DIR_MAX + 16];
+	CU_ASSERT_FATAL(getcwd(here, LS_PROFILE_DIR_MAX) != NULL);
+	strcat(here, "/profiles");
+	CU_ASSERT_STRING_EQUAL(dirs[3], here);
+	if (access("/etc/lightspeed/profiles/cs2.toml", F_OK) != 0 &&
+	    access(LS_PROFILE_DIR "/cs2.toml", F_OK) != 0) {
+		CU_ASSERT_EQUAL(ls_profile_find("cs2", &p, err, sizeof(err)), 0);
+		CU_ASSERT_STRING_EQUAL(p.path, strcat(here, "/cs2.toml"));
+	}
 	unsetenv("XDG_CONFIG_HOME");
 	free(s);
 	rm_tmp();
+}
+
+/* ---- port ranges ---------------------------------------------------------------------- */
+
+static void test_port_ranges_both_ways(void)
+{
+	struct ls_port_range r[3];
+	char one[LS_PORT_RANGE_STRLEN], list[64];
+
+	CU_ASSERT(ls_port_range_parse("7000-9000", &r[0]) == 0 && r[0].lo == 7000 && r[0].hi == 9000);
+	CU_ASSERT(ls_port_range_parse("27015", &r[1]) == 0 && r[1].lo == 27015 && r[1].hi == 27015);
+	CU_ASSERT(ls_port_range_parse("1-65535", &r[2]) == 0);
+	CU_ASSERT(ls_port_range_parse("9000-7000", &r[0]) == -1);
+	CU_ASSERT(ls_port_range_parse("0", &r[0]) == -1);
+	CU_ASSERT(ls_port_range_parse("65536", &r[0]) == -1);
+	CU_ASSERT(ls_port_range_parse("7000-", &r[0]) == -1);
+	CU_ASSERT(ls_port_range_parse("", &r[0]) == -1);
+	ls_port_range_parse("7000-9000", &r[0]);
+	CU_ASSERT_STRING_EQUAL(ls_port_range_fmt(&r[0], one), "7000-9000");
+	CU_ASSERT_STRING_EQUAL(ls_port_range_fmt(&r[1], one), "27015");
+	ls_port_ranges_fmt(r, 3, ",", list, sizeof(list));
+	CU_ASSERT_STRING_EQUAL(list, "7000-9000,27015,1-65535");
+	ls_port_ranges_fmt(r, 0, ",", list, sizeof(list));
+	CU_ASSERT_STRING_EQUAL(list, "");
+	ls_port_ranges_fmt(r, 3, ",", list, 8);
+	CU_ASSERT_STRING_EQUAL(list, "7000-90"); /* truncated, never overrun */
+	json_t *a = ls_port_ranges_json(r, 2);
+	char *text = json_dumps(a, JSON_COMPACT);
+	CU_ASSERT_STRING_EQUAL(text, "[\"7000-9000\",\"27015\"]");
+	free(text);
+	json_decref(a);
 }
 
 /* ---- process names ------------------------------------------------------------------ */
@@ -305,5 +349,6 @@ UNIT_MAIN("profile",
 	  { "shipped profiles all load", test_shipped_profiles_all_load },
 	  { "errors say where and what", test_errors_say_where_and_what },
 	  { "user directory overrides and extends", test_user_directory_overrides_and_extends },
+	  { "port ranges both ways", test_port_ranges_both_ways },
 	  { "process names: native, wine, truncated", test_process_names_native_wine_and_truncated },
 	  { "scan finds real processes", test_scan_finds_real_processes })
