@@ -219,6 +219,66 @@ static void test_scores(void)
 	select_ml_free(&r.sel);
 }
 
+/* One controller round: the ml scores, then the anti-flap rule with a active. */
+static void rig_decide(struct rig *r, struct select_state *st, const struct select_conf *sc,
+		       struct select_score *out, struct select_decision *d)
+{
+	struct selector sel = select_ml(&r->sel);
+
+	sel.score(sel.self, r->cand, 2, r->now, out);
+	select_decide(st, sc, out, 2, 0, r->now, d);
+}
+
+/* nearest's anti-flap rule applies to predictions: a node predicted a little better
+ * does not take over; one predicted better by the margin does, once it has stayed so
+ * for the hold window. */
+static void test_anti_flap(void)
+{
+	struct rig r;
+	struct select_conf sc;
+	struct select_state st;
+	struct select_score out[2];
+	struct select_decision d;
+
+	rig_init(&r);
+	select_conf_defaults(&sc);
+	memset(&st, 0, sizeof(st));
+	select_ml_set_model(&r.sel, model_copy(), NULL);
+	CU_ASSERT_FATAL(r.sel.usable);
+	/* a 30 ms (active), b 27 ms: b is predicted better, within the margin. */
+	int switched = 0, challenged = 0;
+	for (int i = 0; i < 600; i++) {
+		rig_run(&r, 0.1, 30, 27, 0.3);
+		rig_decide(&r, &st, &sc, out, &d);
+		switched += d.choose >= 0;
+		challenged += i >= 300 && d.challenger >= 0;
+	}
+	CU_ASSERT_FATAL(r.sel.pred[0].valid && r.sel.pred[1].valid);
+	CU_ASSERT(out[1].score_us < out[0].score_us);
+	CU_ASSERT(!select_beats(&sc, out[1].score_us, out[0].score_us));
+	CU_ASSERT_EQUAL(switched, 0);
+	CU_ASSERT_EQUAL(challenged, 0);
+	/* b drops to 15 ms: its prediction follows; it is chosen only after beating a by
+	 * the margin for hold_ms. */
+	uint64_t first_beat = 0, chosen = 0;
+	for (int i = 0; i < 1500 && !chosen; i++) {
+		rig_run(&r, 0.1, 30, 15, 0.3);
+		rig_decide(&r, &st, &sc, out, &d);
+		if (d.challenger == 1 && !first_beat)
+			first_beat = r.now;
+		else if (d.challenger != 1)
+			first_beat = 0;
+		if (d.choose >= 0)
+			chosen = r.now;
+	}
+	CU_ASSERT_FATAL(chosen != 0);
+	CU_ASSERT_EQUAL(d.choose, 1);
+	CU_ASSERT_EQUAL(d.reason, SELECT_BETTER);
+	CU_ASSERT(select_beats(&sc, out[1].score_us, out[0].score_us));
+	CU_ASSERT(first_beat != 0 && chosen - first_beat >= (uint64_t)sc.hold_ms * 1000);
+	CU_ASSERT(d.beating_us >= (uint64_t)sc.hold_ms * 1000);
+}
+
 static void test_record(void)
 {
 	char dir[64], path[128], err[512];
@@ -317,4 +377,5 @@ static void test_record(void)
 UNIT_MAIN("select_ml",
 	  { "probe series from health", test_probe_series },
 	  { "ml scores and fallbacks", test_scores },
+	  { "anti-flap on predictions", test_anti_flap },
 	  { "recorded history", test_record })
