@@ -53,6 +53,7 @@ struct client_flow {
 	struct client_route *route;
 	struct ls_fec_enc *enc; /* upstream blocks: while FEC is on */
 	struct ls_fec_dec *dec; /* downstream recovery: from the first version-2 packet */
+	struct client_route *dec_route; /* the route whose blocks dec follows */
 };
 
 struct client_counters {

@@ -14,7 +14,7 @@
 /* Out of memory: the flow goes unprotected rather than unsent. */
 static void enc_create(struct client_flow *f, const struct ls_fec_params *p)
 {
-	f->enc = ls_fec_enc_new(p);
+	f->enc = dp_fec_enc_new(p);
 }
 
 /* The encoders take new parameters (from their next block); while FEC is on every game
@@ -304,11 +304,19 @@ void client_fec_down(struct client *c, struct client_route *r, struct client_flo
 	};
 	bool parity = pkt->h.fec_k && pkt->h.fec_index >= pkt->h.fec_k;
 
-	/* The decoders follow the current route's block numbers only: late packets of
-	 * the route left behind are delivered as they come, their parity unused. */
-	bool decoding = r == c->cur || r == f->route; /* the flow's own route, in capture mode */
-	if (decoding && !f->dec)
+	/* A decoder follows one route's block numbers: the active route's, or in capture
+	 * mode the route the flow's data goes to. Late packets of a route left behind are
+	 * delivered as they come, their parity unused; two routes' blocks never meet in
+	 * one decoder (their numbers are unrelated, and a rebuilt packet could repeat one
+	 * already delivered). */
+	struct client_route *own = c->capm && f->route && f->route->used ? f->route : c->cur;
+	bool decoding = r == own;
+	if (decoding && f->dec && f->dec_route != r)
+		dec_drop(c, f);
+	if (decoding && !f->dec) {
 		f->dec = ls_fec_dec_new(0);
+		f->dec_route = r;
+	}
 	if (!decoding || !f->dec) {
 		if (!parity)
 			deliver(&x, pkt->payload, pkt->payload_len);

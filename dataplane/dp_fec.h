@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "fec.h"
 #include "fec_auto.h"
 #include "jsonw.h"
@@ -84,6 +85,19 @@ static inline bool dp_fec_same(const struct dp_fec_setting *a, const struct dp_f
 	       (a->mode != DP_FEC_FIXED || (a->p.k == b->p.k && a->p.m == b->p.m &&
 					    a->p.block_us == b->p.block_us &&
 					    a->p.spread == b->p.spread));
+}
+
+/* An encoder whose block numbers start at a random place: a receiver that still
+ * remembers a restarted sender's earlier blocks (shared/fec.h) then never takes its new
+ * ones for those. NULL when out of memory (the flow goes unprotected). */
+static inline struct ls_fec_enc *dp_fec_enc_new(const struct ls_fec_params *p)
+{
+	struct ls_fec_enc *e = ls_fec_enc_new(p);
+	uint16_t start;
+
+	if (e && ls_random_bytes(&start, sizeof(start)) == 0)
+		e->block = start;
+	return e;
 }
 
 /* ---- the auto policy of one direction ---------------------------------------- */

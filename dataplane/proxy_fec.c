@@ -84,7 +84,7 @@ struct ls_fec_enc *px_fec_enc(struct px_session *s, struct px_flow *f)
 {
 	/* Out of memory: replies go unprotected rather than unsent. */
 	if (!f->enc && s->fec && s->fec->down.k)
-		f->enc = ls_fec_enc_new(&s->fec->down);
+		f->enc = dp_fec_enc_new(&s->fec->down);
 	return f->enc;
 }
 

@@ -577,9 +577,13 @@ static struct ls_fec_dec_block *find_block(struct ls_fec_dec *d, uint16_t bn, ui
 	ls_fec_dec_expire(d, now_us);
 	for (i = 0; i < LS_FEC_DEC_BLOCKS; i++)
 		live |= d->blocks[i].state == SLOT_LIVE;
-	if (!d->started || !live) {
-		/* Nothing in flight: start a fresh window here (a restarted sender's
-		 * numbers must not be taken for late ones). */
+	if (!d->started ||
+	    (!live && behind(bn, d->newest) >= LS_FEC_DEC_BLOCKS &&
+	     behind(d->newest, bn) >= LS_FEC_DEC_BLOCKS)) {
+		/* Nothing in flight and a number far from the window: start a fresh window
+		 * here (a restarted sender's numbers must not be taken for late ones). A
+		 * number near the window is a straggler, or the next block: what the window
+		 * remembers stays. */
 		for (i = 0; i < LS_FEC_DEC_BLOCKS; i++)
 			d->blocks[i].state = SLOT_FREE;
 		d->started = true;

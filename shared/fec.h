@@ -117,11 +117,17 @@ int ls_fec_enc_take_held(struct ls_fec_enc *e, uint64_t now_us, const uint8_t **
 			 size_t *len, uint16_t *block, uint8_t *k, uint8_t *row);
 
 /* ---- receiver ---- */
-#define LS_FEC_DEC_BLOCKS 8   /* blocks tracked at once per flow (a power of two) */
+/* Blocks tracked at once per flow (a power of two): what a forgotten block delivered is
+ * remembered while it is among the newest 32, so that a copy coming late over a slower
+ * path (docs/protocol.md 1.9) after its recovery is known for a duplicate. */
+#define LS_FEC_DEC_BLOCKS 32
 #define LS_FEC_DEC_POOL   48  /* shard buffers per decoder: a 32-packet block's sources
 				* plus 16 rebuilt shards always fit */
 #define LS_FEC_DEC_CACHE  64  /* decode-table cache entries per decoder */
 #define LS_FEC_DEC_TIMEOUT_DEFAULT 100000 /* us, when ls_fec_dec_init is given 0 */
+/* With several paths (docs/protocol.md 1.9) parity may come over a slower one than the
+ * data: blocks are kept this long instead. */
+#define LS_FEC_DEC_TIMEOUT_PATHS 300000
 struct ls_fec_dec_block;
 struct ls_fec_dec {
 	struct ls_fec_dec_block *blocks; /* LS_FEC_DEC_BLOCKS */

@@ -682,10 +682,11 @@ static void test_window(void)
 	static struct pkt first[3];
 	unsigned b;
 	uint64_t t = 0;
+	enum { NB = LS_FEC_DEC_BLOCKS + 4 }; /* blocks sent: the first falls out */
 
 	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
 	CU_ASSERT_EQUAL_FATAL(ls_fec_dec_init(&d, 1000000), 0);
-	for (b = 0; b < 12; b++) {
+	for (b = 0; b < NB; b++) {
 		random_data(2, 100);
 		encode_block(&e, 2, t);
 		if (b == 0)
@@ -705,17 +706,17 @@ static void test_window(void)
 	CU_ASSERT_EQUAL(feed(&d, &first[2], t), 0);
 	CU_ASSERT_EQUAL(d.late, 2);
 	CU_ASSERT_EQUAL(cap.n, 1);
-	/* The window's edge: with block 12 open (data 1 missing), block 12 - BLOCKS,
+	/* The window's edge: with block NB open (data 1 missing), block NB - BLOCKS,
 	 * which shares its ring slot, is late and must not disturb it. */
 	random_data(2, 100);
 	encode_block(&e, 2, t);
-	CU_ASSERT_EQUAL(pk[0].h.fec_block, 12);
+	CU_ASSERT_EQUAL(pk[0].h.fec_block, NB);
 	cap.n = 0;
 	feed(&d, &pk[0], t);
-	first[0].h.fec_block = 12 - LS_FEC_DEC_BLOCKS;
+	first[0].h.fec_block = NB - LS_FEC_DEC_BLOCKS;
 	CU_ASSERT_EQUAL(feed(&d, &first[0], t), 1);
 	CU_ASSERT_EQUAL(d.late, 3);
-	first[0].h.fec_block = 12 - LS_FEC_DEC_BLOCKS + 1; /* inside: done, a duplicate */
+	first[0].h.fec_block = NB - LS_FEC_DEC_BLOCKS + 1; /* inside: done, a duplicate */
 	CU_ASSERT_EQUAL(feed(&d, &first[0], t), 0);
 	CU_ASSERT_EQUAL(d.duplicates, 1);
 	CU_ASSERT_EQUAL(feed(&d, &pk[2], t), 1);
@@ -734,6 +735,45 @@ static void test_window(void)
 	CU_ASSERT(cap_matches(2, 3));
 	CU_ASSERT_EQUAL(d.late, 2);
 	CU_ASSERT_EQUAL(d.lost_blocks, 1);
+	ls_fec_dec_free(&d);
+	ls_fec_enc_free(&e);
+}
+
+/* A straggler (docs/protocol.md 1.9): a packet rebuilt from parity that came over a
+ * faster path, whose original comes over a slower one after its block was forgotten
+ * (every block timed out), is still a duplicate, never delivered twice. */
+static void test_straggler_after_recovery(void)
+{
+	struct ls_fec_enc e;
+	struct ls_fec_dec d;
+	struct ls_fec_params p = { 2, 2, 16000, 0 };
+	uint64_t t = 1000;
+
+	CU_ASSERT_EQUAL_FATAL(ls_fec_enc_init(&e, &p), 0);
+	CU_ASSERT_EQUAL_FATAL(ls_fec_dec_init(&d, 100000), 0);
+	random_data(2, 200);
+	encode_block(&e, 2, t);
+	cap.n = 0;
+	/* The parity first (the fast path), with data 0: data 1 is rebuilt. */
+	feed(&d, &pk[2], t);
+	feed(&d, &pk[0], t);
+	feed(&d, &pk[3], t);
+	CU_ASSERT_EQUAL(d.recovered, 1);
+	CU_ASSERT_EQUAL(cap.n, 2);
+	/* 300 ms later, long after the block's 100 ms: data 1's original. */
+	t += 300000;
+	ls_fec_dec_expire(&d, t);
+	CU_ASSERT_EQUAL(feed(&d, &pk[1], t), 0);
+	CU_ASSERT_EQUAL(cap.n, 2);
+	CU_ASSERT_EQUAL(d.duplicates, 1);
+	/* The next block, then another straggler of the first: still known. */
+	random_data(2, 200);
+	encode_block(&e, 2, t);
+	feed(&d, &pk[0], t);
+	feed(&d, &pk[1], t);
+	CU_ASSERT_EQUAL(cap.n, 4);
+	t += 300000;
+	CU_ASSERT_EQUAL(d.lost_blocks, 0);
 	ls_fec_dec_free(&d);
 	ls_fec_enc_free(&e);
 }
@@ -1461,6 +1501,7 @@ UNIT_MAIN("fec",
 	  { "duplicates", test_duplicates },
 	  { "timeout", test_timeout },
 	  { "window, late, restart", test_window },
+	  { "a straggler after its recovery is a duplicate", test_straggler_after_recovery },
 	  { "complete block releases buffers", test_complete_releases },
 	  { "short block closed by time", test_short_block },
 	  { "short blocks average m*n/k parity", test_short_blocks_average },
