@@ -37,6 +37,12 @@ static const struct lsctl_cmd commands[] = {
 	  "authentication; --probe-ms sets the standby probe interval (default 250, min 20)." },
 	{ "remove", cmd_node, "NAME", "remove a node (not the active one: fail over first)",
 	  "DELETE /proxies/NAME." },
+	{ "trust", cmd_node, "NAME", "accept the new certificate of a node's agent",
+	  "POST /proxies/NAME/trust. A node whose agent shows a certificate other than the\n"
+	  "one pinned at first use is refused and down; `lsctl proxy NAME` shows both\n"
+	  "fingerprints. Check the new one with the node's operator (the agent prints it at\n"
+	  "start), then trust it: it becomes the pin and the controller connects again.\n"
+	  "A fingerprint given in the controller's configuration is changed there instead." },
 	{ "failover", cmd_failover, "[--to NAME]",
 	  "switch now: to the best standby, or to NAME",
 	  "POST /failover. Refused (exit 1) when the target is down, already active, or\n"
@@ -203,7 +209,7 @@ static char *node_path(const struct lsctl_cmd *cmd, int argc, char **argv, int *
 		return NULL;
 	}
 	char *e = lsctl_http_escape(argv[1]);
-	char *p = e ? malloc(strlen(e) + 10) : NULL;
+	char *p = e ? malloc(strlen(e) + 16) : NULL;
 	if (p)
 		sprintf(p, "/proxies/%s", e);
 	free(e);
@@ -213,12 +219,18 @@ static char *node_path(const struct lsctl_cmd *cmd, int argc, char **argv, int *
 /* proxy NAME (GET) and remove NAME (DELETE): one node by name. */
 static int cmd_node(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv)
 {
-	bool remove = strcmp(cmd->name, "remove") == 0;
+	bool remove = strcmp(cmd->name, "remove") == 0, trust = strcmp(cmd->name, "trust") == 0;
 	int ret = LSCTL_EXIT_USAGE;
 	char *p = node_path(cmd, argc, argv, &ret);
 
 	if (!p)
 		return ret;
+	if (trust) {
+		strcat(p, "/trust");
+		ret = lsctl_request(l, "POST", p, NULL, l->out->proxy);
+		free(p);
+		return ret;
+	}
 	ret = lsctl_request(l, remove ? "DELETE" : "GET", p, NULL,
 			    remove ? l->out->removed : l->out->proxy);
 	free(p);

@@ -353,6 +353,25 @@ static void out_proxy(FILE *out, const struct lsctl_doc *doc, const struct lsctl
 				? " ms"
 				: "");
 	}
+	if (json_is_string(json_object_get(n, "via")))
+		fprintf(out, "via          %s\n", s_of(n, "via"));
+	const json_t *a = json_object_get(n, "agent");
+	if (json_is_object(a)) {
+		char v[32];
+
+		fprintf(out, "agent        port %lld, %s\n",
+			json_integer_value(json_object_get(a, "control_port")), s_of(a, "state"));
+		fprintf(out, "fingerprint  %s\n", s_of(a, "fingerprint"));
+		fprintf(out, "pinned       %s (%s)\n", s_of(a, "pinned"), s_of(a, "pinned_by"));
+		if (json_is_string(json_object_get(a, "offered")))
+			fprintf(out, "offered      %s  (lsctl trust %s accepts it)\n", s_of(a, "offered"),
+				s_of(n, "name"));
+		output_text_ms(v, sizeof(v), json_object_get(a, "control_rtt_ms"));
+		fprintf(out, "control rtt  %s%s\n", v,
+			json_is_number(json_object_get(a, "control_rtt_ms")) ? " ms" : "");
+		if (json_is_string(json_object_get(a, "error")))
+			fprintf(out, "agent error  %s\n", s_of(a, "error"));
+	}
 }
 
 static void out_removed(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)

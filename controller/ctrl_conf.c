@@ -13,6 +13,7 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "ctlmsg.h"
 #include "log.h"
 #include "util.h"
 
@@ -48,6 +49,7 @@ void ctrl_conf_defaults(struct ctrl_conf *c)
 	select_conf_defaults(&c->select);
 	select_nearest_defaults(&c->nearest);
 	failover_conf_defaults(&c->failover);
+	discovery_conf_defaults(&c->discovery);
 	c->icmp = true;
 	c->icmp_interval_ms = 1000;
 }
@@ -316,6 +318,31 @@ static int parse_session(const struct ls_cv *v, void *dst, char *err, size_t err
 	return u32_in(v, 1, 0xffffffffll, dst, err, errlen);
 }
 
+static int parse_control(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	if (v->type != LS_CV_INT || v->u.i < 1 || v->u.i > 65535) {
+		snprintf(err, errlen, "must be the agent's UDP port, 1..65535");
+		return -1;
+	}
+	*(uint16_t *)dst = (uint16_t)v->u.i;
+	return 0;
+}
+
+static int parse_fingerprint(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct node_conf *n = (struct node_conf *)((char *)dst - offsetof(struct node_conf, fp));
+
+	if (want(v, LS_CV_STRING, err, errlen) < 0)
+		return -1;
+	if (ls_ctl_fp_parse(v->u.s, n->fp) < 0) {
+		snprintf(err, errlen, "must be \"sha256:\" and 64 hex digits (the agent prints it at "
+			 "start)");
+		return -1;
+	}
+	n->has_fp = true;
+	return 0;
+}
+
 static const struct ls_conf_field node_fields[] = {
 	FS(node_conf, "name", LS_CF_CUSTOM, name, 0, 0, parse_node_name),
 	FS(node_conf, "address", LS_CF_STRING, address, 0, 0, NULL),
@@ -327,6 +354,8 @@ static const struct ls_conf_field node_fields[] = {
 	FS(node_conf, "distance_km", LS_CF_INT, facts.distance_km, 0, 40075, NULL),
 	FS(node_conf, "hops", LS_CF_INT, facts.hops, 0, 255, NULL),
 	FS(node_conf, "as_path_len", LS_CF_INT, facts.as_path_len, 0, 255, NULL),
+	FS(node_conf, "control_port", LS_CF_CUSTOM, control_port, 0, 0, parse_control),
+	FS(node_conf, "fingerprint", LS_CF_CUSTOM, fp, 0, 0, parse_fingerprint),
 	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
 };
 
@@ -352,6 +381,7 @@ static const struct ls_conf_section ctrl_schema[] = {
 	{ "direct", direct_fields, 0, NULL },
 	{ "games", game_conf_fields, offsetof(struct ctrl_conf, games), NULL },
 	{ "warp", warp_conf_fields, offsetof(struct ctrl_conf, warp), NULL },
+	{ "discovery", discovery_conf_fields, offsetof(struct ctrl_conf, discovery), NULL },
 	{ "ml", ml_conf_fields, offsetof(struct ctrl_conf, ml), NULL },
 	{ "node", node_fields, 0, add_node },
 	{ NULL, NULL, 0, NULL },
@@ -434,6 +464,16 @@ int ctrl_conf_node_check(struct node_conf *n, char *err, size_t errlen)
 	}
 	if ((n->session_id != 0) != n->key.set) {
 		snprintf(err, errlen, "node %s: session_id and key go together (both or neither)",
+			 n->name);
+		return -1;
+	}
+	if (n->control_port && n->key.set) {
+		snprintf(err, errlen, "node %s: its agent (control_port) issues the session: drop "
+			 "session_id and key", n->name);
+		return -1;
+	}
+	if (n->has_fp && !n->control_port) {
+		snprintf(err, errlen, "node %s: a fingerprint pins an agent: give control_port too",
 			 n->name);
 		return -1;
 	}
@@ -648,6 +688,7 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 
 	fprintf(f, "\n[games]\ndetect = %s\nscan_ms = %llu\n", c->games.detect ? "true" : "false",
 		(unsigned long long)c->games.scan_ms);
+	discovery_conf_print(&c->discovery, f);
 	fprintf(f, "\n[warp]\nallow_toggle = %s\ncompare_every_s = %llu\n",
 		c->warp.allow_toggle ? "true" : "false", (unsigned long long)c->warp.compare_every_s);
 	kv_str(f, "cli", c->warp.cli);
@@ -673,6 +714,17 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 				fprintf(f, "# key = (set; not shown)\n");
 		}
 		fprintf(f, "probe_ms = %u\n", n->probe_ms);
+		if (n->control_port) {
+			fprintf(f, "control_port = %u\n", n->control_port);
+			if (n->has_fp) {
+				char fp[LS_CTL_FP_STRLEN];
+
+				ls_ctl_fp_fmt(n->fp, fp);
+				kv_str(f, "fingerprint", fp);
+			} else {
+				fprintf(f, "# fingerprint: trusted on first use (known_nodes)\n");
+			}
+		}
 		if (n->facts.region[0])
 			kv_str(f, "region", n->facts.region);
 		if (n->facts.distance_km >= 0)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "discovery.h"
 #include "failover.h"
 #include "game_detect.h"
 #include "health.h"
@@ -44,6 +45,7 @@ struct ctrl_conf {
 	uint32_t icmp_interval_ms;
 	char direct_target[64];     /* "ip" to ping; "" = the client's game server */
 
+	struct discovery_conf discovery; /* [discovery] (discovery.h) */
 	struct game_conf games;     /* [games] */
 	struct warp_conf warp;      /* [warp] */
 	struct ml_conf ml;          /* [ml] */

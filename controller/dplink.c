@@ -35,6 +35,9 @@ struct dplink {
 	bool was_up;            /* for logging the first loss only */
 	bool no_routes;         /* the client does not know `routes` */
 	bool notify_failed;     /* the last dplink_notify was refused (logged once) */
+	unsigned calls;         /* blocking calls made (see on_routes) */
+	bool syncing;           /* since a blocking call, until a `routes` asked after it */
+	int failover_to;        /* a dataplane failover seen while syncing, or -1 */
 	json_t *status, *stats;
 	char game_server[LS_ADDRSTRLEN];
 	bool add_pending[NODE_MAX], del_pending[NODE_MAX];
@@ -151,6 +154,7 @@ struct req {
 	char name[NODE_NAME_MAX];
 	char cmd[16];
 	int slot;
+	unsigned calls; /* d->calls when sent */
 };
 
 static struct req *req_new(struct dplink *d, const char *cmd, const char *name, int slot)
@@ -164,6 +168,7 @@ static struct req *req_new(struct dplink *d, const char *cmd, const char *name, 
 	if (name)
 		snprintf(r->name, sizeof(r->name), "%s", name);
 	r->slot = slot;
+	r->calls = d->calls;
 	return r;
 }
 
@@ -294,6 +299,9 @@ void dplink_sync(struct dplink *d)
 		}
 		if (n->conf.source == NODE_SRC_DATAPLANE || d->add_pending[i])
 			continue;
+		/* A node with an agent has its route once the agent issued its key. */
+		if (n->conf.control_port && !n->conf.key.set)
+			continue;
 		if (!n->dp.present || differs(&n->conf, &n->dp))
 			d->add_pending[i] = send_req(d, "route_add", route_args(&n->conf, n->dp.present),
 						     on_route_added,
@@ -403,11 +411,14 @@ static void take_routes(struct dplink *d, json_t *res)
 	} else {
 		enum switch_reason why;
 		int from = c->fo.active;
-		if (failover_observe(&c->fo, as, bs, false, now, &why))
+		bool dp_failover = d->failover_to >= 0 && d->failover_to == as;
+		if (failover_observe(&c->fo, as, bs, dp_failover, now, &why))
 			ctrl_switched(c, from, as, why);
 	}
 	dplink_sync(d);
 }
+
+static void poll_routes(struct dplink *d);
 
 static void on_routes(void *ud, const struct ls_steerc_answer *a)
 {
@@ -415,8 +426,16 @@ static void on_routes(void *ud, const struct ls_steerc_answer *a)
 	struct dplink *d = r->d;
 
 	d->routes_pending = false;
-	if (a->rc == LS_RC_OK) {
+	if (a->rc == LS_RC_OK && r->calls != d->calls) {
+		/* Asked on this connection before a blocking call on another one changed the
+		 * active route or the table: read as it is, it would look like a switch by
+		 * someone else (and the call's own switch like another one). Ask again. */
+		ls_debug("dataplane: a routes answer from before a change of ours, asked again");
+		poll_routes(d);
+	} else if (a->rc == LS_RC_OK) {
 		take_routes(d, a->result);
+		d->syncing = false;
+		d->failover_to = -1;
 	} else if (a->rc == LS_RC_UNKNOWN_COMMAND) {
 		/* An older client: nothing to steer, and nothing to gain by asking again. */
 		if (!d->no_routes)
@@ -555,6 +574,14 @@ static void ev_switch(struct dplink *d, json_t *ev)
 		return;
 	}
 	bool dp_failover = strcmp(reason, "failover") == 0;
+	if (d->syncing) {
+		/* Sent before a blocking call of ours ended, maybe (events of the link's
+		 * connection and that call's answer are not ordered): the `routes` asked
+		 * after the call says where the route is now. */
+		if (dp_failover)
+			d->failover_to = ts;
+		return;
+	}
 	if (failover_observe(&c->fo, ts, c->fo.backup, dp_failover, ls_now_us(), &why))
 		ctrl_switched(c, from, ts, why);
 	/* The dataplane disarms the backup it used: the next one is armed by the next
@@ -596,7 +623,8 @@ static void ev_backup(struct dplink *d, json_t *ev)
 		bad_input(d, "backup event");
 		return;
 	}
-	failover_observe(&c->fo, c->fo.active, slot_of(d, name), false, ls_now_us(), &why);
+	if (!d->syncing)
+		failover_observe(&c->fo, c->fo.active, slot_of(d, name), false, ls_now_us(), &why);
 	ctrl_publish(c, "backup", json_pack("{s:o}", "name", name ? json_string(name) : json_null()));
 }
 
@@ -631,6 +659,8 @@ static void on_connected(void *ctx)
 	d->no_routes = false;
 	d->was_up = true;
 	d->routes_pending = d->status_pending = d->stats_pending = false;
+	d->syncing = false;
+	d->failover_to = -1;
 	memset(d->add_pending, 0, sizeof(d->add_pending));
 	memset(d->del_pending, 0, sizeof(d->del_pending));
 	ls_info("dataplane: connected to %s", d->c->conf.client_socket);
@@ -674,6 +704,7 @@ struct dplink *dplink_open(struct ctrl *c, char *err, size_t errlen)
 		return NULL;
 	}
 	d->c = c;
+	d->failover_to = -1;
 	if (link_open(d, err, errlen) < 0) {
 		free(d);
 		return NULL;
@@ -806,6 +837,9 @@ static enum ls_rc call_now(struct dplink *d, const char *cmd, json_t *args, char
 	}
 	d->st.requests++;
 	rc = ls_steerc_call(d->c->conf.client_socket, cmd, args, DP_CALL_MS, &res, msg, msglen);
+	d->calls++;
+	d->syncing = true;
+	poll_routes(d);
 	json_decref(res);
 	if (rc != LS_RC_OK)
 		d->st.errors++;

@@ -53,6 +53,8 @@ static void score_nodes(struct ctrl *c, uint64_t now)
 			s[i].usable = false;
 			snprintf(s[i].why, sizeof(s[i].why), "no route in the dataplane yet");
 		}
+		if (n->used && s[i].usable && !agents_usable(c, i, s[i].why, sizeof(s[i].why)))
+			s[i].usable = false;
 		s[i].present = n->used && n->dp.present;
 		n->score = s[i];
 	}

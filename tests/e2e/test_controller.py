@@ -3,6 +3,7 @@ through two real proxies, each behind its own ls-netsim with a different delay, 
 server as the game server; every REST answer validated against api/openapi.yaml."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -344,6 +345,11 @@ class ControllerEndToEnd(LSTestCase):
         # 120 ms round trip, after 3 missed 30 ms keepalives.
         self.assertGreater(first["gap_ms"], 60)
         self.assertLess(first["gap_ms"], 2000)
+        # Health's transition, logged once, in the words of the issue.
+        wait_for(lambda: "node b: healthy -> down" in c.output(), 3, what="b's down line")
+        downs = re.findall(r"node b: \w+ -> down \(.*\)", c.output())
+        self.assertEqual(len(downs), 1, downs)
+        self.assertRegex(downs[0], r"^node b: healthy -> down \([3-9] probes lost\)$")
         if os.access(LSCTL, os.X_OK):
             out = self.lsctl(c, "routes")
             self.assertEqual(out.returncode, 0, out.stderr)
@@ -393,3 +399,80 @@ class ControllerEndToEnd(LSTestCase):
                            capture_output=True, text=True, timeout=10)
         self.assertEqual(r.returncode, 3)
         self.assertTrue(r.stderr.strip())
+
+
+class ControllerDataplaneLink(LSTestCase):
+    """dplink against the real client: the client restarted under the controller, a
+    client that already holds a route of its own, and the controller's own switches
+    never read back as someone else's."""
+
+    def start(self, own_route=False):
+        """Echo server, proxies a and b, a client (with --proxy to a: its own route
+        "default"), the controller with nodes a and b, steering it."""
+        echo, pa, pb = self.echo(), self.proxy(), self.proxy()
+        client = self.client(pa.port if own_route else None, echo.addr, keepalive_ms=30)
+        if not client_has_route_table(client.sock_path):
+            self.skipTest("lightspeed-client has no route table (docs/protocol.md 3.2 routes)")
+        c = Controller(self, ["--client-socket", client.sock_path, "--state-dir", self.path("state"),
+                              "--dashboard", "off", "--node", "a=127.0.0.1:%d" % pa.port,
+                              "--node", "b=127.0.0.1:%d" % pb.port])
+        self.closers.append(lambda: c.stop())
+        wait_for(lambda: (lambda r: r["active"] and r["backup"])(c.route()), 10,
+                 what="an active route and an armed backup")
+        return echo, client, c
+
+    def test_client_restarted_under_the_controller(self):
+        echo, client, c = self.start()
+        # The client dies: the API says so, the controller keeps its state.
+        client.expect_exit = True
+        client.p.kill()
+        client.p.wait()
+        c.api.expect_error("POST", "/failover", 503, "not_ready")
+        st, h = c.api.call("GET", "/health")
+        self.assertEqual((st, h["dataplane"]), (503, False))
+        # A new client on the same socket and port, with an empty table: the controller
+        # reconnects by itself, gives it both routes, picks one and arms the other.
+        again = Proc("lightspeed-client", ["--game-server", "%s:%d" % echo.addr, "--local-port",
+                                           str(client.local_port), "--socket", client.sock_path,
+                                           "--keepalive-ms", "30"], client.sock_path, self.tmp)
+        self.procs.append(again)
+        wait_for(lambda: (lambda r: r["active"] and r["backup"] and len(r["routes"]) == 2)(
+            steer_ok(again.sock_path, "routes")), 10, what="the restarted client steered again")
+        self.assertEqual(c.api.call("GET", "/health")[0], 200)
+        game = self.game(client.local_port)
+        want = [b"after-restart-%d" % i for i in range(20)]
+        self.assertEqual(sorted(d for d, _ in game.exchange(want)), sorted(want))
+        out = c.output()
+        self.assertIn("lost (", out)
+        self.assertEqual(out.count("dataplane: connected to"), 2, out)
+        self.assertEqual(c.api.get("/stats")["controller"]["dataplane_connects"], 2)
+
+    def test_adopts_a_route_the_client_already_has(self):
+        echo, client, c = self.start(own_route=True)
+        time.sleep(1.0)
+        # The client's own route ("default", from --proxy) is adopted, in use as it was.
+        r = c.route()
+        self.assertEqual(r["active"], "default")
+        self.assertEqual(c.api.get("/proxies/default")["source"], "dataplane")
+        self.assertEqual(steer_ok(client.sock_path, "routes")["active"], "default")
+        self.assertEqual(c.api.get("/failovers")["failovers"], [])
+        self.assertIn("adopted from the dataplane's table", c.output())
+        self.assertIn("active default", c.output())
+
+    def test_own_switches_are_never_read_as_someone_elses(self):
+        echo, client, c = self.start()
+        wait_for(lambda: all(x["state"] == "healthy" for x in c.route()["candidates"]), 5,
+                 what="both healthy")
+        # Manual failovers back to back for a while: the `routes` polls of the link run
+        # in between, and one asked just before a switch is answered just after it.
+        made, end = 0, time.monotonic() + 2.5
+        while time.monotonic() < end and made < 200:
+            st, body = c.api.call("POST", "/failover", {})
+            self.assertEqual(st, 200, body)
+            made += 1
+        time.sleep(0.5)
+        hist = c.api.get("/failovers")["failovers"]
+        self.assertEqual([h["reason"] for h in hist if h["reason"] != "manual"], ["initial"])
+        self.assertEqual(len(hist), made + 1)
+        self.assertNotIn("steered by another client", json.dumps(hist))
+        self.assertEqual(steer_ok(client.sock_path, "routes")["active"], c.route()["active"])
