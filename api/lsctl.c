@@ -67,6 +67,18 @@ static const struct lsctl_cmd commands[] = {
 	  "how routes are chosen: the ML model's predicted p95, or the measured RTT",
 	  "POST /route/strategy (without an argument: the current one). `ml` without a usable\n"
 	  "model scores as nearest does and says why." },
+	{ "paths", lsctl_cmd_paths, "",
+	  "the paths to each egress node: direct and through relays, which is bad and why",
+	  "GET /paths. Per node: its path mode (and what auto chose), every path with its\n"
+	  "state, RTT (end to end; HOP: the first leg, client to relay), loss each way and\n"
+	  "why it is bad; D marks the path carrying the game packets. Spares are the\n"
+	  "relays not on the route; a bad path is replaced by one, the egress (the address\n"
+	  "the game server sees) stays." },
+	{ "mode", lsctl_cmd_mode, "[--node NAME] single|duplicate|split|auto",
+	  "the path mode of a node's route (default: the active node)",
+	  "POST /route/mode. single: the best path; duplicate: every packet on every path;\n"
+	  "split: data on the best path, FEC parity on the others; auto: chosen from the\n"
+	  "measured loss and the client's cost budget." },
 	{ "export", lsctl_cmd_export, "[--out FILE]",
 	  "the recorded probe history as CSV (what `model train --from recorded` uses)",
 	  "GET /samples: time_ms,node,rtt_ms,load,hops,as_path_len,distance_km, one line per\n"

@@ -458,6 +458,57 @@ static void out_strategy(FILE *out, const struct lsctl_doc *doc, const struct ls
 	fprintf(out, "model    %s\n", s_of(o, "status"));
 }
 
+static void out_paths(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
+{
+	const json_t *nodes = json_object_get(doc->json, "nodes"), *n, *p;
+	size_t i, j;
+
+	json_array_foreach(nodes, i, n) {
+		const json_t *paths = json_object_get(n, "paths"), *spares = json_object_get(n, "spares");
+		int w = name_width(paths, "name", 6);
+		fprintf(out, "%s%s%s%s  mode %s", i ? "\n" : "", st->color ? C_BOLD : "", s_of(n, "node"),
+			st->color ? C_RESET : "", s_of(n, "path_mode"));
+		if (strcmp(s_of(n, "path_mode"), "auto") == 0)
+			fprintf(out, " (%s now)", s_of(n, "path_mode_in_use"));
+		fprintf(out, "%s%s\n", json_is_true(json_object_get(n, "active")) ? ", active" : "",
+			json_is_true(json_object_get(n, "managed")) ? "" : ", no relays configured");
+		fprintf(out, "  %-*s  D  %-8s %7s %7s %7s %7s %7s  %s\n", w, "PATH", "STATE", "SCORE",
+			"RTT", "HOP", "UP", "DOWN", "BAD");
+		json_array_foreach(paths, j, p) {
+			char score[16], rtt[16], hop[16], up[16], down[16];
+			ms_of(score, sizeof(score), p, "score_ms");
+			ms_of(rtt, sizeof(rtt), p, "rtt_ms");
+			ms_of(hop, sizeof(hop), p, "hop_rtt_ms");
+			output_text_loss(up, sizeof(up), json_object_get(p, "loss_up"));
+			output_text_loss(down, sizeof(down), json_object_get(p, "loss_down"));
+			fprintf(out, "  %-*s  %s  ", w, s_of(p, "name"),
+				json_is_true(json_object_get(p, "data")) ? "*" : " ");
+			put_state(out, s_of(p, "state"), 8, st);
+			fprintf(out, " %7s %7s %7s %7s %7s  %s\n", score, rtt, hop, up, down, s_of(p, "bad"));
+		}
+		if (json_array_size(spares)) {
+			fprintf(out, "  spares:");
+			json_array_foreach(spares, j, p) {
+				const json_t *rest = json_object_get(p, "resting_ms");
+				fprintf(out, " %s", s_of(p, "name"));
+				if (json_is_integer(rest))
+					fprintf(out, " (resting %.0f s)", json_integer_value(rest) / 1000.0);
+			}
+			fputc('\n', out);
+		}
+	}
+	if (!json_array_size(nodes))
+		fprintf(out, "no nodes\n");
+	if (json_is_true(json_object_get(doc->json, "egress_hold")))
+		fprintf(out, "a better egress is held back: a path to the active one works\n");
+}
+
+static void out_mode(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
+{
+	(void)st;
+	fprintf(out, "node %s: path mode %s\n", s_of(doc->json, "node"), s_of(doc->json, "mode"));
+}
+
 static void num_line(FILE *out, const char *label, const json_t *o, const char *k, const char *unit)
 {
 	const json_t *v = json_object_get(o, k);
@@ -489,6 +540,21 @@ static void out_model(FILE *out, const struct lsctl_doc *doc, const struct lsctl
 		num_line(out, "; no-model baseline ", m, "baseline_mae_ms", " ms");
 		fprintf(out, "%s\n", json_is_true(json_object_get(m, "beats_baseline")) ?
 					     ": better" : ": NOT better, so not used");
+		const json_t *rc = json_object_get(m, "route_check");
+		const char *sets[] = { "scenario", "steady", "recorded" };
+		for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+			const json_t *c = json_object_get(rc, sets[i]);
+			if (!json_is_object(c))
+				continue;
+			fprintf(out, "route regret, %s set: ", sets[i]);
+			num_line(out, "ml ", c, "ml_regret_ms", " ms");
+			num_line(out, ", nearest ", c, "nearest_regret_ms", " ms");
+			fprintf(out, " (%lld decisions)\n",
+				json_integer_value(json_object_get(c, "decisions")));
+		}
+		if (json_is_string(json_object_get(m, "worse_on")))
+			fprintf(out, "chooses worse than nearest on the %s set, so not used\n",
+				s_of(m, "worse_on"));
 	}
 	if (json_is_object(tr))
 		fprintf(out, "training from %s data (%s): %s, %lld of %lld trees, %.1f s\n",
@@ -615,5 +681,7 @@ const struct lsctl_output lsctl_output_text = {
 	.stats = out_stats,
 	.model = out_model,
 	.strategy = out_strategy,
+	.paths = out_paths,
+	.mode = out_mode,
 	.event = out_event,
 };

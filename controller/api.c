@@ -215,9 +215,13 @@ static json_t *direct_json(const struct ctrl *c)
 		gain = json_real((double)(rtt - path) / 1000.0);
 		pct = rtt > 0 ? json_real(100.0 * (double)(rtt - path) / (double)rtt) : json_null();
 	}
-	return json_pack("{s:s,s:o,s:o,s:o}", "state",
-			 st == ICMP_MEASURED ? "measured" : st == ICMP_UNKNOWN ? "unknown" : "unavailable",
-			 "rtt_ms", ms_or_null(rtt), "gain_ms", gain, "gain_pct", pct);
+	json_t *o = json_pack("{s:s,s:o,s:o,s:o}", "state",
+			      st == ICMP_MEASURED ? "measured" :
+			      st == ICMP_UNKNOWN  ? "unknown" :
+						    "unavailable",
+			      "rtt_ms", ms_or_null(rtt), "gain_ms", gain, "gain_pct", pct);
+	droute_json(c, o);
+	return o;
 }
 
 static json_t *routes_json(const struct ctrl *c)
@@ -718,6 +722,8 @@ static const struct ls_httpd_route api_routes[] = {
 	{ "POST", "/model/train", ml_api_train, ml_api_train_keys, NULL, false },
 	{ "POST", "/route/strategy", ml_api_strategy, ml_api_strategy_keys, NULL, false },
 	{ "GET", "/samples", ml_api_samples, NULL, NULL, false },
+	{ "GET", "/paths", paths_api_get, NULL, NULL, false },
+	{ "POST", "/route/mode", paths_api_mode, paths_api_mode_keys, NULL, false },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 

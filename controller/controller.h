@@ -12,12 +12,15 @@
 #include <uv.h>
 
 #include "ctrl_conf.h"
+#include "direct_route.h"
 #include "failover.h"
 #include "game_detect.h"
 #include "history.h"
 #include "ml_ctl.h"
 #include "node.h"
+#include "paths.h"
 #include "select.h"
+#include "steer_client.h"
 #include "warp.h"
 
 #ifndef LS_VERSION
@@ -69,6 +72,8 @@ struct ctrl {
 	struct game_detect *games;   /* game_detect.c */
 	struct warp *warp;           /* warp.c */
 	struct ml_ctl *ml;           /* ml_ctl.c: the ML selector's model, data, training */
+	struct paths paths;          /* paths.c: each egress's paths through relays */
+	struct droute droute;        /* direct_route.c: the direct route as a candidate */
 
 	struct ctrl_counters ctr;
 	uint64_t started_us;
@@ -102,6 +107,15 @@ bool dplink_connected(const struct dplink *d);
 /* The dataplane's last `status` and `stats` (borrowed; NULL until read). */
 json_t *dplink_status(const struct dplink *d);
 json_t *dplink_stats(const struct dplink *d);
+/* When the last `stats` answer came (ls_now_us(); 0: none yet). */
+uint64_t dplink_stats_us(const struct dplink *d);
+/* A request of another file's (paths.c), args taken; fn gets the answer (exactly once)
+ * when true is returned. */
+bool dplink_request(struct dplink *d, const char *cmd, json_t *args, ls_steerc_answer_fn fn,
+		    void *ud);
+/* set_path_mode on the client for a node's route (1.9). */
+enum ls_rc dplink_set_mode_now(struct dplink *d, const char *node, const char *mode, char *msg,
+			       size_t msglen);
 /* "ip:port" of the game server the client serves, or NULL until known. */
 const char *dplink_game_server(const struct dplink *d);
 /* A request whose answer matters only when it is an error (logged, once until one

@@ -46,7 +46,7 @@ bool node_conf_same_route(const struct node_conf *a, const struct node_conf *b)
 	       a->addr.sin_port == b->addr.sin_port && a->key.set == b->key.set &&
 	       (!a->key.set || (a->session_id == b->session_id &&
 				memcmp(a->key.b, b->key.b, NODE_KEY_LEN) == 0)) &&
-	       a->probe_ms == b->probe_ms;
+	       a->probe_ms == b->probe_ms && a->direct == b->direct;
 }
 
 void node_table_init(struct node_table *t)

@@ -50,6 +50,7 @@ struct node_conf {
 	uint32_t probe_ms;
 	struct node_facts facts;
 	enum node_source source;
+	bool direct;             /* the client's direct route: no node, the game server itself */
 	/* A node with an agent (agents.c): its QUIC control port, and the fingerprint its
 	 * certificate is pinned to (has_fp false: trust on first use). Its session and key
 	 * come from the agent, not from here. */
@@ -67,6 +68,7 @@ bool node_conf_same_route(const struct node_conf *a, const struct node_conf *b);
 /* A route as the client dataplane reports it (`routes`). */
 struct node_dp {
 	bool present;            /* in the dataplane's table */
+	bool direct;             /* a direct route (proxy is the game server) */
 	char proxy[32];
 	bool auth;
 	int64_t session_id;      /* -1 none */
