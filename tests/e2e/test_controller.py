@@ -209,6 +209,16 @@ class ControllerApi(LSTestCase):
         st, hd, body = api.raw("POST", "/failover", b"{not json", {"Content-Type": "application/json"})
         self.assertEqual(st, 400)
         openapi.spec().check("POST", "/failover", st, hd, body)
+        # Hostile bodies: over the limit (refused before it is read), nested past the
+        # parser's depth, binary; the controller answers each and stays up.
+        js = {"Content-Type": "application/json"}
+        for raw, status, code in ((b'{"name":"' + b"x" * 100000 + b'"}', 413, "too_long"),
+                                  (b'{"to":' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "bad_json"),
+                                  (bytes(range(256)) * 4, 400, "bad_json")):
+            st, hd, body = api.raw("POST", "/proxies", raw, js)
+            self.assertEqual((st, json.loads(body)["error"]["code"]), (status, code), body[:200])
+            openapi.spec().check("POST", "/proxies", st, hd, body)
+        self.assertEqual(api.call("GET", "/health")[0], 503)
 
     def test_token_off_loopback(self):
         tok = self.write("token", "s3cret-token-for-tests\n")
