@@ -315,6 +315,18 @@ class ControllerEndToEnd(LSTestCase):
             self.assertLess(abs(got - 2 * delay) / (2 * delay), 0.2, "%s: %.1f ms" % (name, got))
         self.assertEqual(r["why"]["strategy"], "nearest")
         self.assertEqual(steer_ok(client.sock_path, "routes")["active"], "a")
+        # The direct path: the echo server on loopback answers ICMP echo (or, without
+        # CAP_NET_RAW and outside ping_group_range, it is said to be unavailable).
+        d = wait_for(lambda: (lambda d: d if d["state"] != "unknown" else None)(c.route()["direct"]),
+                     5, what="the direct path measured or said unavailable")
+        if d["state"] == "measured":
+            a = next(x for x in c.route()["candidates"] if x["name"] == "a")
+            self.assertLess(d["rtt_ms"], 5.0)
+            self.assertLess(d["gain_ms"], -20.0)  # a's 30 ms path against going direct
+            self.assertAlmostEqual(d["gain_pct"], 100.0 * d["gain_ms"] / d["rtt_ms"], delta=0.01)
+        else:
+            self.assertEqual((d["state"], d["rtt_ms"], d["gain_ms"]), ("unavailable", None, None))
+            self.assertIn("direct path: no ICMP socket", c.output())
 
         traffic = Traffic(client.local_port)
         self.closers.append(traffic.stop)
