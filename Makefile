@@ -103,10 +103,12 @@ $(B)/bin/$(1): $(B)/obj/$(2:.c=.o) $(B)/lib/lib$(1).a $(LIB)
 	$$(Q)$$(CC) $$(LDFLAGS) -o $$@ $$^ $(4)
 endef
 CTRL_LIBS := $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
+# The agent tells systemd when it is ready (Type=notify) and feeds its watchdog.
+AGENT_LIBS := $(CTRL_LIBS) $(call pc_libs,libsystemd)
 $(eval $(call program,lightspeed-proxy,dataplane/proxy.c,$(PROXY_SRC),$(DP_LIBS)))
 $(eval $(call program,lightspeed-client,dataplane/client.c,$(CLIENT_SRC),$(DP_LIBS)))
 $(if $(CONTROLLER_SRC),$(eval $(call program,lightspeed-controller,controller/controller.c,$(CONTROLLER_SRC),$(CTRL_LIBS))))
-$(if $(AGENT_SRC),$(eval $(call program,lightspeed-agent,agent/agent.c,$(AGENT_SRC),$(CTRL_LIBS))))
+$(if $(AGENT_SRC),$(eval $(call program,lightspeed-agent,agent/agent.c,$(AGENT_SRC),$(AGENT_LIBS))))
 $(if $(LSCTL_SRC),$(eval $(call program,lsctl,api/lsctl.c,$(LSCTL_SRC),$(call pc_libs,$(SHARED_PKGS) $(LSCTL_PKGS)))))
 all: $(PROGS)
 
@@ -129,10 +131,12 @@ $(B)/bench/ml_%: $(B)/obj/tests/bench/ml_%.o $(PROG_LIBS) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
 
-$(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIB)
+# Benchmark tools may drive a program's modules too (the agent benchmark drives the
+# controller's QUIC client).
+$(B)/bench/%: $(B)/obj/tests/bench/%.o $(PROG_LIBS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS)) -lm
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(SHARED_PKGS) $(CTRL_PKGS)) -lm
 
 $(NETSIM): $(NETSIM_SRC:%.c=$(B)/obj/%.o) $(LIB)
 	@mkdir -p $(dir $@)

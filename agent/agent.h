@@ -27,7 +27,8 @@ struct agent_counters {
 	uint64_t registrations;   /* sessions issued */
 	uint64_t resumes;         /* sessions taken over by a new connection */
 	uint64_t disconnects;     /* DISCONNECT from a controller */
-	uint64_t refused_full;    /* REGISTER answered DISCONNECT 3 */
+	uint64_t refused_full;    /* REGISTER answered DISCONNECT 3: at capacity */
+	uint64_t refused_addr;    /* ... : the address holds max_sessions_per_addr */
 	uint64_t refused_other;   /* REGISTER answered with an error */
 	uint64_t expired;         /* sessions ended after their connection (grace) */
 	uint64_t closed;          /* sessions ended by their connection's clean close */

@@ -44,6 +44,7 @@ void agent_conf_defaults(struct agent_conf *c)
 	snprintf(c->agent.proxy_socket, sizeof(c->agent.proxy_socket), "/run/lightspeed/proxy.sock");
 	snprintf(c->agent.state_dir, sizeof(c->agent.state_dir), "/var/lib/lightspeed");
 	default_node_id(c->agent.node_id, sizeof(c->agent.node_id));
+	c->agent.max_sessions_per_addr = 16;
 	c->agent.idle_timeout = 15;
 	c->agent.resume_grace = 120;
 	c->agent.icmp_interval_ms = 1000;
@@ -241,6 +242,7 @@ static const struct ls_conf_field agent_fields[] = {
 	{ "region", LS_CF_CUSTOM, AG(region), 0, 0, 0, parse_region },
 	{ "data_port", LS_CF_INT, AG(data_port), 0, 0, 65535, NULL },
 	{ "capacity", LS_CF_INT, AG(capacity), 0, 0, 1000000, NULL },
+	{ "max_sessions_per_addr", LS_CF_INT, AG(max_sessions_per_addr), 0, 1, 1000000, NULL },
 	{ "idle_timeout", LS_CF_INT, AG(idle_timeout), 0, 2, 3600, NULL },
 	{ "resume_grace", LS_CF_INT, AG(resume_grace), 0, 0, 86400, NULL },
 	{ "icmp_interval_ms", LS_CF_INT, AG(icmp_interval_ms), 0, 0, 60000, NULL },
@@ -340,6 +342,7 @@ void agent_conf_print(const struct agent_conf *c)
 	       c->agent.data_port ? "" : "   # the proxy's");
 	printf("capacity = %" PRId64 "%s\n", c->agent.capacity,
 	       c->agent.capacity ? "" : "   # the proxy's max_sessions");
+	printf("max_sessions_per_addr = %" PRId64 "\n", c->agent.max_sessions_per_addr);
 	printf("idle_timeout = %" PRId64 "\n", c->agent.idle_timeout);
 	printf("resume_grace = %" PRId64 "\n", c->agent.resume_grace);
 	printf("icmp_interval_ms = %" PRId64 "\n", c->agent.icmp_interval_ms);

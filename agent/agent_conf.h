@@ -41,6 +41,7 @@ struct agent_conf {
 		char region[LS_CTL_NAME_MAX + 1];
 		int64_t data_port;             /* 0: the proxy's bind port */
 		int64_t capacity;              /* sessions; 0: the proxy's max_sessions */
+		int64_t max_sessions_per_addr; /* sessions issued to one controller address */
 		int64_t idle_timeout;          /* s: a silent QUIC connection is gone */
 		int64_t resume_grace;          /* s: a session without its connection is kept */
 		int64_t icmp_interval_ms;      /* the node's leg to each game server */

@@ -54,9 +54,8 @@ static void cc_unref(struct ctl_conn *cc)
 	free(cc);
 }
 
-static void on_save(uv_timer_t *t)
+static void save(struct agent *a)
 {
-	struct agent *a = t->data;
 	char err[300];
 
 	if (sessions_save(&a->sess, err, sizeof(err)) != 0)
@@ -64,12 +63,30 @@ static void on_save(uv_timer_t *t)
 			   "them)", err);
 }
 
-/* Written 50 ms after a change: a burst of registrations costs one write. */
+static void on_save(uv_timer_t *t)
+{
+	save(t->data);
+}
+
+/* What the proxy forgets (a revoked session) is written 50 ms after the change: a
+ * burst costs one write, and a session the file still names but the proxy does not
+ * hold is only added again and expires. */
 void ctl_dirty(struct agent *a)
 {
+	a->sess.dirty = true;
 	a->save.data = a;
 	if (!a->stopping && !uv_is_active((uv_handle_t *)&a->save))
 		uv_timer_start(&a->save, on_save, 50, 0);
+}
+
+/* What the proxy is about to be given (a new key, a longer list) is on disk first, so
+ * that an agent killed the moment after never leaves the proxy holding a session that
+ * the restarted agent cannot resume for its controller. */
+static void save_now(struct agent *a)
+{
+	a->sess.dirty = true;
+	uv_timer_stop(&a->save);
+	save(a);
 }
 
 uint32_t ctl_capacity(const struct agent *a)
@@ -140,9 +157,27 @@ static void legs_ref(struct agent *a, const struct session *s, bool ref)
 			(ref ? icmp_ref : icmp_unref)(a->icmp, s->dests[i].cidr.net);
 }
 
+static uint32_t conn_ip(const struct ctl_conn *cc)
+{
+	return qs_conn_addr(cc->qc)->sin_addr.s_addr;
+}
+
+/* Sessions held for one controller address, detached ones included: a peer that
+ * registers and vanishes, again and again, would otherwise fill the node for
+ * resume_grace from a single address. */
+static uint32_t sessions_of_addr(const struct agent *a, uint32_t ip)
+{
+	uint32_t n = 0;
+
+	for (const struct session *s = a->sess.head; s; s = s->next)
+		n += !s->revoking && s->addr == ip;
+	return n;
+}
+
 static void bind_conn(struct ctl_conn *cc, struct session *s)
 {
 	s->owner = cc;
+	s->addr = conn_ip(cc);
 	s->detached_us = 0;
 	cc->s = s;
 }
@@ -408,7 +443,7 @@ static void do_allow(struct agent *a, struct ctl_conn *cc, int64_t sid, const st
 	s->dests[s->ndests++] = *d;
 	if (d->cidr.len == 32)
 		icmp_ref(a->icmp, d->cidr.net);
-	ctl_dirty(a);
+	save_now(a);
 	if (!s->at_proxy) {
 		/* Not at the proxy now: the next add carries the new list. */
 		if (ctl_push(a, s, cc, sid, P_ALLOW, false, d) != 0)
@@ -503,10 +538,19 @@ static void do_register(struct agent *a, struct ctl_conn *cc, int64_t sid, const
 		answer_error(a, cc, sid, LS_CTL_E_UNAVAILABLE, "the proxy is not reachable: try again");
 		return;
 	}
-	if (ctl_active(a) >= ctl_capacity(a)) {
+	if (ctl_active(a) >= ctl_capacity(a) ||
+	    sessions_of_addr(a, conn_ip(cc)) >= (uint64_t)a->conf.agent.max_sessions_per_addr) {
 		struct ls_ctl_msg d = { .type = LS_CTL_DISCONNECT };
+		char ab[LS_ADDRSTRLEN];
 
-		a->ctr.refused_full++;
+		if (ctl_active(a) >= ctl_capacity(a)) {
+			a->ctr.refused_full++;
+		} else {
+			a->ctr.refused_addr++;
+			ls_warn_rl(&rl, "REGISTER from %s refused: that address holds %lld sessions "
+				   "(max_sessions_per_addr)", ls_addr_fmt(qs_conn_addr(cc->qc), ab),
+				   (long long)a->conf.agent.max_sessions_per_addr);
+		}
 		d.u.disc.reason = LS_CTL_R_FULL;
 		answer(a, cc, sid, &d);
 		return;
@@ -527,7 +571,7 @@ static void do_register(struct agent *a, struct ctl_conn *cc, int64_t sid, const
 	memset(key, 0, sizeof(key));
 	bind_conn(cc, s);
 	legs_ref(a, s, true);
-	ctl_dirty(a);
+	save_now(a);
 	if (ctl_push(a, s, cc, sid, P_ACK, true, NULL) != 0) {
 		ctl_forget(a, s);
 		answer_error(a, cc, sid, LS_CTL_E_UNAVAILABLE, "the proxy is not reachable: try again");

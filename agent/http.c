@@ -32,6 +32,8 @@ static const struct counter_def agent_counters[] = {
 	ACTR(resumes, "Sessions taken over by a controller's new connection."),
 	ACTR(disconnects, "DISCONNECT requests from controllers."),
 	ACTR(refused_full, "Registrations refused at capacity (DISCONNECT reason 3)."),
+	ACTR(refused_addr, "Registrations refused because the address holds max_sessions_per_addr "
+			   "sessions (DISCONNECT reason 3)."),
 	ACTR(refused_other, "Registrations refused otherwise (proxy unreachable, destination)."),
 	ACTR(expired, "Sessions revoked after their connection stayed away past the grace."),
 	ACTR(closed, "Sessions revoked by their connection's clean close."),

@@ -66,6 +66,8 @@ struct qs {
 	struct qs_stats st;
 	uint64_t reset_window_us;
 	unsigned resets_in_window;
+	uint64_t fresh_window_us;  /* connections taken without a token, this second */
+	unsigned fresh_in_window;
 	struct ls_ratelog rl;
 	int closing;
 	unsigned handles;
@@ -427,10 +429,22 @@ static void accept_new(struct qs *s, const uint8_t *pkt, size_t len, const struc
 		hd.token.len = 0;
 	}
 	a = addr_get(s, from->sin_addr.s_addr, false);
-	if (!validated && (s->conf.retry_after == 0 || s->st.half_open >= s->conf.retry_after ||
-			   (a && a->half_open > 0))) {
-		send_retry(s, &hd, (const struct sockaddr *)local, from, len);
-		return;
+	if (!validated) {
+		uint64_t now = ls_now_us();
+
+		/* Load is counted two ways: handshakes in progress, and connections taken
+		 * on trust this second. The second catches Initials that do not decrypt:
+		 * each is gone at once (never "in progress") but costs a connection's
+		 * setup, so a flood of them would otherwise never meet a Retry. */
+		if (now - s->fresh_window_us > 1000000) {
+			s->fresh_window_us = now;
+			s->fresh_in_window = 0;
+		}
+		if (s->conf.retry_after == 0 || s->st.half_open >= s->conf.retry_after ||
+		    s->fresh_in_window >= s->conf.retry_after || (a && a->half_open > 0)) {
+			send_retry(s, &hd, (const struct sockaddr *)local, from, len);
+			return;
+		}
 	}
 	if (s->total >= s->conf.max_conns || s->st.half_open >= s->conf.max_half_open ||
 	    (a && (a->half_open >= s->conf.max_half_open_per_addr ||
@@ -447,6 +461,8 @@ static void accept_new(struct qs *s, const uint8_t *pkt, size_t len, const struc
 		return;
 	}
 	a = addr_get(s, from->sin_addr.s_addr, true);
+	if (!validated)
+		s->fresh_in_window++;
 	c = calloc(1, sizeof(*c));
 	if (!a || !c) {
 		free(c);

@@ -3,8 +3,9 @@
  * stream decoded here, so what the agent's logic sees is a well-formed request (bad
  * frames, unknown types, oversized or abandoned streams are answered and counted
  * here). Admission keeps the endpoint up under a flood of half-open connections:
- * beyond `retry_after` handshakes in progress every new client must first prove its
- * address with a Retry token (spoofed sources then create no state at all), and both
+ * beyond `retry_after` handshakes in progress, or `retry_after` connections taken
+ * without a token within a second, every new client must first prove its address with
+ * a Retry token (spoofed sources then create no state at all), and both
  * the handshakes in progress and the connections are bounded in total and per source
  * address. A short-header packet for a connection this process does not know (an
  * agent restarted under its controllers) is answered with a stateless reset, so the
@@ -33,8 +34,9 @@ struct qs_conf {
 	uint32_t max_conns_per_addr;
 	uint32_t max_half_open;         /* handshakes in progress */
 	uint32_t max_half_open_per_addr;
-	uint32_t retry_after;           /* handshakes in progress before Retry is required
-	                                   (0: always) */
+	uint32_t retry_after;           /* handshakes in progress, or connections taken
+	                                   without a token in a second, before Retry is
+	                                   required (0: always) */
 };
 
 struct qs_ops {

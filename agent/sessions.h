@@ -21,6 +21,8 @@ struct session {
 	uint8_t ndests;
 	struct ls_dest dests[LS_CTL_MAX_DESTS];
 	void *owner;           /* the connection holding it (ctl.c's); NULL: detached */
+	uint32_t addr;         /* the controller's address (network order) when it last
+	                          registered or resumed it; 0 for one loaded from the file */
 	uint64_t detached_us;  /* ls_now_us() when it lost its owner */
 	bool at_proxy;         /* the proxy confirmed session_add */
 	bool adding;           /* a session_add is in flight */

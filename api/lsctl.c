@@ -37,6 +37,12 @@ static const struct lsctl_cmd commands[] = {
 	  "authentication; --probe-ms sets the standby probe interval (default 250, min 20)." },
 	{ "remove", cmd_node, "NAME", "remove a node (not the active one: fail over first)",
 	  "DELETE /proxies/NAME." },
+	{ "trust", cmd_node, "NAME", "accept the new certificate of a node's agent",
+	  "POST /proxies/NAME/trust. A node whose agent shows a certificate other than the\n"
+	  "one pinned at first use is refused and down; `lsctl proxy NAME` shows both\n"
+	  "fingerprints. Check the new one with the node's operator (the agent prints it at\n"
+	  "start), then trust it: it becomes the pin and the controller connects again.\n"
+	  "A fingerprint given in the controller's configuration is changed there instead." },
 	{ "failover", cmd_failover, "[--to NAME]",
 	  "switch now: to the best standby, or to NAME",
 	  "POST /failover. Refused (exit 1) when the target is down, already active, or\n"
@@ -61,6 +67,18 @@ static const struct lsctl_cmd commands[] = {
 	  "how routes are chosen: the ML model's predicted p95, or the measured RTT",
 	  "POST /route/strategy (without an argument: the current one). `ml` without a usable\n"
 	  "model scores as nearest does and says why." },
+	{ "paths", lsctl_cmd_paths, "",
+	  "the paths to each egress node: direct and through relays, which is bad and why",
+	  "GET /paths. Per node: its path mode (and what auto chose), every path with its\n"
+	  "state, RTT (end to end; HOP: the first leg, client to relay), loss each way and\n"
+	  "why it is bad; D marks the path carrying the game packets. Spares are the\n"
+	  "relays not on the route; a bad path is replaced by one, the egress (the address\n"
+	  "the game server sees) stays." },
+	{ "mode", lsctl_cmd_mode, "[--node NAME] single|duplicate|split|auto",
+	  "the path mode of a node's route (default: the active node)",
+	  "POST /route/mode. single: the best path; duplicate: every packet on every path;\n"
+	  "split: data on the best path, FEC parity on the others; auto: chosen from the\n"
+	  "measured loss and the client's cost budget." },
 	{ "export", lsctl_cmd_export, "[--out FILE]",
 	  "the recorded probe history as CSV (what `model train --from recorded` uses)",
 	  "GET /samples: time_ms,node,rtt_ms,load,hops,as_path_len,distance_km, one line per\n"
@@ -203,7 +221,7 @@ static char *node_path(const struct lsctl_cmd *cmd, int argc, char **argv, int *
 		return NULL;
 	}
 	char *e = lsctl_http_escape(argv[1]);
-	char *p = e ? malloc(strlen(e) + 10) : NULL;
+	char *p = e ? malloc(strlen(e) + 16) : NULL;
 	if (p)
 		sprintf(p, "/proxies/%s", e);
 	free(e);
@@ -213,12 +231,18 @@ static char *node_path(const struct lsctl_cmd *cmd, int argc, char **argv, int *
 /* proxy NAME (GET) and remove NAME (DELETE): one node by name. */
 static int cmd_node(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv)
 {
-	bool remove = strcmp(cmd->name, "remove") == 0;
+	bool remove = strcmp(cmd->name, "remove") == 0, trust = strcmp(cmd->name, "trust") == 0;
 	int ret = LSCTL_EXIT_USAGE;
 	char *p = node_path(cmd, argc, argv, &ret);
 
 	if (!p)
 		return ret;
+	if (trust) {
+		strcat(p, "/trust");
+		ret = lsctl_request(l, "POST", p, NULL, l->out->proxy);
+		free(p);
+		return ret;
+	}
 	ret = lsctl_request(l, remove ? "DELETE" : "GET", p, NULL,
 			    remove ? l->out->removed : l->out->proxy);
 	free(p);

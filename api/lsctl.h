@@ -48,6 +48,8 @@ int lsctl_cmd_add(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char *
 int lsctl_cmd_watch(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
 int lsctl_cmd_model(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
 int lsctl_cmd_strategy(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
+int lsctl_cmd_paths(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
+int lsctl_cmd_mode(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
 int lsctl_cmd_export(struct lsctl *l, const struct lsctl_cmd *cmd, int argc, char **argv);
 
 #endif

@@ -32,6 +32,8 @@ struct lsctl_output {
 	lsctl_out_fn stats;    /* GET /stats */
 	lsctl_out_fn model;    /* GET /model, POST /model/train */
 	lsctl_out_fn strategy; /* POST /route/strategy (and the strategy part of GET /model) */
+	lsctl_out_fn paths;    /* GET /paths */
+	lsctl_out_fn mode;     /* POST /route/mode */
 	/* One event of GET /events as one line (data is the event's JSON text). */
 	void (*event)(FILE *out, const char *name, const char *data, const json_t *json,
 		      const struct lsctl_style *st);

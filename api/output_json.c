@@ -39,5 +39,7 @@ const struct lsctl_output lsctl_output_json = {
 	.stats = out_raw,
 	.model = out_raw,
 	.strategy = out_raw,
+	.paths = out_raw,
+	.mode = out_raw,
 	.event = out_event,
 };

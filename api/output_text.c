@@ -353,6 +353,25 @@ static void out_proxy(FILE *out, const struct lsctl_doc *doc, const struct lsctl
 				? " ms"
 				: "");
 	}
+	if (json_is_string(json_object_get(n, "via")))
+		fprintf(out, "via          %s\n", s_of(n, "via"));
+	const json_t *a = json_object_get(n, "agent");
+	if (json_is_object(a)) {
+		char v[32];
+
+		fprintf(out, "agent        port %lld, %s\n",
+			json_integer_value(json_object_get(a, "control_port")), s_of(a, "state"));
+		fprintf(out, "fingerprint  %s\n", s_of(a, "fingerprint"));
+		fprintf(out, "pinned       %s (%s)\n", s_of(a, "pinned"), s_of(a, "pinned_by"));
+		if (json_is_string(json_object_get(a, "offered")))
+			fprintf(out, "offered      %s  (lsctl trust %s accepts it)\n", s_of(a, "offered"),
+				s_of(n, "name"));
+		output_text_ms(v, sizeof(v), json_object_get(a, "control_rtt_ms"));
+		fprintf(out, "control rtt  %s%s\n", v,
+			json_is_number(json_object_get(a, "control_rtt_ms")) ? " ms" : "");
+		if (json_is_string(json_object_get(a, "error")))
+			fprintf(out, "agent error  %s\n", s_of(a, "error"));
+	}
 }
 
 static void out_removed(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
@@ -438,6 +457,57 @@ static void out_strategy(FILE *out, const struct lsctl_doc *doc, const struct ls
 		json_is_true(json_object_get(o, "in_use")) ? " (the model scores)" :
 							      " (scoring as nearest: no usable model)");
 	fprintf(out, "model    %s\n", s_of(o, "status"));
+}
+
+static void out_paths(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
+{
+	const json_t *nodes = json_object_get(doc->json, "nodes"), *n, *p;
+	size_t i, j;
+
+	json_array_foreach(nodes, i, n) {
+		const json_t *paths = json_object_get(n, "paths"), *spares = json_object_get(n, "spares");
+		int w = name_width(paths, "name", 6);
+		fprintf(out, "%s%s%s%s  mode %s", i ? "\n" : "", st->color ? C_BOLD : "", s_of(n, "node"),
+			st->color ? C_RESET : "", s_of(n, "path_mode"));
+		if (strcmp(s_of(n, "path_mode"), "auto") == 0)
+			fprintf(out, " (%s now)", s_of(n, "path_mode_in_use"));
+		fprintf(out, "%s%s\n", json_is_true(json_object_get(n, "active")) ? ", active" : "",
+			json_is_true(json_object_get(n, "managed")) ? "" : ", no relays configured");
+		fprintf(out, "  %-*s  D  %-8s %7s %7s %7s %7s %7s  %s\n", w, "PATH", "STATE", "SCORE",
+			"RTT", "HOP", "UP", "DOWN", "BAD");
+		json_array_foreach(paths, j, p) {
+			char score[16], rtt[16], hop[16], up[16], down[16];
+			ms_of(score, sizeof(score), p, "score_ms");
+			ms_of(rtt, sizeof(rtt), p, "rtt_ms");
+			ms_of(hop, sizeof(hop), p, "hop_rtt_ms");
+			output_text_loss(up, sizeof(up), json_object_get(p, "loss_up"));
+			output_text_loss(down, sizeof(down), json_object_get(p, "loss_down"));
+			fprintf(out, "  %-*s  %s  ", w, s_of(p, "name"),
+				json_is_true(json_object_get(p, "data")) ? "*" : " ");
+			put_state(out, s_of(p, "state"), 8, st);
+			fprintf(out, " %7s %7s %7s %7s %7s  %s\n", score, rtt, hop, up, down, s_of(p, "bad"));
+		}
+		if (json_array_size(spares)) {
+			fprintf(out, "  spares:");
+			json_array_foreach(spares, j, p) {
+				const json_t *rest = json_object_get(p, "resting_ms");
+				fprintf(out, " %s", s_of(p, "name"));
+				if (json_is_integer(rest))
+					fprintf(out, " (resting %.0f s)", json_integer_value(rest) / 1000.0);
+			}
+			fputc('\n', out);
+		}
+	}
+	if (!json_array_size(nodes))
+		fprintf(out, "no nodes\n");
+	if (json_is_true(json_object_get(doc->json, "egress_hold")))
+		fprintf(out, "a better egress is held back: a path to the active one works\n");
+}
+
+static void out_mode(FILE *out, const struct lsctl_doc *doc, const struct lsctl_style *st)
+{
+	(void)st;
+	fprintf(out, "node %s: path mode %s\n", s_of(doc->json, "node"), s_of(doc->json, "mode"));
 }
 
 static void num_line(FILE *out, const char *label, const json_t *o, const char *k, const char *unit)
@@ -597,5 +667,7 @@ const struct lsctl_output lsctl_output_text = {
 	.stats = out_stats,
 	.model = out_model,
 	.strategy = out_strategy,
+	.paths = out_paths,
+	.mode = out_mode,
 	.event = out_event,
 };

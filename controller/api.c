@@ -58,7 +58,10 @@ static void measure_json(const struct ctrl *c, int slot, json_t *o)
 	const struct node *n = &c->nodes.n[slot];
 	const struct health_report *r = &n->report;
 
-	json_object_set_new(o, "state", json_string(health_state_name(r->state)));
+	/* A node whose agent's certificate is refused is down until trusted, whatever its
+	 * path says. */
+	json_object_set_new(o, "state", json_string(agents_refused(c, slot) ? "down"
+								 : health_state_name(r->state)));
 	json_object_set_new(o, "active", json_boolean(slot == c->fo.active));
 	json_object_set_new(o, "backup", json_boolean(slot == c->fo.backup));
 	json_object_set_new(o, "rtt_ms", ms_or_null(n->dp.present ? n->dp.rtt_us : -1));
@@ -91,6 +94,8 @@ static json_t *node_json(const struct ctrl *c, int slot)
 	json_object_set_new(o, "last_rx_ms", n->dp.present && n->dp.last_rx_ms >= 0 ?
 						     json_integer(n->dp.last_rx_ms) :
 						     json_null());
+	json_object_set_new(o, "via", n->conf.via[0] ? json_string(n->conf.via) : json_null());
+	json_object_set_new(o, "agent", agents_json(c, slot));
 	return o;
 }
 
@@ -210,9 +215,13 @@ static json_t *direct_json(const struct ctrl *c)
 		gain = json_real((double)(rtt - path) / 1000.0);
 		pct = rtt > 0 ? json_real(100.0 * (double)(rtt - path) / (double)rtt) : json_null();
 	}
-	return json_pack("{s:s,s:o,s:o,s:o}", "state",
-			 st == ICMP_MEASURED ? "measured" : st == ICMP_UNKNOWN ? "unknown" : "unavailable",
-			 "rtt_ms", ms_or_null(rtt), "gain_ms", gain, "gain_pct", pct);
+	json_t *o = json_pack("{s:s,s:o,s:o,s:o}", "state",
+			      st == ICMP_MEASURED ? "measured" :
+			      st == ICMP_UNKNOWN  ? "unknown" :
+						    "unavailable",
+			      "rtt_ms", ms_or_null(rtt), "gain_ms", gain, "gain_pct", pct);
+	droute_json(c, o);
+	return o;
 }
 
 static json_t *routes_json(const struct ctrl *c)
@@ -451,6 +460,24 @@ static enum ls_rc h_proxy_del(void *ctx, const struct ls_httpd_req *req, struct 
 	return LS_RC_OK;
 }
 
+/* lsctl trust NAME: accept the certificate the node's agent offered in place of the
+ * one pinned at first use. */
+static enum ls_rc h_proxy_trust(void *ctx, const struct ls_httpd_req *req,
+				struct ls_httpd_reply *rep)
+{
+	struct ctrl *c = ctx;
+	int slot = param_slot(c, req, rep);
+	enum ls_rc rc;
+
+	if (slot < 0)
+		return LS_RC_NOT_FOUND;
+	rc = agents_trust(c, c->nodes.n[slot].conf.name, rep->msg, sizeof(rep->msg));
+	if (rc != LS_RC_OK)
+		return rc;
+	rep->json = node_json(c, slot);
+	return LS_RC_OK;
+}
+
 static enum ls_rc h_failover(void *ctx, const struct ls_httpd_req *req, struct ls_httpd_reply *rep)
 {
 	struct ctrl *c = ctx;
@@ -683,6 +710,7 @@ static const struct ls_httpd_route api_routes[] = {
 	{ "POST", "/proxies", h_proxy_add, add_keys, NULL, false },
 	{ "GET", "/proxies/{name}", h_proxy, NULL, NULL, false },
 	{ "DELETE", "/proxies/{name}", h_proxy_del, NULL, NULL, false },
+	{ "POST", "/proxies/{name}/trust", h_proxy_trust, NULL, NULL, false },
 	{ "POST", "/failover", h_failover, failover_keys, NULL, false },
 	{ "GET", "/failovers", h_failovers, NULL, NULL, false },
 	{ "GET", "/stats", h_stats, NULL, NULL, false },
@@ -694,6 +722,8 @@ static const struct ls_httpd_route api_routes[] = {
 	{ "POST", "/model/train", ml_api_train, ml_api_train_keys, NULL, false },
 	{ "POST", "/route/strategy", ml_api_strategy, ml_api_strategy_keys, NULL, false },
 	{ "GET", "/samples", ml_api_samples, NULL, NULL, false },
+	{ "GET", "/paths", paths_api_get, NULL, NULL, false },
+	{ "POST", "/route/mode", paths_api_mode, paths_api_mode_keys, NULL, false },
 	{ NULL, NULL, NULL, NULL, NULL, false },
 };
 

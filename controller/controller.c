@@ -144,6 +144,7 @@ static void parse_cmdline(int argc, char **argv, struct ctrl_flags *fl)
 
 static void on_tick(uv_timer_t *t)
 {
+	agents_sync(t->data);
 	ctrl_round(t->data);
 }
 
@@ -279,6 +280,9 @@ static void stop(struct ctrl *c)
 	uv_close((uv_handle_t *)&c->sig_term, on_close);
 	uv_close((uv_handle_t *)&c->sig_int, on_close);
 	api_close(c);
+	discovery_dns_close(c->dns);
+	c->dns = NULL;
+	agents_close(c);
 	icmp_close(c->icmp);
 	c->icmp = NULL;
 	warp_close(c->warp);
@@ -353,6 +357,16 @@ int main(int argc, char **argv)
 	if (!c->dp) {
 		ls_err("client dataplane link: %s", err);
 		return 1;
+	}
+	if (agents_open(c, err, sizeof(err)) < 0) {
+		ls_err("agents: %s", err);
+		return 1;
+	}
+	if (c->conf.discovery.dns_domain[0]) {
+		c->dns = discovery_dns_open(c->loop, &c->conf.discovery, agents_found_dns, c, err,
+					    sizeof(err));
+		if (!c->dns)
+			ls_warn("DNS discovery off: %s", err);
 	}
 	c->icmp = icmp_open(c);
 	c->games = game_detect_open(c);

@@ -12,12 +12,15 @@
 #include <uv.h>
 
 #include "ctrl_conf.h"
+#include "direct_route.h"
 #include "failover.h"
 #include "game_detect.h"
 #include "history.h"
 #include "ml_ctl.h"
 #include "node.h"
+#include "paths.h"
 #include "select.h"
+#include "steer_client.h"
 #include "warp.h"
 
 #ifndef LS_VERSION
@@ -30,6 +33,9 @@
 #define CTRL_TICK_MS 100
 
 struct dplink;
+struct agents;
+struct discovery_dns;
+struct discovered;
 struct icmp_probe;
 struct ls_httpd;
 
@@ -61,9 +67,13 @@ struct ctrl {
 	struct icmp_probe *icmp;
 	struct ls_httpd *api;
 	struct ls_httpd *dash;      /* the dashboard: the same routes, and web/'s files */
+	struct agents *agents;       /* agents.c: the nodes' agents over QUIC */
+	struct discovery_dns *dns;   /* discovery_dns.c: nodes found in DNS */
 	struct game_detect *games;   /* game_detect.c */
 	struct warp *warp;           /* warp.c */
 	struct ml_ctl *ml;           /* ml_ctl.c: the ML selector's model, data, training */
+	struct paths paths;          /* paths.c: each egress's paths through relays */
+	struct droute droute;        /* direct_route.c: the direct route as a candidate */
 
 	struct ctrl_counters ctr;
 	uint64_t started_us;
@@ -97,6 +107,15 @@ bool dplink_connected(const struct dplink *d);
 /* The dataplane's last `status` and `stats` (borrowed; NULL until read). */
 json_t *dplink_status(const struct dplink *d);
 json_t *dplink_stats(const struct dplink *d);
+/* When the last `stats` answer came (ls_now_us(); 0: none yet). */
+uint64_t dplink_stats_us(const struct dplink *d);
+/* A request of another file's (paths.c), args taken; fn gets the answer (exactly once)
+ * when true is returned. */
+bool dplink_request(struct dplink *d, const char *cmd, json_t *args, ls_steerc_answer_fn fn,
+		    void *ud);
+/* set_path_mode on the client for a node's route (1.9). */
+enum ls_rc dplink_set_mode_now(struct dplink *d, const char *node, const char *mode, char *msg,
+			       size_t msglen);
 /* "ip:port" of the game server the client serves, or NULL until known. */
 const char *dplink_game_server(const struct dplink *d);
 /* A request whose answer matters only when it is an error (logged, once until one
@@ -130,6 +149,28 @@ struct icmp_probe *icmp_open(struct ctrl *c);
 void icmp_close(struct icmp_probe *i);
 /* The direct RTT (median of the recent echoes, us) or -1; the state for /routes. */
 int64_t icmp_rtt_us(const struct icmp_probe *i, enum icmp_state *state);
+
+/* ---- agents.c: the nodes' agents (QUIC control, quic_client.c; pins, pin.c) --------- */
+
+int agents_open(struct ctrl *c, char *err, size_t errlen);
+void agents_close(struct ctrl *c);
+/* A control connection for every node with an agent, none for the others; the
+ * sessions into the routes. Cheap: every tick. */
+void agents_sync(struct ctrl *c);
+/* May selection use the node? No while its agent's certificate is refused or it has no
+ * session yet (why says so). */
+bool agents_usable(const struct ctrl *c, int slot, char *why, size_t len);
+/* Its agent's certificate is refused: the node is down until trusted. */
+bool agents_refused(const struct ctrl *c, int slot);
+/* The Node's "agent" member (null without an agent). */
+json_t *agents_json(const struct ctrl *c, int slot);
+/* lsctl trust NAME: accept the certificate the node's agent offered. */
+enum ls_rc agents_trust(struct ctrl *c, const char *name, char *msg, size_t msglen);
+/* A node found by discovery (dns, or peer exchange via another node). */
+void agents_discovered(struct ctrl *c, const struct discovered *d, enum node_source src,
+		       const char *via);
+/* discovery_dns's callback (ctx: the ctrl). */
+void agents_found_dns(void *ctx, const struct discovered *d);
 
 /* ---- api.c: the REST handlers ---------------------------------------------------------- */
 

@@ -13,7 +13,9 @@
 
 #include "addr.h"
 #include "conf.h"
+#include "ctlmsg.h"
 #include "log.h"
+#include "secret.h"
 #include "util.h"
 
 void ctrl_conf_defaults(struct ctrl_conf *c)
@@ -47,9 +49,14 @@ void ctrl_conf_defaults(struct ctrl_conf *c)
 	ml_conf_defaults(&c->ml);
 	select_conf_defaults(&c->select);
 	select_nearest_defaults(&c->nearest);
+	paths_conf_defaults(&c->mp);
 	failover_conf_defaults(&c->failover);
+	discovery_conf_defaults(&c->discovery);
 	c->icmp = true;
 	c->icmp_interval_ms = 1000;
+	c->direct_quiet_ms = 5000;
+	c->direct_gain_ms = 10;
+	c->direct_max_loss = 0.001;
 }
 
 /* ---- value parsers ------------------------------------------------------------ */
@@ -308,12 +315,41 @@ static const struct ls_conf_field direct_fields[] = {
 	FC("icmp", LS_CF_CUSTOM, icmp, 0, 0, parse_bool),
 	FC("interval_ms", LS_CF_CUSTOM, icmp_interval_ms, 0, 0, parse_interval_ms),
 	FC("target", LS_CF_CUSTOM, direct_target, 0, 0, parse_target),
+	FC("route", LS_CF_CUSTOM, direct_route, 0, 0, parse_bool),
+	FC("quiet_ms", LS_CF_CUSTOM, direct_quiet_ms, 0, 0, parse_hold_ms),
+	FC("gain_ms", LS_CF_CUSTOM, direct_gain_ms, 0, 0, parse_ms),
+	FC("max_loss", LS_CF_CUSTOM, direct_max_loss, 0, 0, parse_fraction),
 	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
 };
 
 static int parse_session(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 {
 	return u32_in(v, 1, 0xffffffffll, dst, err, errlen);
+}
+
+static int parse_control(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	if (v->type != LS_CV_INT || v->u.i < 1 || v->u.i > 65535) {
+		snprintf(err, errlen, "must be the agent's UDP port, 1..65535");
+		return -1;
+	}
+	*(uint16_t *)dst = (uint16_t)v->u.i;
+	return 0;
+}
+
+static int parse_fingerprint(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct node_conf *n = (struct node_conf *)((char *)dst - offsetof(struct node_conf, fp));
+
+	if (want(v, LS_CV_STRING, err, errlen) < 0)
+		return -1;
+	if (ls_ctl_fp_parse(v->u.s, n->fp) < 0) {
+		snprintf(err, errlen, "must be \"sha256:\" and 64 hex digits (the agent prints it at "
+			 "start)");
+		return -1;
+	}
+	n->has_fp = true;
+	return 0;
 }
 
 static const struct ls_conf_field node_fields[] = {
@@ -327,6 +363,8 @@ static const struct ls_conf_field node_fields[] = {
 	FS(node_conf, "distance_km", LS_CF_INT, facts.distance_km, 0, 40075, NULL),
 	FS(node_conf, "hops", LS_CF_INT, facts.hops, 0, 255, NULL),
 	FS(node_conf, "as_path_len", LS_CF_INT, facts.as_path_len, 0, 255, NULL),
+	FS(node_conf, "control_port", LS_CF_CUSTOM, control_port, 0, 0, parse_control),
+	FS(node_conf, "fingerprint", LS_CF_CUSTOM, fp, 0, 0, parse_fingerprint),
 	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
 };
 
@@ -344,6 +382,69 @@ static void *add_node(void *conf, char *err, size_t errlen)
 	return &c->nodes[c->n_nodes++];
 }
 
+static int parse_path_mode(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	if (want(v, LS_CV_STRING, err, errlen) < 0)
+		return -1;
+	if (v->u.s[0] && !paths_mode_valid(v->u.s)) {
+		snprintf(err, errlen, "expected single, duplicate, split or auto (or \"\": the client's)");
+		return -1;
+	}
+	snprintf(dst, PATHS_MODE_LEN, "%s", v->u.s);
+	return 0;
+}
+
+static int parse_relay_nodes(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct relay_nodes *rn = dst;
+
+	if (v->type != LS_CV_ARRAY || v->u.arr.n > NODE_MAX) {
+		snprintf(err, errlen, "expected an array of at most %d node names", NODE_MAX);
+		return -1;
+	}
+	rn->n = 0;
+	for (size_t i = 0; i < v->u.arr.n; i++)
+		if (parse_node_name(&v->u.arr.items[i], rn->name[rn->n++], err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+U32(parse_paths, 1, PATHS_PER_ROUTE)
+U32(parse_replace_ms, 0, 3600000)
+
+static const struct ls_conf_field multipath_fields[] = {
+	FS(multipath_conf, "mode", LS_CF_CUSTOM, mode, 0, 0, parse_path_mode),
+	FS(multipath_conf, "paths", LS_CF_CUSTOM, paths, 0, 0, parse_paths),
+	FS(multipath_conf, "replace_after_ms", LS_CF_CUSTOM, replace_after_ms, 0, 0,
+	   parse_replace_ms),
+	FS(multipath_conf, "bad_loss", LS_CF_CUSTOM, bad_loss, 0, 0, parse_fraction),
+	FS(multipath_conf, "rest_ms", LS_CF_CUSTOM, rest_ms, 0, 0, parse_replace_ms),
+	FS(multipath_conf, "direct", LS_CF_CUSTOM, direct, 0, 0, parse_bool),
+	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
+};
+
+static const struct ls_conf_field relay_fields[] = {
+	FS(relay_conf, "name", LS_CF_CUSTOM, name, 0, 0, parse_node_name),
+	FS(relay_conf, "address", LS_CF_STRING, address, 0, 0, NULL),
+	FS(relay_conf, "session_id", LS_CF_CUSTOM, session_id, 0, 0, parse_session),
+	FS(relay_conf, "key", LS_CF_CUSTOM, key, 0, 0, parse_key),
+	FS(relay_conf, "key_file", LS_CF_STRING, key_file, 0, 0, NULL),
+	FS(relay_conf, "nodes", LS_CF_CUSTOM, nodes, 0, 0, parse_relay_nodes),
+	{ NULL, LS_CF_STRING, 0, 0, 0, 0, NULL },
+};
+
+static void *add_relay(void *conf, char *err, size_t errlen)
+{
+	struct ctrl_conf *c = conf;
+
+	if (c->mp.n_relays >= PATHS_RELAY_MAX) {
+		snprintf(err, errlen, "too many [[relay]] sections (at most %d)", PATHS_RELAY_MAX);
+		return NULL;
+	}
+	memset(&c->mp.relays[c->mp.n_relays], 0, sizeof(c->mp.relays[0]));
+	return &c->mp.relays[c->mp.n_relays++];
+}
+
 static const struct ls_conf_section ctrl_schema[] = {
 	{ "controller", controller_fields, 0, NULL },
 	{ "health", health_fields, offsetof(struct ctrl_conf, health), NULL },
@@ -352,8 +453,11 @@ static const struct ls_conf_section ctrl_schema[] = {
 	{ "direct", direct_fields, 0, NULL },
 	{ "games", game_conf_fields, offsetof(struct ctrl_conf, games), NULL },
 	{ "warp", warp_conf_fields, offsetof(struct ctrl_conf, warp), NULL },
+	{ "discovery", discovery_conf_fields, offsetof(struct ctrl_conf, discovery), NULL },
 	{ "ml", ml_conf_fields, offsetof(struct ctrl_conf, ml), NULL },
 	{ "node", node_fields, 0, add_node },
+	{ "multipath", multipath_fields, offsetof(struct ctrl_conf, mp), NULL },
+	{ "relay", relay_fields, 0, add_relay },
 	{ NULL, NULL, 0, NULL },
 };
 
@@ -367,40 +471,6 @@ bool ctrl_conf_api_loopback(const char *api)
 	if (ls_hostport_parse(api, &a, false, true, msg, sizeof(msg)) < 0)
 		return false;
 	return (ntohl(a.sin_addr.s_addr) >> 24) == 127;
-}
-
-/* A secret from a file: its first line, surrounding white space trimmed. */
-static int read_secret(const char *path, char *out, size_t outlen, char *err, size_t errlen)
-{
-	char buf[512];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *s, *e;
-
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	buf[n] = '\0';
-	for (s = buf; *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'; s++)
-		;
-	e = strpbrk(s, "\r\n");
-	if (e)
-		*e = '\0';
-	for (e = s + strlen(s); e > s && (e[-1] == ' ' || e[-1] == '\t'); e--)
-		e[-1] = '\0';
-	if (!*s || strlen(s) >= outlen) {
-		snprintf(err, errlen, "%s: %s", path, !*s ? "empty" : "too long");
-		return -1;
-	}
-	snprintf(out, outlen, "%s", s);
-	return 0;
 }
 
 int ctrl_conf_node_check(struct node_conf *n, char *err, size_t errlen)
@@ -421,7 +491,7 @@ int ctrl_conf_node_check(struct node_conf *n, char *err, size_t errlen)
 			snprintf(err, errlen, "node %s: key and key_file: give one", n->name);
 			return -1;
 		}
-		if (read_secret(n->key_file, hex, sizeof(hex), msg, sizeof(msg)) < 0) {
+		if (ls_secret_read(n->key_file, hex, sizeof(hex), msg, sizeof(msg)) < 0) {
 			snprintf(err, errlen, "node %s: key file %s", n->name, msg);
 			return -1;
 		}
@@ -434,6 +504,16 @@ int ctrl_conf_node_check(struct node_conf *n, char *err, size_t errlen)
 	}
 	if ((n->session_id != 0) != n->key.set) {
 		snprintf(err, errlen, "node %s: session_id and key go together (both or neither)",
+			 n->name);
+		return -1;
+	}
+	if (n->control_port && n->key.set) {
+		snprintf(err, errlen, "node %s: its agent (control_port) issues the session: drop "
+			 "session_id and key", n->name);
+		return -1;
+	}
+	if (n->has_fp && !n->control_port) {
+		snprintf(err, errlen, "node %s: a fingerprint pins an agent: give control_port too",
 			 n->name);
 		return -1;
 	}
@@ -458,8 +538,8 @@ static int finish(struct ctrl_conf *c, char *err, size_t errlen)
 			snprintf(err, errlen, "api_token and api_token_file: give one");
 			return -1;
 		}
-		if (read_secret(c->api_token_file, c->api_token, sizeof(c->api_token), msg,
-				sizeof(msg)) < 0) {
+		if (ls_secret_read(c->api_token_file, c->api_token, sizeof(c->api_token), msg,
+				   sizeof(msg)) < 0) {
 			snprintf(err, errlen, "api_token_file %s", msg);
 			return -1;
 		}
@@ -484,6 +564,37 @@ static int finish(struct ctrl_conf *c, char *err, size_t errlen)
 		if (ctrl_conf_node_check(&c->nodes[i], err, errlen) < 0)
 			return -1;
 	}
+	if (c->direct_route) {
+		struct node_conf *d;
+		for (unsigned i = 0; i < c->n_nodes; i++)
+			if (strcmp(c->nodes[i].name, CTRL_DIRECT_NODE) == 0) {
+				snprintf(err, errlen,
+					 "node %s: the name is the direct route's ([direct] route = true); "
+					 "choose another",
+					 CTRL_DIRECT_NODE);
+				return -1;
+			}
+		if (c->n_nodes >= NODE_MAX) {
+			snprintf(err, errlen, "[direct] route = true needs a place in the client's route "
+				 "table: at most %d [[node]] sections beside it", NODE_MAX - 1);
+			return -1;
+		}
+		d = &c->nodes[c->n_nodes++];
+		node_conf_init(d);
+		snprintf(d->name, sizeof(d->name), "%s", CTRL_DIRECT_NODE);
+		d->direct = true;
+		d->source = NODE_SRC_CONFIG;
+	}
+	for (unsigned i = 0; i < c->mp.n_relays; i++) {
+		struct relay_conf *r = &c->mp.relays[i];
+		for (unsigned j = 0; j < i; j++)
+			if (strcmp(r->name, c->mp.relays[j].name) == 0) {
+				snprintf(err, errlen, "relay %s is defined twice", r->name);
+				return -1;
+			}
+		if (paths_relay_check(r, err, errlen) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -499,8 +610,10 @@ int ctrl_conf_build(const struct ctrl_flags *fl, struct ctrl_conf *out, char *er
 		return -1;
 	}
 	ctrl_conf_defaults(c);
-	if (!path && access(CTRL_DEFAULT_CONFIG, F_OK) == 0)
+	if (!path && access(CTRL_DEFAULT_CONFIG, F_OK) == 0) {
 		path = CTRL_DEFAULT_CONFIG;
+		ls_info("reading " CTRL_DEFAULT_CONFIG " (no -c given)");
+	}
 	if (path && ls_conf_load_file(path, ctrl_schema, c, err, errlen) < 0)
 		goto out;
 
@@ -645,9 +758,13 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	kv_str(f, "target", c->direct_target);
 	if (!c->direct_target[0])
 		fprintf(f, "# target: the client's game server\n");
+	fprintf(f, "route = %s\nquiet_ms = %u\ngain_ms = %g\nmax_loss = %g\n",
+		c->direct_route ? "true" : "false", c->direct_quiet_ms, c->direct_gain_ms,
+		c->direct_max_loss);
 
 	fprintf(f, "\n[games]\ndetect = %s\nscan_ms = %llu\n", c->games.detect ? "true" : "false",
 		(unsigned long long)c->games.scan_ms);
+	discovery_conf_print(&c->discovery, f);
 	fprintf(f, "\n[warp]\nallow_toggle = %s\ncompare_every_s = %llu\n",
 		c->warp.allow_toggle ? "true" : "false", (unsigned long long)c->warp.compare_every_s);
 	kv_str(f, "cli", c->warp.cli);
@@ -657,6 +774,10 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	ml_conf_print(&c->ml, f);
 	for (unsigned i = 0; i < c->n_nodes; i++) {
 		const struct node_conf *n = &c->nodes[i];
+		if (n->direct) {
+			fprintf(f, "\n# node %s: the direct route ([direct] route = true)\n", n->name);
+			continue;
+		}
 		fprintf(f, "\n[[node]]%s\n", n->source == NODE_SRC_CMDLINE ? "  # from --node" : "");
 		kv_str(f, "name", n->name);
 		fprintf(f, "address = ");
@@ -673,6 +794,17 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 				fprintf(f, "# key = (set; not shown)\n");
 		}
 		fprintf(f, "probe_ms = %u\n", n->probe_ms);
+		if (n->control_port) {
+			fprintf(f, "control_port = %u\n", n->control_port);
+			if (n->has_fp) {
+				char fp[LS_CTL_FP_STRLEN];
+
+				ls_ctl_fp_fmt(n->fp, fp);
+				kv_str(f, "fingerprint", fp);
+			} else {
+				fprintf(f, "# fingerprint: trusted on first use (known_nodes)\n");
+			}
+		}
 		if (n->facts.region[0])
 			kv_str(f, "region", n->facts.region);
 		if (n->facts.distance_km >= 0)
@@ -684,4 +816,26 @@ void ctrl_conf_print(const struct ctrl_conf *c, FILE *f)
 	}
 	if (!c->n_nodes)
 		fprintf(f, "\n# no [[node]]: only the routes the client already holds\n");
+	fprintf(f, "\n[multipath]\n");
+	kv_str(f, "mode", c->mp.mode);
+	if (!c->mp.mode[0])
+		fprintf(f, "# mode: the client's path_mode\n");
+	fprintf(f, "paths = %u\nreplace_after_ms = %u\nbad_loss = %g\nrest_ms = %u\ndirect = %s\n",
+		c->mp.paths, c->mp.replace_after_ms, c->mp.bad_loss, c->mp.rest_ms,
+		c->mp.direct ? "true" : "false");
+	for (unsigned i = 0; i < c->mp.n_relays; i++) {
+		const struct relay_conf *r = &c->mp.relays[i];
+		fprintf(f, "\n[[relay]]\n");
+		kv_str(f, "name", r->name);
+		kv_str(f, "address", r->address);
+		fprintf(f, "session_id = %u\n", r->session_id);
+		if (r->key_file[0])
+			kv_str(f, "key_file", r->key_file);
+		else
+			fprintf(f, "# key = (set; not shown)\n");
+		fprintf(f, "nodes = [");
+		for (unsigned j = 0; j < r->nodes.n; j++)
+			fprintf(f, "%s\"%s\"", j ? ", " : "", r->nodes.name[j]);
+		fprintf(f, "]%s\n", r->nodes.n ? "" : "  # every node");
+	}
 }

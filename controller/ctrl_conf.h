@@ -9,11 +9,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "discovery.h"
 #include "failover.h"
 #include "game_detect.h"
 #include "health.h"
 #include "ml_ctl.h"
 #include "node.h"
+#include "paths.h"
 #include "select.h"
 #include "warp.h"
 
@@ -23,6 +25,7 @@
 #define CTRL_DEFAULT_STATE_DIR "/var/lib/lightspeed"
 #define CTRL_TOKEN_MAX 256
 #define CTRL_DEFAULT_DASHBOARD "127.0.0.1:8080"
+#define CTRL_DIRECT_NODE "direct" /* the direct route's node ([direct] route) */
 
 struct ctrl_conf {
 	char client_socket[108];    /* the client dataplane's steering socket */
@@ -43,13 +46,20 @@ struct ctrl_conf {
 	bool icmp;                  /* measure the direct path to the game server */
 	uint32_t icmp_interval_ms;
 	char direct_target[64];     /* "ip" to ping; "" = the client's game server */
+	/* The direct route as a candidate (direct_route.c): a node named "direct". */
+	bool direct_route;
+	uint32_t direct_quiet_ms;   /* no game traffic this long before direct <-> relayed */
+	double direct_gain_ms;      /* relay only when it saves this much ... */
+	double direct_max_loss;     /* ... or the direct path loses more than this */
 
+	struct discovery_conf discovery; /* [discovery] (discovery.h) */
 	struct game_conf games;     /* [games] */
 	struct warp_conf warp;      /* [warp] */
 	struct ml_conf ml;          /* [ml] */
 
 	struct node_conf nodes[NODE_MAX];
 	unsigned n_nodes;
+	struct multipath_conf mp;   /* [multipath] and [[relay]] (paths.h) */
 };
 
 /* The command line's share (pointers into argv). */

@@ -26,6 +26,7 @@
 
 struct dplink {
 	struct ctrl *c;
+	uint64_t stats_us;          /* when the last `stats` answer came (0: none) */
 	struct ls_steer_uv *uv;
 	struct ls_steerc *sc;
 	uv_timer_t poll;
@@ -116,6 +117,7 @@ int dplink_parse_route(json_t *o, char name[NODE_NAME_MAX], struct node_dp *out)
 	memset(out, 0, sizeof(*out));
 	memcpy(name, s, strlen(s) + 1);
 	out->present = true;
+	out->direct = json_is_true(json_object_get(o, "direct"));
 	ls_addr_fmt(&a, out->proxy);
 	out->auth = json_is_true(json_object_get(o, "auth"));
 	out->session_id = get_int(o, "session_id", -1, &bad);
@@ -192,6 +194,27 @@ static bool send_req(struct dplink *d, const char *cmd, json_t *args, ls_steerc_
 	return true;
 }
 
+uint64_t dplink_stats_us(const struct dplink *d)
+{
+	return d ? d->stats_us : 0;
+}
+
+bool dplink_request(struct dplink *d, const char *cmd, json_t *args, ls_steerc_answer_fn fn,
+		    void *ud)
+{
+	enum ls_rc rc;
+
+	if (!dplink_connected(d)) {
+		json_decref(args);
+		return false;
+	}
+	d->st.requests++;
+	rc = ls_steerc_request(d->sc, cmd, args, fn, ud);
+	if (rc != LS_RC_OK)
+		d->st.errors++;
+	return rc == LS_RC_OK;
+}
+
 static void on_notified(void *ud, const struct ls_steerc_answer *a)
 {
 	struct req *r = ud;
@@ -221,12 +244,19 @@ static int slot_of(struct dplink *d, const char *name)
 }
 
 /* The args of route_add for a node. */
-static json_t *route_args(const struct node_conf *n, bool replace)
+static json_t *route_args(const struct dplink *d, const struct node_conf *n, bool replace)
 {
 	char proxy[LS_ADDRSTRLEN], hex[2 * NODE_KEY_LEN + 1];
 	json_t *o = json_object();
 
 	json_object_set_new(o, "name", json_string(n->name));
+	if (n->direct) {
+		/* The game server itself: nothing of a proxy goes with it. */
+		json_object_set_new(o, "direct", json_true());
+		if (replace)
+			json_object_set_new(o, "replace", json_true());
+		return o;
+	}
 	json_object_set_new(o, "proxy", json_string(ls_addr_fmt(&n->addr, proxy)));
 	if (n->key.set) {
 		ls_hex_encode(n->key.b, NODE_KEY_LEN, hex);
@@ -234,6 +264,8 @@ static json_t *route_args(const struct node_conf *n, bool replace)
 		json_object_set_new(o, "key", json_string(hex));
 	}
 	json_object_set_new(o, "probe_ms", json_integer(n->probe_ms));
+	if (d->c->conf.mp.mode[0])
+		json_object_set_new(o, "path_mode", json_string(d->c->conf.mp.mode));
 	if (replace)
 		json_object_set_new(o, "replace", json_true());
 	return o;
@@ -253,6 +285,7 @@ static void adopt_route(struct dplink *d, const char *name, const struct node_dp
 	nc.session_id = dp->session_id > 0 ? (uint32_t)dp->session_id : 0;
 	nc.probe_ms = dp->probe_ms ? dp->probe_ms : NODE_PROBE_MS_DEFAULT;
 	nc.source = NODE_SRC_DATAPLANE;
+	nc.direct = dp->direct;
 	if (ctrl_node_add(d->c, &nc, msg, sizeof(msg)) == LS_RC_OK) {
 		ls_info("node %s: adopted from the dataplane's table (%s)", name, dp->proxy);
 		ctrl_publish(d->c, "node", json_pack("{s:s,s:s}", "name", name, "change", "added"));
@@ -265,6 +298,8 @@ static bool differs(const struct node_conf *n, const struct node_dp *dp)
 {
 	char proxy[LS_ADDRSTRLEN];
 
+	if (n->direct || dp->direct)
+		return n->direct != dp->direct;
 	ls_addr_fmt(&n->addr, proxy);
 	return strcmp(proxy, dp->proxy) != 0 || n->key.set != dp->auth ||
 	       (n->key.set && dp->session_id != (int64_t)n->session_id) ||
@@ -299,8 +334,11 @@ void dplink_sync(struct dplink *d)
 		}
 		if (n->conf.source == NODE_SRC_DATAPLANE || d->add_pending[i])
 			continue;
+		/* A node with an agent has its route once the agent issued its key. */
+		if (n->conf.control_port && !n->conf.key.set)
+			continue;
 		if (!n->dp.present || differs(&n->conf, &n->dp))
-			d->add_pending[i] = send_req(d, "route_add", route_args(&n->conf, n->dp.present),
+			d->add_pending[i] = send_req(d, "route_add", route_args(d, &n->conf, n->dp.present),
 						     on_route_added,
 						     req_new(d, "route_add", n->conf.name, i));
 	}
@@ -379,7 +417,11 @@ static void take_routes(struct dplink *d, json_t *res)
 		}
 		seen[slot] = true;
 		c->nodes.n[slot].dp = dp;
-		health_missed(&c->nodes.n[slot].health, &c->conf.health, now, dp.missed);
+		if (paths_take(c, slot, o) < 0)
+			bad_input(d, "route's paths");
+		/* The direct route sends no keepalives: its health is ICMP's (direct_route.c). */
+		if (!dp.direct)
+			health_missed(&c->nodes.n[slot].health, &c->conf.health, now, dp.missed);
 		ctrl_health_events(c, slot);
 	}
 	for (int s = 0; s < NODE_MAX; s++) {
@@ -475,8 +517,10 @@ static void on_stats(void *ud, const struct ls_steerc_answer *a)
 	struct dplink *d = r->d;
 
 	d->stats_pending = false;
-	if (a->rc == LS_RC_OK && json_is_object(a->result))
+	if (a->rc == LS_RC_OK && json_is_object(a->result)) {
 		keep_json(&d->stats, a->result);
+		d->stats_us = ls_now_us();
+	}
 	free(r);
 }
 
@@ -846,7 +890,7 @@ static enum ls_rc call_now(struct dplink *d, const char *cmd, json_t *args, char
 enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen)
 {
 	struct node *n = &d->c->nodes.n[slot];
-	enum ls_rc rc = call_now(d, "route_add", route_args(&n->conf, false), msg, msglen);
+	enum ls_rc rc = call_now(d, "route_add", route_args(d, &n->conf, false), msg, msglen);
 
 	if (rc == LS_RC_OK)
 		n->dp.present = true;
@@ -856,6 +900,13 @@ enum ls_rc dplink_add_now(struct dplink *d, int slot, char *msg, size_t msglen)
 enum ls_rc dplink_set_fec_now(struct dplink *d, const char *fec, char *msg, size_t msglen)
 {
 	return call_now(d, "set_fec", json_pack("{s:s}", "fec", fec), msg, msglen);
+}
+
+enum ls_rc dplink_set_mode_now(struct dplink *d, const char *node, const char *mode, char *msg,
+			       size_t msglen)
+{
+	return call_now(d, "set_path_mode", json_pack("{s:s,s:s}", "route", node, "mode", mode), msg,
+			msglen);
 }
 
 enum ls_rc dplink_del_now(struct dplink *d, const char *name, char *msg, size_t msglen)

@@ -106,6 +106,7 @@ static void send_echo(struct icmp_probe *i)
 	pkt[2] = (uint8_t)(sum >> 8);
 	pkt[3] = (uint8_t)sum;
 	i->unanswered++;
+	droute_icmp_sent(i->c, i->unanswered);
 	i->out[slot].seq = seq;
 	i->out[slot].sent_us = now;
 	i->out[slot].live = true;
@@ -155,6 +156,7 @@ static void take_reply(struct icmp_probe *i, const uint8_t *buf, size_t n, const
 	if (i->n_rtts < ICMP_KEEP)
 		i->n_rtts++;
 	i->unanswered = 0;
+	droute_icmp_reply(i->c, (uint32_t)(now - i->out[slot].sent_us));
 	if (!i->any_reply)
 		ls_info("direct path: %s answers ICMP echo (%.1f ms)", inet_ntoa(from->sin_addr),
 			(now - i->out[slot].sent_us) / 1000.0);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctlmsg.h"
 #include "util.h"
 
 const char *node_source_name(enum node_source s)
@@ -11,6 +12,7 @@ const char *node_source_name(enum node_source s)
 	static const char *const names[NODE_SRC__COUNT] = {
 		[NODE_SRC_CONFIG] = "config", [NODE_SRC_CMDLINE] = "command_line",
 		[NODE_SRC_API] = "api", [NODE_SRC_DATAPLANE] = "dataplane",
+		[NODE_SRC_DNS] = "dns", [NODE_SRC_PEER] = "peer",
 	};
 
 	return (unsigned)s < NODE_SRC__COUNT ? names[s] : "config";
@@ -44,7 +46,7 @@ bool node_conf_same_route(const struct node_conf *a, const struct node_conf *b)
 	       a->addr.sin_port == b->addr.sin_port && a->key.set == b->key.set &&
 	       (!a->key.set || (a->session_id == b->session_id &&
 				memcmp(a->key.b, b->key.b, NODE_KEY_LEN) == 0)) &&
-	       a->probe_ms == b->probe_ms;
+	       a->probe_ms == b->probe_ms && a->direct == b->direct;
 }
 
 void node_table_init(struct node_table *t)
@@ -114,7 +116,7 @@ int node_parse_spec(const char *spec, struct node_conf *c, char *err, size_t err
 	memcpy(buf, spec, n + 1);
 	eq = strchr(buf, '=');
 	if (!eq) {
-		snprintf(err, errlen, "expected NAME=HOST:PORT[,session=ID,key-file=PATH], not '%.64s'",
+		snprintf(err, errlen, "expected NAME=HOST:PORT[,session=ID,key-file=PATH][,control=PORT[,fingerprint=sha256:HEX]], not '%.64s'",
 			 spec);
 		return -1;
 	}
@@ -163,11 +165,35 @@ int node_parse_spec(const char *spec, struct node_conf *c, char *err, size_t err
 				return -1;
 			}
 			c->probe_ms = (uint32_t)x;
+		} else if (strcmp(opt, "control") == 0) {
+			if (ls_parse_i64(v, 1, 65535, &x) < 0) {
+				snprintf(err, errlen, "node %s: control must be the agent's port, 1..65535",
+					 c->name);
+				return -1;
+			}
+			c->control_port = (uint16_t)x;
+		} else if (strcmp(opt, "fingerprint") == 0) {
+			if (ls_ctl_fp_parse(v, c->fp) < 0) {
+				snprintf(err, errlen, "node %s: fingerprint must be sha256: and 64 hex digits "
+					 "(the agent prints it at start)", c->name);
+				return -1;
+			}
+			c->has_fp = true;
 		} else {
-			snprintf(err, errlen, "node %s: unknown option '%.32s' (session, key-file, probe-ms)",
-				 c->name, opt);
+			snprintf(err, errlen, "node %s: unknown option '%.32s' (session, key-file, "
+				 "probe-ms, control, fingerprint)", c->name, opt);
 			return -1;
 		}
+	}
+	if (c->control_port && have_session) {
+		snprintf(err, errlen, "node %s: its agent issues the session: control= goes without "
+			 "session= and key-file=", c->name);
+		return -1;
+	}
+	if (c->has_fp && !c->control_port) {
+		snprintf(err, errlen, "node %s: fingerprint= pins an agent: give control=PORT too",
+			 c->name);
+		return -1;
 	}
 	if (have_session != !!c->key_file[0]) {
 		snprintf(err, errlen, "node %s: session and key-file go together", c->name);

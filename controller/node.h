@@ -28,9 +28,11 @@ enum node_source {
 	NODE_SRC_CMDLINE,   /* --node */
 	NODE_SRC_API,       /* POST /proxies */
 	NODE_SRC_DATAPLANE, /* found in the client's route table, configured by no one here */
+	NODE_SRC_DNS,       /* DNS SRV _lightspeed._udp.DOMAIN (discovery_dns.c) */
+	NODE_SRC_PEER,      /* told by another node's agent (discovery_peers.c) */
 	NODE_SRC__COUNT
 };
-/* "config", "command_line", "api", "dataplane". */
+/* "config", "command_line", "api", "dataplane", "dns", "peer". */
 const char *node_source_name(enum node_source s);
 
 struct node_key {
@@ -48,6 +50,14 @@ struct node_conf {
 	uint32_t probe_ms;
 	struct node_facts facts;
 	enum node_source source;
+	bool direct;             /* the client's direct route: no node, the game server itself */
+	/* A node with an agent (agents.c): its QUIC control port, and the fingerprint its
+	 * certificate is pinned to (has_fp false: trust on first use). Its session and key
+	 * come from the agent, not from here. */
+	uint16_t control_port;     /* 0: no agent */
+	bool has_fp;
+	uint8_t fp[32];
+	char via[NODE_NAME_MAX];   /* NODE_SRC_PEER: the node that told us */
 };
 void node_conf_init(struct node_conf *c);
 /* 1..31 characters of [A-Za-z0-9._-]. */
@@ -58,6 +68,7 @@ bool node_conf_same_route(const struct node_conf *a, const struct node_conf *b);
 /* A route as the client dataplane reports it (`routes`). */
 struct node_dp {
 	bool present;            /* in the dataplane's table */
+	bool direct;             /* a direct route (proxy is the game server) */
 	char proxy[32];
 	bool auth;
 	int64_t session_id;      /* -1 none */
@@ -98,7 +109,8 @@ int node_add(struct node_table *t, const struct node_conf *c, uint64_t now_us, b
 void node_remove(struct node_table *t, int slot);
 unsigned node_count(const struct node_table *t);
 
-/* "NAME=HOST:PORT[,session=ID,key-file=PATH,probe-ms=N]" (the --node flag) into c
+/* "NAME=HOST:PORT[,session=ID,key-file=PATH,probe-ms=N,control=PORT,
+ * fingerprint=sha256:HEX]" (the --node flag) into c
  * (the address unresolved, the key file not read: see ctrl_conf.c). Returns 0 or -1
  * with a message. */
 int node_parse_spec(const char *spec, struct node_conf *c, char *err, size_t errlen);

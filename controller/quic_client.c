@@ -340,6 +340,17 @@ static void on_frame(struct ls_quic_conn *qc, int64_t sid, const uint8_t *f, siz
 		if (m.type == LS_CTL_PEERS && q->ops->peers)
 			q->ops->peers(q->ctx, &m);
 		break;
+	case LS_CTL_ALLOW:
+		if (m.type == LS_CTL_ALLOW_ACK) {
+			q->s.ndests = m.u.allow_ack.ndests;
+			memcpy(q->s.dests, m.u.allow_ack.dests, sizeof(q->s.dests));
+			ls_info("node %s: the agent allows %u destinations now", q->conf.name,
+				q->s.ndests);
+		} else if (m.type == LS_CTL_ERROR) {
+			set_err(q, "ALLOW refused: %s (%s)", m.u.err.msg, ls_ctl_code_name(m.u.err.code));
+			ls_warn_rl(&q->rl, "node %s: %s", q->conf.name, q->err);
+		}
+		break;
 	case LS_CTL_DISCONNECT:
 		/* Our revocation is done at the proxy: now the connection goes too (and
 		 * comes back with a new session unless we stopped). */
@@ -665,4 +676,27 @@ void quic_client_disconnect(struct quic_client *q)
 	if (q->qc)
 		ls_quic_conn_close(q->qc, LS_CTL_R_NORMAL, "bye");
 	q->state = QC_CLOSED;
+}
+
+int quic_client_allow(struct quic_client *q, const struct ls_dest *d)
+{
+	struct ls_ctl_msg m;
+
+	for (uint8_t i = 0; i < q->s.ndests; i++)
+		if (memcmp(&q->s.dests[i], d, sizeof(*d)) == 0)
+			return 0;
+	if (q->conf.ndests < LS_CTL_MAX_DESTS) {
+		bool known = false;
+
+		for (uint8_t i = 0; i < q->conf.ndests; i++)
+			known |= memcmp(&q->conf.dests[i], d, sizeof(*d)) == 0;
+		if (!known)
+			q->conf.dests[q->conf.ndests++] = *d; /* asked for again at a new REGISTER */
+	}
+	if (!q->qc || q->state != QC_REGISTERED)
+		return 0;
+	memset(&m, 0, sizeof(m));
+	m.type = LS_CTL_ALLOW;
+	m.u.allow = *d;
+	return send_req(q, &m);
 }

@@ -99,6 +99,9 @@ int quic_client_trust(struct quic_client *q, char *err, size_t errlen);
 void quic_client_poll(struct quic_client *q);
 /* DISCONNECT the session, register anew on a new connection (a fresh key). */
 void quic_client_renew(struct quic_client *q);
+/* A destination more for the session (the game server, once known): ALLOW now when
+ * registered, and in every later REGISTER. 0, or -1 when it could not be sent. */
+int quic_client_allow(struct quic_client *q, const struct ls_dest *d);
 /* DISCONNECT the session and close, for good: revoked() says when the agent has ended
  * it at the proxy (then lost() with QC_CLOSED). */
 void quic_client_disconnect(struct quic_client *q);

@@ -53,6 +53,8 @@ static void score_nodes(struct ctrl *c, uint64_t now)
 			s[i].usable = false;
 			snprintf(s[i].why, sizeof(s[i].why), "no route in the dataplane yet");
 		}
+		if (n->used && s[i].usable && !agents_usable(c, i, s[i].why, sizeof(s[i].why)))
+			s[i].usable = false;
 		s[i].present = n->used && n->dp.present;
 		n->score = s[i];
 	}
@@ -94,8 +96,11 @@ void ctrl_round(struct ctrl *c)
 	score_nodes(c, now);
 	ctrl_scores(c, s);
 	select_decide(&c->sel_state, &c->conf.select, s, NODE_MAX, c->fo.active, now, &c->decision);
+	paths_filter(c, &c->decision);
+	droute_filter(c, &c->decision);
 	if (!dplink_connected(c->dp))
 		return;
+	paths_round(c, now);
 	n = failover_step(&c->fo, &c->conf.failover, &c->conf.select, &c->decision, s, NODE_MAX, now,
 			  act, &hold, &until);
 	log_hold(c, hold, until, now);
@@ -137,6 +142,17 @@ void ctrl_switched(struct ctrl *c, int from, int to, enum switch_reason why)
 	ls_info("route: %s -> %s (%s)", f ? f : "(none)", t ? t : "(none)",
 		failover_reason_name(why));
 	ctrl_publish(c, "switch", api_switch_json(history_at(&c->hist, history_len(&c->hist) - 1)));
+	/* Another egress is another source address at the game server (1.9): say so. */
+	if (f && t && from != to) {
+		char detail[200];
+		snprintf(detail, sizeof(detail),
+			 "egress %s -> %s (%s): the game server will see a new address", f, t,
+			 paths_managed(c, from) && (why == SW_FAILOVER || why == SW_RECOVERY) ?
+				 "no path to it works" :
+				 failover_reason_name(why));
+		ls_warn("%s", detail);
+		ctrl_publish(c, "decision", api_decision_json("egress", t, detail));
+	}
 	if (c->history_path[0] && history_save(&c->hist, c->history_path, err, sizeof(err)) < 0)
 		ls_warn("history not saved: %s", err);
 }

@@ -18,6 +18,7 @@
 
 #include "addr.h"
 #include "client_observe.h"
+#include "conf.h"
 #include "log.h"
 #include "util.h"
 
@@ -27,8 +28,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: " CL_PROG " [-c FILE] [--proxy HOST:PORT] --game-server HOST:PORT --local-port N\n"
-		"         [--listen ADDR] [--socket PATH] [--session-id N --key HEX]\n"
-		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--log-level LEVEL] [--check]\n"
+		"         [--listen ADDR] [--socket PATH] [--session-id N --key-file PATH|--key HEX]\n"
+		"         [--keepalive-ms N] [--fec off|auto|K:M[:MS]] [--path-mode MODE] [--cost-budget N]\n"
+		"         [--log-level LEVEL] [--check]\n"
 		"       " CL_PROG " --capture (--game NAME|auto | --ports LIST) [--game-server HOST:PORT|auto]\n"
 		"         [--proxy HOST:PORT] [--capture-mark N] [options as above, but --local-port]\n"
 		"       " CL_PROG " --cleanup [-c FILE] [--capture-mark N]\n"
@@ -44,6 +46,8 @@ static void usage(FILE *f)
 		"stops or dies), and replies reach the game from the server's address.\n"
 		"\n"
 		"  -c, --config FILE        read the [client] section of FILE; flags override it\n"
+		"                           (default " CL_DEFAULT_CONFIG " when it exists;\n"
+		"                           SIGHUP reads it again)\n"
 		"  --proxy HOST:PORT        the proxy's tunnel address (a name is resolved once):\n"
 		"                           the route \"default\"; without it routes come by\n"
 		"                           steering (route_add)\n"
@@ -52,14 +56,21 @@ static void usage(FILE *f)
 		"  --listen ADDR            IPv4 address of that port (default " CL_DEFAULT_LISTEN ")\n"
 		"  --socket PATH            steering socket (default " CL_DEFAULT_SOCKET ";\n"
 		"                           $XDG_RUNTIME_DIR/lightspeed/client.sock when not root)\n"
-		"  --session-id N --key HEX authenticated session: id 1..4294967295 and a\n"
-		"                           32-hex-digit key (other users can read flags in ps;\n"
-		"                           the config file keeps the key private)\n"
+		"  --session-id N --key-file PATH\n"
+		"                           authenticated session: id 1..4294967295 and a file\n"
+		"                           holding the 32-hex-digit key (mode 0600)\n"
+		"  --key HEX                the key itself (other users can read flags in ps)\n"
 		"  --keepalive-ms N         keepalive interval, %d..%d (default %d)\n"
 		"  --fec SETTING            forward error correction, both directions (default off):\n"
 		"                           off; auto (chosen from measured loss); K:M (K data and\n"
 		"                           M parity packets per block, 1..32 and 0..16); K:M:MS\n"
 		"                           (a block closes MS ms after its first packet, default 16)\n"
+		"  --path-mode MODE         how a route with several paths (direct, through relays)\n"
+		"                           uses them: single (the best one, the default),\n"
+		"                           duplicate (every packet on every path), split (data on\n"
+		"                           the best, FEC parity on the others) or auto\n"
+		"  --cost-budget N          wire packets per game packet auto may spend, 1..3\n"
+		"                           (default 2)\n"
 		"  --log-level LEVEL        error, warn, info or debug (default info)\n"
 		"  --capture                capture mode\n"
 		"  --game NAME|auto         a game profile (profiles/NAME.toml): its ports, its\n"
@@ -97,8 +108,10 @@ static const struct {
 	{ "proxy", "proxy" },           { "game-server", "game_server" },
 	{ "local-port", "local_port" }, { "listen", "listen" },
 	{ "socket", "socket" },         { "session-id", "session_id" },
-	{ "key", "key" },               { "keepalive-ms", "keepalive_ms" },
+	{ "key", "key" },               { "key-file", "key_file" },
+	{ "keepalive-ms", "keepalive_ms" },
 	{ "fec", "fec" },               { "log-level", "log_level" },
+	{ "path-mode", "path_mode" },   { "cost-budget", "cost_budget" },
 	{ "game", "game" },             { "ports", "ports" },
 	{ "capture-mark", "capture_mark" },
 };
@@ -168,8 +181,8 @@ static void parse_cmdline(int argc, char **argv, struct cmdline *cl)
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
-	if (!flag_value(cl, "session-id") != !flag_value(cl, "key"))
-		usage_error("--session-id and --key go together (both or neither)");
+	if (!flag_value(cl, "session-id") != !(flag_value(cl, "key") || flag_value(cl, "key-file")))
+		usage_error("--session-id and --key-file (or --key) go together (both or neither)");
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
@@ -248,6 +261,7 @@ static int setup(struct client *c, const struct client_addrs *a, char *err, size
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP); /* a reload, never the default death without a FIN */
 	if (sigprocmask(SIG_BLOCK, &sigs, NULL) < 0 ||
 	    (c->signal_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "signalfd: %s", strerror(errno));
@@ -295,6 +309,7 @@ static void teardown(struct client *c)
 	c->steer = NULL;
 	client_capture_mode_close(c);
 	client_fec_free(c);
+	client_direct_free(c);
 	for (size_t i = 0; i < LS_ARRAY_LEN(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
@@ -321,6 +336,36 @@ static void on_tick(struct client *c)
 	client_flows_expire(c, now);
 	client_fec_tick(c, now);
 	client_ctl_counters_event(c);
+	client_warn_drops(c, now);
+}
+
+/* What a reload reads again: the command line, and the configuration as read last
+ * (before a game profile or steering changed anything), to see what the file changed. */
+static const struct cmdline *cl_start;
+static struct client_conf conf_read_last;
+
+static int conf_read(const struct cmdline *cl, struct client_conf *conf, char *err,
+		     size_t errlen);
+
+static void reload(struct client *c)
+{
+	struct client_conf next;
+	struct client_addrs a;
+	char err[512];
+
+	if (!cl_start->config) {
+		ls_warn("SIGHUP: started without a configuration file (-c, " CL_DEFAULT_CONFIG
+			"): nothing to reload");
+		return;
+	}
+	if (conf_read(cl_start, &next, err, sizeof(err)) < 0 ||
+	    client_conf_finish(&next, &a, err, sizeof(err)) < 0) {
+		ls_err("SIGHUP: %s; still running on the configuration read before", err);
+		return;
+	}
+	client_reload(c, &conf_read_last, &next, &a, cl_start->config);
+	conf_read_last = next;
+	memset(&next, 0, sizeof(next));
 }
 
 static void on_signal(struct client *c)
@@ -328,6 +373,10 @@ static void on_signal(struct client *c)
 	struct signalfd_siginfo si;
 
 	while (read(c->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			reload(c);
+			continue;
+		}
 		ls_info("%s: shutting down", strsignal((int)si.ssi_signo));
 		c->stop = true;
 	}
@@ -358,6 +407,10 @@ static int run(struct client *c)
 			return -1;
 		}
 		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u32 >= CL_EV_DIRECT) {
+				client_direct_readable(c, evs[i].data.u32 - CL_EV_DIRECT);
+				continue;
+			}
 			switch (evs[i].data.u32) {
 			case EV_LOCAL:
 				client_fwd_up(c);
@@ -382,10 +435,28 @@ static int run(struct client *c)
 	}
 	/* Tell the proxy the session is over so it frees it now, not at its idle timeout.
 	 * No answer is awaited: shutdown never hangs on the network. */
-	uint8_t fin[LS_MAX_OVERHEAD];
-	size_t fin_len = c->cur ? client_route_fin(c->cur, ls_now_us(), fin) : 0;
-	if (fin_len)
-		client_send_control(c, c->cur, fin, fin_len);
+	client_send_fins(c, ls_now_us());
+	return 0;
+}
+
+/* Defaults, the file, the flags: -1 for the file (message with its position), -2 for
+ * a flag (a usage error). */
+static int conf_read(const struct cmdline *cl, struct client_conf *conf, char *err,
+		     size_t errlen)
+{
+	char msg[400];
+
+	client_conf_defaults(conf);
+	if (cl->config && client_conf_load(cl->config, conf, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < N_FLAG_KEYS; i++)
+		if (cl->values[i] && client_conf_set(conf, flag_keys[i].key, cl->values[i], msg,
+						     sizeof(msg)) < 0) {
+			snprintf(err, errlen, "--%s: %s", flag_keys[i].flag, msg);
+			return -2;
+		}
+	if (cl->capture)
+		conf->capture = true;
 	return 0;
 }
 
@@ -409,18 +480,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, CL_PROG ": out of memory\n");
 		return 1;
 	}
-	client_conf_defaults(&c->conf);
-	if (cl.config && client_conf_load(cl.config, &c->conf, err, sizeof(err)) < 0) {
+	cl_start = &cl;
+	if (!cl.config) {
+		cl.config = ls_conf_default(CL_DEFAULT_CONFIG, err, sizeof(err));
+		if (err[0] && (cl.check || cl.cleanup))
+			fprintf(stderr, CL_PROG ": %s\n", err);
+		else if (err[0])
+			ls_info("%s", err);
+	}
+	rc = conf_read(&cl, &c->conf, err, sizeof(err));
+	if (rc == -2)
+		usage_error("%s", err);
+	if (rc < 0) {
 		fprintf(stderr, CL_PROG ": %s\n", err);
 		free(c);
 		return 1;
 	}
-	for (size_t i = 0; i < N_FLAG_KEYS; i++)
-		if (cl.values[i] && client_conf_set(&c->conf, flag_keys[i].key, cl.values[i], err,
-						    sizeof(err)) < 0)
-			usage_error("--%s: %s", flag_keys[i].flag, err);
-	if (cl.capture)
-		c->conf.capture = true;
 	if (cl.cleanup) {
 		/* What a killed client left; a running one is not touched. */
 		struct client_capture_kconf k;
@@ -448,6 +523,7 @@ int main(int argc, char **argv)
 		free(c);
 		return 0;
 	}
+	conf_read_last = c->conf;
 
 	ls_log_set_level((enum ls_log_level)c->conf.log_level);
 	if (setup(c, &addrs, err, sizeof(err)) < 0) {

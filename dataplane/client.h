@@ -13,6 +13,7 @@
 #include "client_capture_mode.h"
 #include "client_route.h"
 #include "dp_fec.h"
+#include "log.h"
 #include "steer.h"
 
 #ifndef LS_VERSION
@@ -39,6 +40,9 @@
 #define CL_PROBE_MIN_MS 20
 #define CL_MISS_FAILOVER 3      /* keepalives missed in a row that switch to the backup */
 #define CL_DEFAULT_ROUTE "default" /* the route of --proxy */
+/* Relay hops: every route's relayed paths (docs/protocol.md 1.9). */
+#define CL_MAX_HOPS (CL_MAX_ROUTES * CL_MAX_PATHS)
+#define CL_DEFAULT_CONFIG "/etc/lightspeed/client.toml" /* read without -c when it exists */
 #define CL_MANUAL_ROUTE "manual"   /* set_route's {proxy, ...} form */
 
 /* A game socket. Each one is its own FEC block stream in both directions. */
@@ -53,7 +57,24 @@ struct client_flow {
 	struct client_route *route;
 	struct ls_fec_enc *enc; /* upstream blocks: while FEC is on */
 	struct ls_fec_dec *dec; /* downstream recovery: from the first version-2 packet */
+	int dfd;                /* the direct route's socket of this game socket; 0: none */
 	struct client_route *dec_route; /* the route whose blocks dec follows */
+};
+
+/* The direct route's sockets (client_direct.c): spares kept ready while a direct route
+ * exists, and the batch of datagrams queued for them. */
+#define CL_DIRECT_SPARE 4
+/* epoll tags of the flows' direct sockets: CL_EV_DIRECT + flow index. */
+#define CL_EV_DIRECT 1000u
+struct client_directs {
+	int spare[CL_DIRECT_SPARE];
+	unsigned nspare, open;
+	struct mmsghdr msg[CL_BATCH];
+	struct iovec iov[CL_BATCH];
+	struct sockaddr_in to[CL_BATCH];
+	int fd[CL_BATCH];
+	unsigned n;
+	struct ls_ratelog rl;
 };
 
 struct client_counters {
@@ -63,6 +84,8 @@ struct client_counters {
 	uint64_t delivered_packets, delivered_bytes;
 	uint64_t keepalives_sent, keepalive_replies;
 	uint64_t route_changes;
+	uint64_t direct_tx_packets, direct_tx_bytes; /* the direct route's, to game servers */
+	uint64_t direct_rx_packets, direct_rx_bytes; /* and from them */
 	uint64_t drops[LS_DROP__COUNT];
 };
 
@@ -107,6 +130,7 @@ struct client_io {
 	struct sockaddr_in down_from[CL_BATCH];
 	struct client_txq down;
 	struct client_hold hold;
+	uint8_t scratch[LS_RX_BUF]; /* parity is built here, then copied along its paths */
 };
 
 /* Forward error correction: the setting applies to both directions. Upstream the
@@ -118,6 +142,7 @@ struct client_fec {
 	struct dp_fec_mirror mirror; /* the proxy's downstream policy, as seen from here */
 	uint32_t ka_ms;             /* the keepalive interval in force */
 	uint64_t next_us;           /* earliest deadline of an open block; 0: none */
+	bool split;                 /* the active route is in split mode (1.9) */
 	struct dp_fec_counters ctr; /* parity sent, and what freed decoders counted */
 };
 
@@ -142,6 +167,7 @@ struct client {
 	struct client_io *io;
 
 	struct client_route routes[CL_MAX_ROUTES]; /* the candidates (used ones) */
+	struct client_route hops[CL_MAX_HOPS];     /* their sessions with relays */
 	struct client_route *cur;    /* the active route: game packets go here; NULL: none */
 	struct client_route *backup; /* armed for fast failover, or NULL */
 	/* The route left by the last switch, until prev_until_us: it still takes late
@@ -164,13 +190,31 @@ struct client {
 
 	struct client_flow flows[CL_MAX_FLOWS];
 	unsigned n_flows;
+	struct client_directs direct;
 	struct client_fec fec;
 	struct client_capture_mode *capm; /* capture mode (client_capture_mode.h), or NULL */
 
 	struct client_counters ctr;
+	struct {
+		uint64_t seen[LS_DROP__COUNT];    /* drops already told of */
+		uint64_t next_us[LS_DROP__COUNT]; /* when a reason may be told of again */
+	} warn;
 	uint64_t started_us;
 	bool stop;
 };
+
+/* ---- client_warn.c: drops in the log ------------------------------------------ */
+
+/* Once a second: the first drop of each reason at warn with what to do, then at most
+ * one line per reason every 10 s while it goes on. */
+void client_warn_drops(struct client *c, uint64_t now_us);
+
+/* ---- client_reload.c: SIGHUP ---------------------------------------------------- */
+
+/* Apply what changed between the configuration read last (was) and the one read now
+ * (now, checked, its addresses resolved in a); name: the file. */
+void client_reload(struct client *c, const struct client_conf *was, const struct client_conf *now,
+		   const struct client_addrs *a, const char *name);
 
 /* ---- client_table.c: the candidate routes (docs/protocol.md 3.2) --------------- */
 
@@ -184,6 +228,10 @@ unsigned client_table_count(const struct client *c);
 enum ls_rc client_table_add(struct client *c, const char *name, const struct sockaddr_in *proxy,
 			    uint32_t session_id, const uint8_t *key, uint32_t probe_ms,
 			    bool replace, struct client_route **out);
+/* The direct route (client_direct.c) named name: no proxy, the game server itself.
+ * LS_RC_EXISTS unless replace (LS_RC_CONFLICT for a route in use), LS_RC_FULL. */
+enum ls_rc client_table_add_direct(struct client *c, const char *name, bool replace,
+				   struct client_route **out);
 /* LS_RC_NOT_FOUND; LS_RC_CONFLICT for the active route; an armed backup is disarmed. */
 enum ls_rc client_table_del(struct client *c, const char *name);
 /* Arm a backup (NULL: none). LS_RC_NOT_FOUND; LS_RC_CONFLICT for the active route. */
@@ -197,19 +245,88 @@ void client_switch(struct client *c, struct client_route *to, const char *reason
  * not: the table is full). */
 bool client_set_route(struct client *c, const struct sockaddr_in *proxy, uint32_t session_id,
 		      const uint8_t *key, const struct sockaddr_in *game_server, enum ls_rc *rc);
-/* A keepalive request to r now. */
-void client_send_keepalive(struct client *c, struct client_route *r, uint64_t now_us);
 /* The route game packets go to now: the active one, or the one just left while the
  * active one has no lifetime yet; NULL without a route. */
 struct client_route *client_up_route(struct client *c, uint64_t now_us);
-/* Does any route (or the retired one) have this proxy address? */
-bool client_table_knows(const struct client *c, const struct sockaddr_in *from);
-/* The route a datagram from `from` belongs to, or NULL. */
-struct client_route *client_route_for(struct client *c, const struct sockaddr_in *from,
-				      const struct ls_pkt *p);
+/* The keepalive interval of r now: the active route's keepalive_ms (or FEC auto's, if
+ * shorter), a standby's probe_ms. */
+uint32_t client_keepalive_ms(const struct client *c, const struct client_route *r,
+			     uint64_t now_us);
 /* Each loop turn: keepalives due, missed ones counted, fast failover, handshakes, the
  * silence watch, held packets, events. Returns when to run again (0: no deadline). */
 uint64_t client_table_run(struct client *c, uint64_t now_us);
+
+/* ---- client_direct.c: the direct route, straight to the game server --------- */
+
+/* A route of the table goes direct. */
+bool client_direct_wanted(const struct client *c);
+/* Keep CL_DIRECT_SPARE sockets ready while one does (each loop turn). */
+void client_direct_refill(struct client *c);
+/* Queue a game datagram for f's game server (to), from f's own socket. */
+void client_direct_send(struct client *c, struct client_flow *f, uint8_t *payload, size_t len,
+			const struct sockaddr_in *to);
+void client_direct_flush(struct client *c);
+/* f's socket is readable (idx: its index in flows). */
+void client_direct_readable(struct client *c, unsigned idx);
+/* A game socket goes: so does its direct socket. */
+void client_direct_flow_gone(struct client *c, struct client_flow *f);
+void client_direct_free(struct client *c);
+
+/* ---- client_multi.c: a route's paths, direct or through relays (1.9) ---------- */
+
+/* A route's paths as route_add makes them: the direct one alone. */
+void client_route_paths_init(struct client_route *r);
+/* Only the direct path stays (the relays' hops are freed). */
+void client_route_drop_relays(struct client_route *r);
+/* The index of the path named name, or -1. */
+int client_path_find(const struct client_route *r, const char *name);
+/* Add (or with replace change) a path: "direct" (relay NULL), or through a relay with
+ * a grant (its hop begins its handshake at once); next_hop is the egress as the relay
+ * reaches it (NULL: the route's own address for it). LS_RC_EXISTS, LS_RC_FULL beyond
+ * CL_MAX_PATHS, LS_RC_CONFLICT when another path has that grant at that relay,
+ * LS_RC_INVALID for "direct" with a relay or another name without one. */
+enum ls_rc client_path_add(struct client *c, struct client_route *r, const char *name,
+			   const struct sockaddr_in *relay, uint32_t grant_id, const uint8_t *key,
+			   const struct sockaddr_in *next_hop, bool replace);
+/* LS_RC_NOT_FOUND; LS_RC_CONFLICT for a route's last path. */
+enum ls_rc client_path_del(struct client *c, struct client_route *r, const char *name);
+/* The mode in force (auto's choice; single with one path). */
+enum client_mode client_route_mode_now(const struct client_route *r);
+void client_route_set_mode(struct client *c, struct client_route *r, enum client_mode m);
+/* Each path's role from the mode and the data path. */
+void client_route_roles(struct client *c, struct client_route *r, uint64_t now_us);
+/* Each interval: the data path (the best, with a margin and a hold; at once when it is
+ * down) and auto's mode. */
+void client_route_choose(struct client *c, struct client_route *r, uint64_t now_us);
+/* The paths a game packet (parity: an FEC parity packet) takes now, into out. */
+unsigned client_route_targets(struct client_route *r, bool parity, uint64_t now_us,
+			      uint8_t out[CL_MAX_PATHS]);
+/* Can r carry game packets now: a lifetime, and a path whose hop is up? */
+bool client_route_sendable(struct client_route *r, uint64_t now_us);
+/* Keepalives unanswered in a row: the route's fewest over its paths. */
+uint32_t client_route_missed(const struct client_route *r);
+/* Send an end-to-end datagram along path i now (wrapped for a relay); false when it
+ * could not go (counted). */
+bool client_send_on(struct client *c, struct client_route *r, unsigned i, const uint8_t *buf,
+		    size_t len, uint64_t now_us);
+/* The same into the upstream queue; data must stay valid until the queue flushes. */
+bool client_queue_on(struct client *c, struct client_route *r, unsigned i, uint8_t *data,
+		     size_t len, uint64_t now_us);
+/* The same for data that does not stay valid: copied into the queue's own storage. */
+bool client_queue_copy_on(struct client *c, struct client_route *r, unsigned i,
+			  const uint8_t *data, size_t len, uint64_t now_us);
+/* Keepalive requests to r now, one along each path. */
+void client_send_keepalive(struct client *c, struct client_route *r, uint64_t now_us);
+/* Shutdown: a FIN to the active route along each path, and to each of its relays. */
+void client_send_fins(struct client *c, uint64_t now_us);
+/* Each loop turn: the hops' keepalives, handshakes and silence. Returns the next
+ * deadline (0: none). */
+uint64_t client_multi_run(struct client *c, uint64_t now_us);
+/* The route (and *path) a datagram from `from` came by, or NULL. */
+struct client_route *client_way_for(struct client *c, const struct sockaddr_in *from,
+				    const struct ls_pkt *p, int *path);
+/* Does any route (or the retired one) have this proxy or relay address? */
+bool client_table_knows(const struct client *c, const struct sockaddr_in *from);
 
 /* ---- client_fwd.c: the packet paths -------------------------------------------- */
 
@@ -221,9 +338,9 @@ int client_io_init(struct client *c);
 void client_fwd_up(struct client *c);
 /* Tunnel -> game: check what the proxies sent, deliver it to its game socket. */
 void client_fwd_down(struct client *c);
-/* Send one control datagram to a route's proxy (keepalive, reply, FIN); false when
- * the kernel refused it (counted). */
-bool client_send_control(struct client *c, const struct client_route *r, const uint8_t *buf,
+/* Send one control datagram now (keepalive, reply, FIN, handshake); false when the
+ * kernel refused it (counted). */
+bool client_send_control(struct client *c, const struct sockaddr_in *to, const uint8_t *buf,
 			 size_t len);
 /* Forget game sockets idle for CL_FLOW_IDLE_US. */
 void client_flows_expire(struct client *c, uint64_t now_us);
@@ -260,10 +377,14 @@ void client_fec_close_flow(struct client *c, struct client_flow *f, uint64_t now
 /* A version-2 datagram from r for game socket f: recovery, then delivery. */
 void client_fec_down(struct client *c, struct client_route *r, struct client_flow *f,
 		     const struct ls_pkt *pkt, uint8_t *payload, uint64_t now_us);
-/* The proxy reported on our packets (r->up_sample): the auto policy learns from it. */
-void client_fec_report(struct client *c, struct client_route *r, uint64_t now_us);
+/* The proxy reported on our packets (m->up_sample: the way that carries the data):
+ * the auto policy learns from it. */
+void client_fec_report(struct client *c, struct client_route *r, struct client_meas *m,
+		       uint64_t now_us);
 /* A new route: decoders and the policy start over (another proxy, another path). */
 void client_fec_route_changed(struct client *c);
+/* The active route's mode changed: split needs a code even with FEC off. */
+void client_fec_mode_changed(struct client *c);
 /* Once a second: blocks that will never complete are counted. */
 void client_fec_tick(struct client *c, uint64_t now_us);
 /* The counters of `stats`: freed decoders and live ones. */

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "client_route.h"
 #include "conf.h"
 #include "log.h"
+#include "secret.h"
 #include "util.h"
 
 void client_conf_defaults(struct client_conf *c)
@@ -25,6 +27,8 @@ void client_conf_defaults(struct client_conf *c)
 		snprintf(c->socket, sizeof(c->socket), "%s/lightspeed/client.sock", xdg);
 	c->keepalive_ms = CL_KEEPALIVE_DEFAULT_MS;
 	dp_fec_parse("off", &c->fec, NULL, 0);
+	c->mode = CL_MODE_SINGLE;
+	c->cost_budget = CL_COST_BUDGET_DEFAULT;
 	c->log_level = LS_LOG_INFO;
 }
 
@@ -149,6 +153,21 @@ static int parse_listen(const struct ls_cv *v, void *dst, char *err, size_t errl
 	return 0;
 }
 
+static int parse_socket(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	size_t cap = sizeof(((struct client_conf *)0)->socket);
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	if (!v->u.s[0] || strlen(v->u.s) >= cap) {
+		snprintf(err, errlen, "the steering socket must be a path of 1 to %zu bytes",
+			 cap - 1);
+		return -1;
+	}
+	memcpy(dst, v->u.s, strlen(v->u.s) + 1);
+	return 0;
+}
+
 static int parse_key(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 {
 	struct client_key *k = dst;
@@ -160,6 +179,32 @@ static int parse_key(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 		return -1;
 	}
 	k->set = true;
+	k->in_config = true;
+	return 0;
+}
+
+/* key_file / --key-file: the key in a file of its own, so it never shows in `ps`. */
+static int parse_key_file(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	struct client_key *k = dst;
+	char hex[2 * LS_KEY_LEN + 8], msg[300];
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	if (ls_secret_read(v->u.s, hex, sizeof(hex), msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "key file %s", msg);
+		return -1;
+	}
+	if (ls_hex_decode(hex, k->b, LS_KEY_LEN) < 0) {
+		memset(hex, 0, sizeof(hex));
+		snprintf(err, errlen, "key file %.200s: expected %d hex digits on its first line",
+			 v->u.s, 2 * LS_KEY_LEN);
+		return -1;
+	}
+	memset(hex, 0, sizeof(hex));
+	ls_secret_check_mode(v->u.s, "a session key");
+	k->set = true;
+	k->in_config = false;
 	return 0;
 }
 
@@ -168,6 +213,46 @@ static int parse_fec(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 	if (want_string(v, err, errlen) < 0)
 		return -1;
 	return dp_fec_parse(v->u.s, dst, err, errlen);
+}
+
+static int parse_mode(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	enum client_mode m;
+
+	if (want_string(v, err, errlen) < 0)
+		return -1;
+	if (client_mode_parse(v->u.s, &m) < 0) {
+		snprintf(err, errlen, "'%.32s' is not a path mode (single, duplicate, split, auto)",
+			 v->u.s);
+		return -1;
+	}
+	*(int *)dst = (int)m;
+	return 0;
+}
+
+/* A number of wire packets per game packet: an integer or a decimal, in 1..3 (a
+ * command-line string too). */
+static int parse_budget(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	double d;
+	char *end;
+
+	if (v->type == LS_CV_INT)
+		d = (double)v->u.i;
+	else if (v->type == LS_CV_FLOAT)
+		d = v->u.f;
+	else if (v->type == LS_CV_STRING && (d = strtod(v->u.s, &end), end != v->u.s && !*end))
+		;
+	else {
+		snprintf(err, errlen, "expected a number of wire packets per game packet");
+		return -1;
+	}
+	if (!(d >= 1 && d <= 3)) {
+		snprintf(err, errlen, "must be in 1..3 (wire packets per game packet)");
+		return -1;
+	}
+	*(double *)dst = d;
+	return 0;
 }
 
 static int parse_log_level(const struct ls_cv *v, void *dst, char *err, size_t errlen)
@@ -195,11 +280,14 @@ static const struct ls_conf_field client_fields[] = {
 	F("game_server", LS_CF_CUSTOM, game_server, 0, 0, parse_game_server),
 	F("local_port", LS_CF_INT, local_port, 1, 65535, NULL),
 	F("listen", LS_CF_CUSTOM, listen, 0, 0, parse_listen),
-	F("socket", LS_CF_STRING, socket, 0, 0, NULL),
+	F("socket", LS_CF_CUSTOM, socket, 0, 0, parse_socket),
 	F("session_id", LS_CF_UINT, session_id, 1, CL_SESSION_ID_MAX, NULL),
 	F("key", LS_CF_CUSTOM, key, 0, 0, parse_key),
+	F("key_file", LS_CF_CUSTOM, key, 0, 0, parse_key_file),
 	F("keepalive_ms", LS_CF_INT, keepalive_ms, CL_KEEPALIVE_MIN_MS, CL_KEEPALIVE_MAX_MS, NULL),
 	F("fec", LS_CF_CUSTOM, fec, 0, 0, parse_fec),
+	F("path_mode", LS_CF_CUSTOM, mode, 0, 0, parse_mode),
+	F("cost_budget", LS_CF_CUSTOM, cost_budget, 0, 0, parse_budget),
 	F("log_level", LS_CF_CUSTOM, log_level, 0, 0, parse_log_level),
 	F("capture", LS_CF_BOOL, capture, 0, 0, NULL),
 	F("game", LS_CF_CUSTOM, game, 0, 0, parse_game),
@@ -221,9 +309,12 @@ int client_conf_load(const char *path, struct client_conf *c, char *err, size_t 
 	if (ls_conf_load_file(path, client_schema, &tmp, err, errlen) < 0)
 		return -1;
 	if ((tmp.session_id != 0) != tmp.key.set) {
-		snprintf(err, errlen, "%s: session_id and key go together (both or neither)", path);
+		snprintf(err, errlen, "%s: session_id and key (or key_file) go together (both or "
+			 "neither)", path);
 		return -1;
 	}
+	if (tmp.key.set && tmp.key.in_config)
+		ls_secret_check_mode(path, "a session key");
 	*c = tmp;
 	return 0;
 }
@@ -327,7 +418,7 @@ static int resolve(const char *what, const char *s, struct sockaddr_in *out, cha
 static int session_socket_ok(const struct client_conf *c, char *err, size_t errlen)
 {
 	if ((c->session_id != 0) != c->key.set) {
-		snprintf(err, errlen, "session_id and key go together (both or neither)");
+		snprintf(err, errlen, "session_id and key (or key_file) go together (both or neither)");
 		return -1;
 	}
 	if (!c->socket[0]) {
@@ -488,5 +579,7 @@ void client_conf_print(const struct client_conf *c, const struct client_addrs *a
 	char fec[32];
 	dp_fec_fmt(&c->fec, fec, sizeof(fec));
 	fprintf(f, "fec = \"%s\"\n", fec);
+	fprintf(f, "path_mode = \"%s\"\n", client_mode_name((enum client_mode)c->mode));
+	fprintf(f, "cost_budget = %g\n", c->cost_budget);
 	fprintf(f, "log_level = \"%s\"\n", ls_log_level_name((enum ls_log_level)c->log_level));
 }

@@ -19,10 +19,12 @@
 #define CL_KEEPALIVE_MAX_MS 60000
 #define CL_KEEPALIVE_DEFAULT_MS 30
 #define CL_SESSION_ID_MAX 0xffffffffu
+#define CL_COST_BUDGET_DEFAULT 2.0
 
 struct client_key {
 	uint8_t b[LS_KEY_LEN];
 	bool set;
+	bool in_config; /* written in the config file (key), not read from a key_file */
 };
 
 struct client_conf {
@@ -35,6 +37,8 @@ struct client_conf {
 	struct client_key key;
 	int64_t keepalive_ms;
 	struct dp_fec_setting fec; /* off, auto or K:M[:MS], both directions */
+	int mode;               /* enum client_mode of a route's paths (1.9) */
+	double cost_budget;     /* wire packets per game packet auto may spend, 1..3 */
 	int log_level;          /* enum ls_log_level */
 	/* Capture mode (client_capture.h): the game talks to its server directly and the
 	 * kernel diverts its datagrams to the client. */

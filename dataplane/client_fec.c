@@ -34,6 +34,20 @@ static void apply_up(struct client *c, const struct ls_fec_params *p)
 	}
 }
 
+/* Split mode (docs/protocol.md 1.9) sends parity on the paths that do not carry the
+ * data: with FEC off it uses this code, whose parity can rebuild a whole block, so the
+ * death of the path carrying the data costs no game packet. */
+static const struct dp_fec_setting split_default = {
+	.mode = DP_FEC_FIXED,
+	.p = { .k = 2, .m = 2, .block_us = LS_FEC_BLOCK_US_DEFAULT },
+};
+
+/* The setting in force: the user's, unless split needs a code the user left off. */
+static const struct dp_fec_setting *in_force(const struct client *c)
+{
+	return c->fec.split && c->fec.set.mode == DP_FEC_OFF ? &split_default : &c->fec.set;
+}
+
 void client_fec_set(struct client *c, const struct dp_fec_setting *s)
 {
 	struct ls_fec_params p;
@@ -41,9 +55,20 @@ void client_fec_set(struct client *c, const struct dp_fec_setting *s)
 	uint64_t now = ls_now_us();
 
 	c->fec.set = *s;
-	dp_fec_start(s, &c->fec.au, now, &p);
+	dp_fec_start(in_force(c), &c->fec.au, now, &p);
 	dp_fec_mirror_start(&c->fec.mirror, now);
 	apply_up(c, &p);
+}
+
+void client_fec_mode_changed(struct client *c)
+{
+	bool split = c->cur && client_route_mode_now(c->cur) == CL_MODE_SPLIT;
+
+	if (split == c->fec.split)
+		return;
+	c->fec.split = split;
+	if (c->fec.set.mode == DP_FEC_OFF)
+		client_fec_set(c, &c->fec.set);
 }
 
 void client_fec_ka_request(struct client *c, const struct client_route *r, uint64_t now_us)
@@ -51,7 +76,7 @@ void client_fec_ka_request(struct client *c, const struct client_route *r, uint6
 	struct ls_rx_count rx = r->rx;
 	struct ls_keepalive ka;
 
-	if (c->fec.set.mode != DP_FEC_AUTO)
+	if (in_force(c)->mode != DP_FEC_AUTO)
 		return;
 	/* The report the request will carry, from a copy: the route's count goes on. */
 	ls_rx_report(&rx, &ka);
@@ -60,13 +85,13 @@ void client_fec_ka_request(struct client *c, const struct client_route *r, uint6
 
 uint32_t client_fec_ka_ms(const struct client *c, uint64_t now_us)
 {
-	return dp_fec_ka_ms(&c->fec.set, &c->fec.au, &c->fec.mirror, (uint32_t)c->conf.keepalive_ms,
+	return dp_fec_ka_ms(in_force(c), &c->fec.au, &c->fec.mirror, (uint32_t)c->conf.keepalive_ms,
 			    now_us);
 }
 
 void client_fec_ask(const struct client *c, uint8_t *fec_k, uint8_t *fec_m)
 {
-	dp_fec_to_ask(&c->fec.set, fec_k, fec_m);
+	dp_fec_to_ask(in_force(c), fec_k, fec_m);
 }
 
 void client_fec_flow_new(struct client *c, struct client_flow *f)
@@ -102,12 +127,13 @@ static void noted(struct client *c, const struct client_flow *f)
 		c->fec.next_us = d;
 }
 
-/* The upstream queue as a parity sink towards one route. */
+/* The upstream queue as a parity sink towards one route: each parity datagram is
+ * built in a scratch buffer, then copied into the queue along the paths parity takes
+ * (1.9: in split mode, the ones that do not carry the data). */
 struct parity_ctx {
 	struct client *c;
 	struct client_route *r;
 	uint64_t now_us;
-	unsigned slot;
 };
 
 static uint8_t *parity_slot(void *arg, size_t wire_len)
@@ -115,16 +141,18 @@ static uint8_t *parity_slot(void *arg, size_t wire_len)
 	struct parity_ctx *x = arg;
 
 	(void)wire_len;
-	x->slot = client_txq_slot(x->c, &x->c->io->up);
-	return x->c->io->up.own[x->slot];
+	return x->c->io->scratch;
 }
 
 static void parity_queue(void *arg, uint8_t *start, size_t len)
 {
 	struct parity_ctx *x = arg;
+	uint8_t to[CL_MAX_PATHS];
+	unsigned n = client_route_targets(x->r, true, x->now_us, to);
 
 	client_route_sent(x->r, x->now_us);
-	client_txq_put(&x->c->io->up, x->slot, start, len, &x->r->proxy);
+	for (unsigned i = 0; i < n; i++)
+		client_queue_copy_on(x->c, x->r, to[i], start, len, x->now_us);
 	x->c->fec.ctr.parity_sent++;
 }
 
@@ -317,6 +345,10 @@ void client_fec_down(struct client *c, struct client_route *r, struct client_flo
 		f->dec = ls_fec_dec_new(0);
 		f->dec_route = r;
 	}
+	/* Parity over another path may come later than the data (1.9). */
+	if (f->dec)
+		f->dec->timeout_us = client_route_multipath(r) ? LS_FEC_DEC_TIMEOUT_PATHS
+							       : LS_FEC_DEC_TIMEOUT_DEFAULT;
 	if (!decoding || !f->dec) {
 		if (!parity)
 			deliver(&x, pkt->payload, pkt->payload_len);
@@ -327,15 +359,17 @@ void client_fec_down(struct client *c, struct client_route *r, struct client_flo
 
 /* ---- the policy and the counters ---------------------------------------------- */
 
-void client_fec_report(struct client *c, struct client_route *r, uint64_t now_us)
+void client_fec_report(struct client *c, struct client_route *r, struct client_meas *m,
+		       uint64_t now_us)
 {
 	struct ls_fec_params p;
 
-	if (!r->up_sample)
+	(void)r;
+	if (!m->up_sample)
 		return;
-	r->up_sample = false;
-	if (dp_fec_report(&c->fec.au, c->fec.set.mode == DP_FEC_AUTO, r->up_expected,
-			  r->up_received, r->up_burst, now_us, &p))
+	m->up_sample = false;
+	if (dp_fec_report(&c->fec.au, in_force(c)->mode == DP_FEC_AUTO, m->up_expected,
+			  m->up_received, m->up_burst, now_us, &p))
 		apply_up(c, &p);
 }
 

@@ -111,11 +111,11 @@ void client_txq_put(struct client_txq *q, unsigned i, void *data, size_t len,
 	q->to[i] = *to;
 }
 
-bool client_send_control(struct client *c, const struct client_route *r, const uint8_t *buf,
+bool client_send_control(struct client *c, const struct sockaddr_in *to, const uint8_t *buf,
 			 size_t len)
 {
-	ssize_t n = sendto(c->tunnel_fd, buf, len, MSG_DONTWAIT, (const struct sockaddr *)&r->proxy,
-			   sizeof(r->proxy));
+	ssize_t n = sendto(c->tunnel_fd, buf, len, MSG_DONTWAIT, (const struct sockaddr *)to,
+			   sizeof(*to));
 
 	if (n < 0) {
 		c->ctr.drops[LS_DROP_SEND_ERROR]++;
@@ -156,6 +156,7 @@ static struct client_flow *flow_touch(struct client *c, uint32_t ip, uint16_t po
 		if (!f) {
 			f = lru;
 			client_fec_flow_gone(c, f);
+			client_direct_flow_gone(c, f);
 		}
 		f->ip = ip;
 		f->port = port;
@@ -171,6 +172,7 @@ void client_flows_expire(struct client *c, uint64_t now_us)
 		struct client_flow *f = &c->flows[i];
 		if (f->port != 0 && now_us - f->last_us >= CL_FLOW_IDLE_US) {
 			client_fec_flow_gone(c, f);
+			client_direct_flow_gone(c, f);
 			memset(f, 0, sizeof(*f));
 			c->n_flows--;
 		}
@@ -198,11 +200,21 @@ static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size
 		.dst_port = ntohs(dst->sin_port),
 	};
 	struct client_hold *hd = &io->hold;
+	uint8_t to[CL_MAX_PATHS];
+	unsigned nto;
 	uint8_t *start;
 	size_t wire;
 	bool full;
 
-	if (!client_route_ready(r, now)) {
+	if (r->direct) {
+		/* No tunnel: the game server itself, from this game socket's own socket. */
+		f->srv_ip = h.dst_ip;
+		f->srv_port = h.dst_port;
+		f->route = r;
+		client_direct_send(c, f, slot + CL_HEADROOM, len, dst);
+		return;
+	}
+	if (!client_route_sendable(r, now)) {
 		if (may_hold && hd->n < CL_HOLD) {
 			memcpy(hd->buf[hd->n] + CL_HEADROOM, slot + CL_HEADROOM, len);
 			hd->len[hd->n] = (uint16_t)len;
@@ -225,7 +237,11 @@ static void up_one(struct client *c, struct client_route *r, uint8_t *slot, size
 	 * when FEC is off or it is too long to protect). */
 	full = f->enc && ls_fec_enc_add(f->enc, slot + CL_HEADROOM, len, now, &h);
 	wire = client_route_wrap(r, &h, slot, len, now, &start);
-	client_txq_put(&io->up, client_txq_slot(c, &io->up), start, wire, &r->proxy);
+	/* Sealed once, end to end; then the same datagram along each path the mode
+	 * gives it (1.9). */
+	nto = client_route_targets(r, false, now, to);
+	for (unsigned i = 0; i < nto; i++)
+		client_queue_on(c, r, to[i], start, wire, now);
 	dp_fec_auto_sent(&c->fec.au, now);
 	if (f->enc)
 		client_fec_sent(c, r, f, full, now);
@@ -239,7 +255,7 @@ void client_hold_release(struct client *c, uint64_t now_us)
 	if (!hd->n)
 		return;
 	r = client_up_route(c, now_us);
-	if (!client_route_ready(r, now_us)) {
+	if (!r || !client_route_sendable(r, now_us)) {
 		/* Still no lifetime after a while: the held packets are too old to matter. */
 		if (now_us - hd->at[0] >= CL_HOLD_US) {
 			c->ctr.drops[LS_DROP_HANDSHAKE] += hd->n;
@@ -255,6 +271,7 @@ void client_hold_release(struct client *c, uint64_t now_us)
 	}
 	/* Out now: the queue points into the hold. */
 	client_txq_flush(c, &c->io->up);
+	client_direct_flush(c);
 	hd->n = 0;
 }
 
@@ -307,6 +324,7 @@ void client_fwd_up(struct client *c)
 			up_one(c, ri, io->up_buf[i], len, &io->up_from[i], dst, now, true);
 		}
 		client_txq_flush(c, &io->up);
+		client_direct_flush(c);
 		if (c->capm)
 			client_capture_mode_events(c);
 		if (n < CL_BATCH)
@@ -316,6 +334,150 @@ void client_fwd_up(struct client *c)
 
 /* ---- tunnel -> game ------------------------------------------------------------ */
 
+
+/* An end-to-end datagram from route r's egress, arrived along path i (straight, or
+ * unwrapped from a relay hop): the checks of 1.3, then delivery. buf is where it lies
+ * (writable: the payload is delivered from there). */
+static void down_one(struct client *c, struct client_route *r, int i, uint8_t *buf,
+		     const struct ls_pkt *pkt, uint64_t now)
+{
+	struct client_io *io = c->io;
+	struct client_meas *m = client_route_pmeas(r, (unsigned)i);
+	bool multi = client_route_multipath(r);
+	enum ls_drop why = LS_DROP_MALFORMED;
+
+	if (r->npaths)
+		r->paths[i].copies++;
+	switch (client_route_receive(r, buf, pkt, m, multi, now, &why)) {
+	case CL_RX_DROP:
+		c->ctr.drops[why]++;
+		if (why == LS_DROP_DUPLICATES && r->npaths)
+			r->paths[i].duplicates++;
+		return;
+	case CL_RX_KA_REQUEST: {
+		/* The egress validates this path's address this way (1.6): answer at once,
+		 * the way it came. */
+		uint8_t ans[LS_MAX_OVERHEAD], k, mm;
+		size_t alen;
+		client_fec_ask(c, &k, &mm);
+		alen = client_route_ka_reply(r, &pkt->h, k, mm, ans);
+		if (alen)
+			client_send_on(c, r, (unsigned)i, ans, alen, now);
+		return;
+	}
+	case CL_RX_HANDSHAKE: {
+		/* The CONFIRM goes back the way the REPLY came: its cookie names that
+		 * address. */
+		uint8_t hs[LS_HS_MAX_LEN];
+		size_t hlen = client_route_hs_due(r, now, hs);
+		r->hs_path = (uint8_t)i;
+		if (hlen)
+			client_send_on(c, r, (unsigned)i, hs, hlen, now);
+		return;
+	}
+	case CL_RX_KA_REPLY:
+		c->ctr.keepalive_replies++;
+		if (r == c->cur && (!multi || i == r->data_path))
+			client_fec_report(c, r, m, now);
+		return;
+	case CL_RX_CONSUMED:
+		return;
+	case CL_RX_DATA:
+		break;
+	}
+	struct client_flow *f = flow_find(c, pkt->h.dst_ip, pkt->h.dst_port);
+	/* Put back on the machine only what comes from a server the game sent to. */
+	if (f && c->capm && !client_capture_mode_known(c, pkt->h.src_ip, pkt->h.src_port)) {
+		c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
+		client_meas_data(m, false);
+		return;
+	}
+	if (!f) {
+		c->ctr.drops[LS_DROP_UNKNOWN_FLOW]++;
+		client_meas_data(m, false);
+		return;
+	}
+	/* The first game packet through a new route closes the switch's gap (published
+	 * by the loop). */
+	if (c->gap_to == r && !c->gap_ready) {
+		c->gap_us = now - c->gap_from_us;
+		c->gap_ready = true;
+	}
+	c->last_delivered_us = now;
+	/* The payload stays where it arrived; only its place is computed. */
+	uint8_t *payload = buf + (pkt->payload - buf);
+	if (pkt->h.version == LS_VER_FEC) {
+		client_fec_down(c, r, f, pkt, payload, now);
+		return;
+	}
+	struct sockaddr_in to = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(pkt->h.dst_ip),
+		.sin_port = htons(pkt->h.dst_port),
+	};
+	unsigned slot = client_txq_slot(c, &io->down);
+	client_txq_put(&io->down, slot, payload, pkt->payload_len, &to);
+	io->down.from[slot] = (struct sockaddr_in){ .sin_family = AF_INET,
+						    .sin_addr.s_addr = htonl(pkt->h.src_ip),
+						    .sin_port = htons(pkt->h.src_port) };
+}
+
+/* A datagram from the relay of route r's path i (1.9): the hop's own checks and
+ * control, and a relay hop's payload on to down_one. */
+static void down_hop(struct client *c, struct client_route *r, int i, uint8_t *buf,
+		     const struct ls_pkt *pkt, uint64_t now)
+{
+	struct client_route *hop = r->paths[i].hop;
+	enum ls_drop why = LS_DROP_MALFORMED;
+	struct ls_pkt inner;
+	uint8_t *ibuf;
+	int rc;
+
+	switch (client_route_receive(hop, buf, pkt, &hop->m, false, now, &why)) {
+	case CL_RX_DROP:
+		c->ctr.drops[why]++;
+		return;
+	case CL_RX_KA_REQUEST: {
+		/* The relay validates our address (1.6). */
+		uint8_t ans[LS_MAX_OVERHEAD];
+		size_t alen = client_route_ka_reply(hop, &pkt->h, 0, 0, ans);
+		if (alen)
+			client_send_control(c, &hop->proxy, ans, alen);
+		return;
+	}
+	case CL_RX_HANDSHAKE: {
+		uint8_t hs[LS_HS_MAX_LEN];
+		size_t hlen = client_route_hs_due(hop, now, hs);
+		if (hlen)
+			client_send_control(c, &hop->proxy, hs, hlen);
+		return;
+	}
+	case CL_RX_KA_REPLY:
+		c->ctr.keepalive_replies++;
+		return;
+	case CL_RX_CONSUMED:
+		return;
+	case CL_RX_DATA:
+		break;
+	}
+	/* Data from a relay is a relay hop from the egress this path leads to. */
+	if (pkt->h.version != LS_VER_RELAY) {
+		c->ctr.drops[LS_DROP_MALFORMED]++;
+		return;
+	}
+	if (pkt->h.src_ip != ntohl(r->paths[i].next_hop.sin_addr.s_addr) ||
+	    pkt->h.src_port != ntohs(r->paths[i].next_hop.sin_port)) {
+		c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
+		return;
+	}
+	ibuf = buf + (pkt->payload - buf);
+	rc = ls_pkt_decode(ibuf, pkt->payload_len, &inner);
+	if (rc != LS_PE_OK || inner.h.version == LS_VER_RELAY) {
+		c->ctr.drops[rc != LS_PE_OK ? ls_drop_from_decode(rc) : LS_DROP_MALFORMED]++;
+		return;
+	}
+	down_one(c, r, i, ibuf, &inner, now);
+}
 
 void client_fwd_down(struct client *c)
 {
@@ -331,11 +493,10 @@ void client_fwd_down(struct client *c)
 			const struct msghdr *mh = &io->down_rx[i].msg_hdr;
 			size_t len = io->down_rx[i].msg_len;
 			const struct sockaddr_in *from = &io->down_from[i];
-			const uint8_t *buf = io->down_buf[i];
-			enum ls_drop why = LS_DROP_MALFORMED;
+			uint8_t *buf = io->down_buf[i];
 			struct client_route *r;
 			struct ls_pkt pkt;
-			int rc;
+			int rc, path = 0;
 
 			c->ctr.tunnel_rx_packets++;
 			c->ctr.tunnel_rx_bytes += len;
@@ -343,7 +504,7 @@ void client_fwd_down(struct client *c)
 				c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
 				continue;
 			}
-			if (len > LS_MAX_DATAGRAM || (mh->msg_flags & MSG_TRUNC)) {
+			if (len > LS_MAX_RELAY_DATAGRAM || (mh->msg_flags & MSG_TRUNC)) {
 				c->ctr.drops[LS_DROP_OVERSIZE]++;
 				continue;
 			}
@@ -352,77 +513,17 @@ void client_fwd_down(struct client *c)
 				c->ctr.drops[ls_drop_from_decode(rc)]++;
 				continue;
 			}
-			r = client_route_for(c, from, &pkt);
+			r = client_way_for(c, from, &pkt, &path);
 			if (!r) {
 				c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
 				continue;
 			}
-			switch (client_route_receive(r, buf, &pkt, now, &why)) {
-			case CL_RX_DROP:
-				c->ctr.drops[why]++;
-				continue;
-			case CL_RX_KA_REQUEST: {
-				/* The proxy validates our address this way (1.6): answer at once. */
-				uint8_t ans[LS_MAX_OVERHEAD], k, m;
-				size_t alen;
-				client_fec_ask(c, &k, &m);
-				alen = client_route_ka_reply(r, &pkt.h, k, m, ans);
-				if (alen)
-					client_send_control(c, r, ans, alen);
-				continue;
-			}
-			case CL_RX_HANDSHAKE: {
-				uint8_t hs[LS_HS_MAX_LEN];
-				size_t hlen = client_route_hs_due(r, now, hs);
-				if (hlen)
-					client_send_control(c, r, hs, hlen);
-				continue;
-			}
-			case CL_RX_KA_REPLY:
-				c->ctr.keepalive_replies++;
-				if (r == c->cur)
-					client_fec_report(c, r, now);
-				continue;
-			case CL_RX_CONSUMED:
-				continue;
-			case CL_RX_DATA:
-				break;
-			}
-			struct client_flow *f = flow_find(c, pkt.h.dst_ip, pkt.h.dst_port);
-			/* Put back on the machine only what comes from a server the game sent to. */
-			if (f && c->capm && !client_capture_mode_known(c, pkt.h.src_ip, pkt.h.src_port)) {
-				c->ctr.drops[LS_DROP_UNEXPECTED_SOURCE]++;
-				client_route_data_dropped(r);
-				continue;
-			}
-			if (!f) {
-				c->ctr.drops[LS_DROP_UNKNOWN_FLOW]++;
-				client_route_data_dropped(r);
-				continue;
-			}
-			/* The first game packet through a new route closes the switch's gap
-			 * (published by the loop). */
-			if (c->gap_to == r && !c->gap_ready) {
-				c->gap_us = now - c->gap_from_us;
-				c->gap_ready = true;
-			}
-			c->last_delivered_us = now;
-			/* The payload stays where it arrived; only its place is computed. */
-			uint8_t *payload = io->down_buf[i] + (pkt.payload - buf);
-			if (pkt.h.version == LS_VER_FEC) {
-				client_fec_down(c, r, f, &pkt, payload, now);
-				continue;
-			}
-			struct sockaddr_in to = {
-				.sin_family = AF_INET,
-				.sin_addr.s_addr = htonl(pkt.h.dst_ip),
-				.sin_port = htons(pkt.h.dst_port),
-			};
-			unsigned slot = client_txq_slot(c, &io->down);
-			client_txq_put(&io->down, slot, payload, pkt.payload_len, &to);
-			io->down.from[slot] = (struct sockaddr_in){ .sin_family = AF_INET,
-								    .sin_addr.s_addr = htonl(pkt.h.src_ip),
-								    .sin_port = htons(pkt.h.src_port) };
+			if (r->npaths && r->paths[path].relay)
+				down_hop(c, r, path, buf, &pkt, now);
+			else if (pkt.h.version == LS_VER_RELAY)
+				c->ctr.drops[LS_DROP_MALFORMED]++; /* only a relay sends relay hops */
+			else
+				down_one(c, r, path, buf, &pkt, now);
 		}
 		client_txq_flush(c, &io->down);
 		client_ctl_route_events(c);

@@ -1,40 +1,34 @@
 /* lightspeed-client: a route's tunnel headers, receive checks and measurement
- * (docs/protocol.md 1.3 and 1.4). */
+ * (docs/protocol.md 1.3, 1.4 and 1.9). */
 #include "client_route.h"
 
 #include <arpa/inet.h>
 #include <string.h>
 
-const char *client_route_state_name(enum client_path p)
-{
-	return p == CL_PATH_DOWN ? "down" : p == CL_PATH_UNKNOWN ? "unknown" : "up";
-}
-
-const char *client_path_name(enum client_path p)
-{
-	switch (p) {
-	case CL_PATH_UP:
-		return "up";
-	case CL_PATH_DOWN:
-		return "down";
-	case CL_PATH_DEGRADED:
-		return "degraded";
-	default:
-		return "unknown";
-	}
-}
-
-/* Game packets dropped with none accepted over this long: the path is degraded. */
-#define DEGRADED_US 1000000
 /* Sending this long without hearing back is silence (at least; 4 RTT if longer). */
 #define SILENCE_MIN_US 200000
-/* A transit-time step this large is a clock restart on the proxy, not jitter: the
- * estimator starts over from the next packet instead of remembering a spike. */
-#define TRANSIT_STEP_MAX_US 10000000
-/* Smoothing: RTT as TCP's SRTT (RFC 6298, 1/8); loss a little faster (1/4) because
- * each report already averages a whole interval. */
-#define SRTT_SHIFT 3
-#define LOSS_WEIGHT 0.25
+
+static const char *const mode_names[] = {
+	[CL_MODE_SINGLE] = "single",
+	[CL_MODE_DUPLICATE] = "duplicate",
+	[CL_MODE_SPLIT] = "split",
+	[CL_MODE_AUTO] = "auto",
+};
+
+const char *client_mode_name(enum client_mode m)
+{
+	return (unsigned)m <= CL_MODE_AUTO ? mode_names[m] : "single";
+}
+
+int client_mode_parse(const char *s, enum client_mode *out)
+{
+	for (unsigned i = 0; s && i <= CL_MODE_AUTO; i++)
+		if (strcmp(s, mode_names[i]) == 0) {
+			*out = (enum client_mode)i;
+			return 0;
+		}
+	return -1;
+}
 
 void client_route_init(struct client_route *r, const struct sockaddr_in *proxy,
 		       uint32_t session_id, const uint8_t *key, uint16_t first_seq, uint64_t now_us)
@@ -55,13 +49,7 @@ void client_route_init(struct client_route *r, const struct sockaddr_in *proxy,
 	 * it never gets one, and its game packets are counted as `handshake`. */
 	if (key)
 		ls_hs_start(&r->hs, now_us);
-	r->iv_start_us = now_us;
-	ls_hist_init(&r->rtt);
-	r->srtt_us = -1;
-	r->rtt_min_us = -1;
-	r->loss_up = -1;
-	r->loss_down = -1;
-	r->path = CL_PATH_UNKNOWN;
+	client_meas_init(&r->m, now_us);
 }
 
 bool client_route_is(const struct client_route *r, const struct sockaddr_in *proxy,
@@ -105,7 +93,8 @@ void client_route_sent(struct client_route *r, uint64_t now_us)
  * less than a game server's slowest usual answer. */
 static uint64_t silence_us(const struct client_route *r)
 {
-	uint64_t t = r->srtt_us > 0 ? 4 * (uint64_t)r->srtt_us : 0;
+	int64_t srtt = client_route_cview(r)->srtt_us;
+	uint64_t t = srtt > 0 ? 4 * (uint64_t)srtt : 0;
 
 	return t < SILENCE_MIN_US ? SILENCE_MIN_US : t;
 }
@@ -186,24 +175,20 @@ uint64_t client_route_hs_next(const struct client_route *r)
 	return r->keyed && r->hs.state != LS_HSS_IDLE ? r->hs.next_us : 0;
 }
 
-size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t fec_k,
-			       uint8_t fec_m, uint8_t *buf)
+size_t client_route_ka_request(struct client_route *r, struct client_meas *m, uint32_t sent,
+			       uint8_t role, uint64_t now_us, uint8_t fec_k, uint8_t fec_m,
+			       uint8_t *buf)
 {
-	struct ls_keepalive ka = { .kind = LS_KA_REQUEST, .fec_k = fec_k, .fec_m = fec_m };
+	struct ls_keepalive ka = { .kind = LS_KA_REQUEST, .role = role, .fec_k = fec_k,
+				   .fec_m = fec_m };
 	uint16_t seq;
 	uint32_t ts = (uint32_t)now_us;
-	unsigned slot;
 
 	if (!client_route_ready(r, now_us))
 		return 0; /* the handshake probes the proxy meanwhile */
 	seq = r->tx_seq++;
 	client_route_sent(r, now_us);
-	slot = r->ka_next++ % CL_KA_OUTSTANDING;
-	r->ka[slot].seq = seq;
-	r->ka[slot].ts = ts;
-	r->ka[slot].live = true;
-	r->ka[slot].sent_us = now_us;
-	r->keepalives_sent++;
+	client_meas_request(m, seq, ts, sent, now_us);
 	return control(r, LS_F_KEEPALIVE, seq, ts, &ka, buf);
 }
 
@@ -224,165 +209,53 @@ size_t client_route_fin(struct client_route *r, uint64_t now_us, uint8_t *buf)
 	return n;
 }
 
-/* The first reply to one of our requests: forget the request so that a duplicate or
- * a recorded copy of the reply counts for nothing. */
-static bool ka_match(struct client_route *r, uint16_t seq, uint32_t ts)
-{
-	for (unsigned i = 0; i < CL_KA_OUTSTANDING; i++) {
-		if (r->ka[i].live && r->ka[i].seq == seq && r->ka[i].ts == ts) {
-			r->ka[i].live = false;
-			r->replies++;
-			if (r->ka[i].sent_us > r->answered_sent_us)
-				r->answered_sent_us = r->ka[i].sent_us;
-			r->missed = 0;
-			return true;
-		}
-	}
-	return false;
-}
-
-static void path_set(struct client_route *r, enum client_path p);
-
 bool client_route_awaits(const struct client_route *r, uint16_t seq, uint32_t ts)
 {
-	for (unsigned i = 0; i < CL_KA_OUTSTANDING; i++)
-		if (r->ka[i].live && r->ka[i].seq == seq && r->ka[i].ts == ts)
+	if (client_meas_awaits(&r->m, seq, ts))
+		return true;
+	for (unsigned i = 0; i < r->npaths; i++)
+		if (r->paths[i].relay && client_meas_awaits(&r->paths[i].m, seq, ts))
 			return true;
 	return false;
 }
 
-/* How long a keepalive may wait for its answer before it counts as missed. */
-static uint64_t answer_deadline_us(const struct client_route *r)
+bool client_route_down(const struct client_route *r)
 {
-	uint64_t srtt, j, m;
-
-	if (r->srtt_us < 0)
-		return 1000000;
-	srtt = (uint64_t)r->srtt_us;
-	j = 4 * (uint64_t)(r->jitter16 >> 4);
-	/* 2.5 RTT in all: a step up of the path's delay by up to about that much (plus
-	 * the 2 intervals before the third miss) is a slower route, not a dead one. */
-	m = srtt * 3 / 2;
-	if (j > m)
-		m = j;
-	if (m < 5000)
-		m = 5000;
-	return srtt + m;
+	if (!r->npaths)
+		return r->m.state == CL_PATH_DOWN;
+	for (unsigned i = 0; i < r->npaths; i++)
+		if (client_route_cpmeas(r, i)->state != CL_PATH_DOWN)
+			return false;
+	return true;
 }
 
-uint64_t client_route_watch(struct client_route *r, uint64_t now_us)
+/* Every way of the route took its measurement from scratch: a new lifetime counts our
+ * packets afresh. */
+static void reports_restart(struct client_route *r)
 {
-	uint64_t d = answer_deadline_us(r), next = 0;
-	uint32_t missed = 0;
-
-	for (unsigned i = 0; i < CL_KA_OUTSTANDING; i++) {
-		if (!r->ka[i].live || r->ka[i].sent_us <= r->answered_sent_us)
-			continue;
-		if (now_us >= r->ka[i].sent_us + d)
-			missed++;
-		else if (!next || r->ka[i].sent_us + d < next)
-			next = r->ka[i].sent_us + d;
-	}
-	/* Missed keeps growing while the proxy is silent: requests older than the ring
-	 * were missed too. */
-	if (missed >= CL_KA_OUTSTANDING && r->missed >= missed)
-		missed = r->missed;
-	r->missed = missed;
-	if (missed >= 3 && r->path != CL_PATH_DOWN)
-		path_set(r, CL_PATH_DOWN);
-	return next;
-}
-
-/* RFC 3550 6.4.1 interarrival jitter, in the integer form of its appendix A.8. A
- * difference is only taken between two packets stamped by the same clock: the proxy's
- * data carries its clock, echoes carry ours (their transit is the RTT), so an idle
- * path is still measured by its keepalives. */
-static void jitter_sample(struct client_route *r, int domain, uint32_t now32, uint32_t ts)
-{
-	int32_t transit = (int32_t)(now32 - ts);
-
-	if (r->transit_any[domain]) {
-		int64_t d = (int64_t)transit - r->transit[domain];
-		if (d < 0)
-			d = -d;
-		if (d <= TRANSIT_STEP_MAX_US) {
-			int64_t j = r->jitter16;
-			j += d - ((j + 8) >> 4);
-			r->jitter16 = j < 0 ? 0 : (uint32_t)(j > UINT32_MAX ? UINT32_MAX : j);
-			r->jitter_any = true;
-		}
-	}
-	r->transit[domain] = transit;
-	r->transit_any[domain] = true;
-}
-
-static double loss_fraction(int64_t expected, int64_t received)
-{
-	double l = 1.0 - (double)received / (double)expected;
-
-	return l < 0 ? 0 : (l > 1 ? 1 : l);
-}
-
-static void loss_smooth(double *avg, double sample)
-{
-	*avg = *avg < 0 ? sample : *avg + (sample - *avg) * LOSS_WEIGHT;
-}
-
-/* Upstream loss from the proxy's counters in a reply (RTCP style: growth of the
- * highest seq against growth of the count between two reports), kept for the FEC
- * policy too. */
-static void loss_up_report(struct client_route *r, const struct ls_keepalive *ka)
-{
-	uint32_t expected, received;
-
-	if (!ls_rx_growth(&r->up_base, ka, &expected, &received))
-		return;
-	loss_smooth(&r->loss_up, loss_fraction(expected, received));
-	r->up_sample = true;
-	r->up_expected = expected;
-	r->up_received = received;
-	r->up_burst = ka->burst;
-}
-
-static void rtt_sample(struct client_route *r, uint32_t rtt)
-{
-	ls_hist_add(&r->rtt, rtt);
-	if (r->rtt_min_us < 0 || rtt < r->rtt_min_us)
-		r->rtt_min_us = rtt;
-	if (r->srtt_us < 0)
-		r->srtt_us = rtt;
-	else
-		r->srtt_us += ((int64_t)rtt - r->srtt_us) / (1 << SRTT_SHIFT);
-	if (r->n_ev_rtt < CL_RTT_PENDING)
-		r->ev_rtt[r->n_ev_rtt++] = rtt;
-}
-
-static void path_set(struct client_route *r, enum client_path p)
-{
-	if (r->path != p) {
-		if ((r->path == CL_PATH_DOWN) != (p == CL_PATH_DOWN) && r->path != CL_PATH_UNKNOWN)
-			r->flips++;
-		r->path = p;
-		r->ev_path = true;
+	r->m.up_base.any = false;
+	r->m.up_way_any = false;
+	for (unsigned i = 0; i < r->npaths; i++) {
+		r->paths[i].m.up_base.any = false;
+		r->paths[i].m.up_way_any = false;
 	}
 }
 
-/* Something genuine came from the proxy: a path down or unknown is up; a degraded one
- * stays so until game packets get through again. */
-static void path_alive(struct client_route *r)
+static void lifetime_began(struct client_route *r, struct client_meas *m, uint64_t now_us)
 {
-	if (r->path != CL_PATH_DEGRADED)
-		path_set(r, CL_PATH_UP);
-}
-
-void client_route_data_dropped(struct client_route *r)
-{
-	r->iv_data_drop++;
+	r->handshakes++;
+	r->ev_life = true;
+	r->ka_now = true;
+	m->last_rx_us = now_us;
+	r->quiet_since_us = r->probe_us = 0;
+	/* The proxy counts our packets afresh in a new lifetime: so do the reports. */
+	reports_restart(r);
 }
 
 /* A HANDSHAKE from the proxy (1.8). */
 static enum client_rx handshake(struct client_route *r, const uint8_t *buf,
-				const struct ls_pkt *p, uint64_t now_us, enum ls_drop *why)
+				const struct ls_pkt *p, struct client_meas *m, uint64_t now_us,
+				enum ls_drop *why)
 {
 	enum ls_hs_event ev;
 
@@ -397,28 +270,21 @@ static enum client_rx handshake(struct client_route *r, const uint8_t *buf,
 	case LS_HSE_NONE:
 		return CL_RX_CONSUMED;
 	case LS_HSE_SEND:
-		r->last_rx_us = now_us;
+		m->last_rx_us = now_us;
 		return CL_RX_HANDSHAKE;
 	case LS_HSE_UP:
 		break;
 	}
-	r->handshakes++;
-	r->ev_life = true;
-	r->ka_now = true;
-	r->last_rx_us = now_us;
-	r->quiet_since_us = r->probe_us = 0;
-	/* The proxy counts our packets afresh in a new lifetime: so do the reports. */
-	r->up_base.any = false;
-	path_alive(r);
+	lifetime_began(r, m, now_us);
+	client_meas_alive(m);
 	return CL_RX_CONSUMED;
 }
 
 enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
-				    const struct ls_pkt *p, uint64_t now_us,
-				    enum ls_drop *why)
+				    const struct ls_pkt *p, struct client_meas *m, bool copies,
+				    uint64_t now_us, enum ls_drop *why)
 {
 	const struct ls_hdr *h = &p->h;
-	uint32_t now32 = (uint32_t)now_us;
 	struct ls_keepalive ka = { 0 };
 	bool echo = false;
 	/* Data and FIN carry the proxy's clock; its keepalive requests carry a random
@@ -437,7 +303,7 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 	}
 
 	if (h->flags & LS_F_HANDSHAKE)
-		return handshake(r, buf, p, now_us, why);
+		return handshake(r, buf, p, m, now_us, why);
 	if (h->flags & LS_F_AUTH) {
 		struct ls_rx_ok ok;
 
@@ -445,19 +311,20 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 			*why = LS_DROP_UNKNOWN_SESSION;
 			return CL_RX_DROP;
 		}
-		if (!ls_lives_check(&r->lv, r->token, p, buf, echo, clocked, now_us, &ok, why)) {
+		if (!ls_lives_check(&r->lv, r->token, p, buf, echo, clocked, copies, now_us, &ok,
+				    why)) {
 			/* The first packet under the lifetime whose ACK is late or lost. */
 			if (*why != LS_DROP_BAD_TAG ||
 			    !ls_hs_try_pending(&r->hs, &r->lv, r->token, p, buf, now_us) ||
-			    !ls_lives_check(&r->lv, r->token, p, buf, echo, clocked, now_us, &ok, why)) {
-				if (!(h->flags & (LS_F_KEEPALIVE | LS_F_FIN)))
-					r->iv_data_drop++;
+			    !ls_lives_check(&r->lv, r->token, p, buf, echo, clocked, copies, now_us,
+					    &ok, why)) {
+				if (*why == LS_DROP_DUPLICATES)
+					r->duplicates++;
+				else if (!(h->flags & (LS_F_KEEPALIVE | LS_F_FIN)))
+					client_meas_data(m, false);
 				return CL_RX_DROP;
 			}
-			r->handshakes++;
-			r->ev_life = true;
-			r->ka_now = true;
-			r->up_base.any = false;
+			lifetime_began(r, m, now_us);
 		}
 		ext = ok.ext;
 	} else if (r->keyed) {
@@ -468,24 +335,16 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 	}
 
 	if (echo) {
-		/* Only the first reply to a request we sent counts, for RTT and for the
-		 * path too: a recorded reply must not keep a dead path up. */
-		if (!ka_match(r, h->seq, h->ts_us))
+		/* A route of several paths learns each path's upstream loss (1.9). */
+		if (!client_meas_reply(m, h, &ka, copies && !r->is_hop, now_us))
 			return CL_RX_CONSUMED;
-		r->last_rx_us = now_us;
 		r->quiet_since_us = r->probe_us = 0;
-		path_alive(r);
-		rtt_sample(r, now32 - h->ts_us);
-		jitter_sample(r, 1, now32, h->ts_us);
-		loss_up_report(r, &ka);
 		return CL_RX_KA_REPLY;
 	}
 
 	ls_rx_note(&r->rx, ext);
-	r->last_rx_us = now_us;
 	r->quiet_since_us = r->probe_us = 0;
-	if (clocked)
-		jitter_sample(r, 0, now32, h->ts_us);
+	client_meas_heard(m, h->ts_us, clocked, now_us);
 	if (h->flags & LS_F_FIN) {
 		/* The proxy is going away. The route stays (fail-static): its lifetime
 		 * ends with the proxy's, and handshakes go on until the proxy is back
@@ -497,58 +356,41 @@ enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
 			ls_hs_start(&r->hs, now_us);
 		r->rx.any = false;
 		r->rx.top = 0;
-		r->down_any = false;
-		r->up_base.any = false;
-		r->transit_any[0] = false;
-		path_set(r, CL_PATH_DOWN);
+		m->down_any = false;
+		reports_restart(r);
+		m->transit_any[0] = false;
+		client_meas_set(m, CL_PATH_DOWN);
 		r->ev_fin = true;
 		return CL_RX_CONSUMED;
 	}
 	if (h->flags & LS_F_KEEPALIVE) {
-		path_alive(r);
+		client_meas_alive(m);
 		return CL_RX_KA_REQUEST;
 	}
-	r->iv_data_ok++;
-	path_set(r, CL_PATH_UP);
+	client_meas_data(m, true);
 	return CL_RX_DATA;
 }
 
 void client_route_interval(struct client_route *r, uint64_t now_us, uint32_t keepalive_ms)
 {
-	uint64_t limit = 3 * (uint64_t)keepalive_ms * 1000;
-	uint64_t since = r->last_rx_us ? r->last_rx_us : r->started_us;
+	bool multi = client_route_multipath(r);
 
-	/* Downstream loss from our own counters over the interval just ended. */
-	if (r->down_any && r->rx.top > r->down_top)
-		loss_smooth(&r->loss_down, loss_fraction((int64_t)(r->rx.top - r->down_top),
-							 (uint32_t)(r->rx.count - r->down_count)));
-	if (r->rx.any) {
-		r->down_any = true;
-		r->down_top = r->rx.top;
-		r->down_count = r->rx.count;
-	}
-
-	if (limit < 1000000)
-		limit = 1000000;
-	if (r->path != CL_PATH_DOWN && now_us - since >= limit)
-		path_set(r, CL_PATH_DOWN);
-
-	/* Keepalives answered while every game packet from the proxy is dropped here. */
-	if (now_us - r->iv_start_us >= DEGRADED_US) {
-		if (r->path == CL_PATH_UP && r->iv_data_drop && !r->iv_data_ok)
-			path_set(r, CL_PATH_DEGRADED);
-		else if (r->path == CL_PATH_DEGRADED && (r->iv_data_ok || !r->iv_data_drop))
-			path_set(r, CL_PATH_UP);
-		r->iv_data_ok = r->iv_data_drop = 0;
-		r->iv_start_us = now_us;
-	}
+	/* One way: downstream loss from our own counters; several: each path's from its
+	 * keepalives (our counters see the paths merged). */
+	if (!r->npaths || r->is_hop || !multi || !r->paths[0].relay)
+		client_meas_interval(&r->m, now_us, keepalive_ms, r->started_us,
+				     multi ? NULL : &r->rx);
+	for (unsigned i = 0; i < r->npaths; i++)
+		if (r->paths[i].relay)
+			client_meas_interval(&r->paths[i].m, now_us, keepalive_ms, r->started_us,
+					     multi ? NULL : &r->rx);
 
 	if (!r->keyed || r->hs.state != LS_HSS_IDLE)
 		return;
 	/* A silent proxy may have lost our lifetime (restarted, session re-added): a
 	 * handshake finds out, and costs nothing if it had not. A lifetime near its end
 	 * is renewed before the receivers refuse it (1.8). */
-	if (r->path == CL_PATH_DOWN ||
+	if (client_route_down(r) ||
 	    (r->lv.cur.live && now_us - r->lv.cur.started_us >= LS_LIFE_REKEY_US))
 		ls_hs_start(&r->hs, now_us);
 }

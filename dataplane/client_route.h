@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "client_path.h"
 #include "drop.h"
 #include "hist.h"
 #include "life.h"
@@ -19,18 +20,18 @@
 
 /* ---- a route ------------------------------------------------------------------- */
 
-/* Keepalive requests remembered for matching replies: enough for an RTT of 32
- * intervals at the shortest interval before a reply stops counting. */
-#define CL_KA_OUTSTANDING 32
-/* RTT samples awaiting an `rtt` event (normally one per batch of replies). */
-#define CL_RTT_PENDING 8
-
-/* degraded: the proxy answers keepalives, but the game packets it sends are being
- * dropped here (none accepted over a second while some were dropped). */
-enum client_path { CL_PATH_UNKNOWN, CL_PATH_UP, CL_PATH_DOWN, CL_PATH_DEGRADED };
-const char *client_path_name(enum client_path p);
-
 #define CL_ROUTE_NAME_MAX 31
+
+/* How a route with several paths uses them (docs/protocol.md 1.9). */
+enum client_mode {
+	CL_MODE_SINGLE,    /* everything on the best path */
+	CL_MODE_DUPLICATE, /* every packet on every path */
+	CL_MODE_SPLIT,     /* data on the best path, FEC parity on the others */
+	CL_MODE_AUTO,      /* one of those, from the measured loss and the cost budget */
+};
+const char *client_mode_name(enum client_mode m);
+/* "single", "duplicate", "split", "auto": 0, or -1. */
+int client_mode_parse(const char *s, enum client_mode *out);
 
 struct client_route {
 	/* in the client's table (docs/protocol.md 3.2) */
@@ -40,7 +41,7 @@ struct client_route {
 	uint64_t next_probe_us;
 
 	/* identity */
-	struct sockaddr_in proxy;
+	struct sockaddr_in proxy; /* the egress (for a relay hop: the relay) */
 	bool keyed;
 	uint32_t session_id;  /* 0 without a key */
 	uint8_t key[LS_KEY_LEN];
@@ -49,9 +50,10 @@ struct client_route {
 	uint64_t started_us;
 
 	/* keyed routes: the lifetimes everything else runs under, and the handshake
-	 * that begins the next one */
+	 * that begins the next one (over hs_path: an INIT and its CONFIRM go one way) */
 	struct ls_lives lv;
 	struct ls_hs hs;
+	uint8_t hs_path;
 	uint32_t handshakes;  /* lifetimes begun */
 	/* Silence: since when we have sent without hearing back (0: we heard), and a
 	 * keepalive sent to ask; unanswered too, a keyed route handshakes (the proxy may
@@ -64,60 +66,58 @@ struct client_route {
 
 	/* receiving: counters for loss reports */
 	struct ls_rx_count rx; /* packets accepted from the proxy, echoes left out */
-	uint64_t last_rx_us;  /* last accepted packet of any kind; 0: none yet */
-	/* game packets from the proxy accepted and dropped since iv_start_us (degraded) */
-	uint32_t iv_data_ok, iv_data_drop;
-	uint64_t iv_start_us;
 
-	/* keepalive requests awaiting their first reply */
-	struct {
-		uint16_t seq;
-		uint32_t ts;
-		bool live;
-		uint64_t sent_us;
-	} ka[CL_KA_OUTSTANDING];
-	unsigned ka_next;
-	/* Keepalives unanswered in a row: sent after the newest answered one and not
-	 * answered within a few RTT (client_route_watch). */
-	uint32_t missed;
-	uint64_t answered_sent_us; /* when the newest answered request left */
-	uint64_t keepalives_sent, replies;
-	uint32_t flips;           /* up <-> down */
-	int64_t rtt_min_us;       /* -1 before the first sample */
-	enum client_path reported; /* the state the last route_state event gave */
+	/* keepalives sent straight to `proxy`: the direct path's measurement (a relay
+	 * hop's, for a hop) */
+	struct client_meas m;
 
-	/* measurement */
-	struct ls_hist rtt;
-	int64_t srtt_us;      /* smoothed RTT; -1 before the first sample */
-	uint32_t jitter16;    /* RFC 3550 jitter in 1/16 us */
-	bool transit_any[2];  /* [0] proxy-stamped packets, [1] echoes of our own ts */
-	int32_t transit[2];
-	bool jitter_any;
-	struct ls_rx_base up_base; /* the proxy's previous report */
-	double loss_up;       /* smoothed; < 0 before the first sample */
-	/* The last reply's report of our packets, for the FEC policy: set with each
-	 * reply that carried a sample, cleared by the caller. */
-	bool up_sample;
-	uint32_t up_expected, up_received;
-	uint8_t up_burst;
-	uint32_t down_count;  /* own counters at the last report interval */
-	uint64_t down_top;
-	bool down_any;
-	double loss_down;
-
-	/* path */
-	enum client_path path;
+	/* paths to the egress (1.9): paths[0 .. npaths); a route made by route_add has
+	 * the direct path alone */
+	struct client_path paths[CL_MAX_PATHS];
+	uint8_t npaths;
+	uint8_t data_path;    /* the path game packets take in single and split modes */
+	uint8_t parity_next;  /* split: the path the next parity packet takes */
+	enum client_mode mode, mode_now; /* the setting, and what it means now (auto) */
+	uint64_t mode_since_us; /* auto: when the choice last changed */
+	uint64_t better_since_us; /* since when another path beats the data path */
+	uint64_t duplicates;  /* copies dropped: another path's came first */
+	bool is_hop;          /* a relay hop's session, not a route of the table */
+	bool direct;          /* no tunnel: the game server itself (client_direct.c) */
+	enum client_pstate reported; /* the state the last route_state event gave */
 
 	/* What happened on the packet path, for the loop to publish and log after the
 	 * batch (the packet path itself never formats anything). */
-	bool ev_path;
 	bool ev_fin;
 	bool ev_life;         /* a lifetime began */
 	bool ev_silent;       /* the proxy went silent: handshaking */
+	bool ev_paths;        /* the data path or the mode in use changed */
 	bool ka_now;          /* a lifetime began: send a keepalive request now */
-	unsigned n_ev_rtt;
-	uint32_t ev_rtt[CL_RTT_PENDING];
 };
+
+/* Several paths: copies, roles, per-path measurement. */
+static inline bool client_route_multipath(const struct client_route *r)
+{
+	return r->npaths > 1;
+}
+/* The measurement of path i (the direct path's is the route's own). */
+static inline struct client_meas *client_route_pmeas(struct client_route *r, unsigned i)
+{
+	return r->paths[i].relay ? &r->paths[i].m : &r->m;
+}
+static inline const struct client_meas *client_route_cpmeas(const struct client_route *r,
+							    unsigned i)
+{
+	return r->paths[i].relay ? &r->paths[i].m : &r->m;
+}
+/* What the route shows as a whole: the path that carries its game packets. */
+static inline struct client_meas *client_route_view(struct client_route *r)
+{
+	return r->npaths ? client_route_pmeas(r, r->data_path) : &r->m;
+}
+static inline const struct client_meas *client_route_cview(const struct client_route *r)
+{
+	return r->npaths ? client_route_cpmeas(r, r->data_path) : &r->m;
+}
 
 /* A fresh route; key is NULL for an unauthenticated one. The first request or data
  * packet carries seq first_seq. */
@@ -157,11 +157,14 @@ bool client_route_silence(struct client_route *r, uint64_t now_us, uint64_t *nex
 
 /* Control packets, built into buf (at least LS_MAX_OVERHEAD bytes); return the length
  * (0: a keyed route without a lifetime, nothing to send).
- * A keepalive request takes the next seq and is remembered for matching; a reply
+ * A keepalive request takes the next seq and is remembered in m (the measurement of the
+ * way it goes; sent: that way's count of datagrams so far) for matching; role is the
+ * path's role asked of the egress (1.9; LS_ROLE_ONLY for a route of one path). A reply
  * echoes the request's seq and ts_us; a FIN request takes the next seq. Keepalives
  * carry our reception report and the FEC we ask the proxy for (fec_k, fec_m, 1.4). */
-size_t client_route_ka_request(struct client_route *r, uint64_t now_us, uint8_t fec_k,
-			       uint8_t fec_m, uint8_t *buf);
+size_t client_route_ka_request(struct client_route *r, struct client_meas *m, uint32_t sent,
+			       uint8_t role, uint64_t now_us, uint8_t fec_k, uint8_t fec_m,
+			       uint8_t *buf);
 size_t client_route_ka_reply(struct client_route *r, const struct ls_hdr *req, uint8_t fec_k,
 			     uint8_t fec_m, uint8_t *buf);
 size_t client_route_fin(struct client_route *r, uint64_t now_us, uint8_t *buf);
@@ -176,23 +179,17 @@ enum client_rx {
 	CL_RX_HANDSHAKE,  /* send what client_route_hs_due gives now */
 };
 /* Check a decoded datagram from this route's proxy (docs/protocol.md 1.3 order) and
- * account for it: replay window, counters, jitter, RTT, path. buf is the datagram
- * (the tag covers it). */
+ * account for it: replay window, counters, jitter, RTT, state of the way it came (m).
+ * copies: it came over one of several paths, so a seq seen already is a copy
+ * (`duplicates`, 1.9). buf is the datagram (the tag covers it). */
 enum client_rx client_route_receive(struct client_route *r, const uint8_t *buf,
-				    const struct ls_pkt *p, uint64_t now_us, enum ls_drop *why);
-/* A game packet from r's proxy was dropped after client_route_receive accepted it
- * (no such game socket): it counts towards `degraded`. */
-void client_route_data_dropped(struct client_route *r);
+				    const struct ls_pkt *p, struct client_meas *m, bool copies,
+				    uint64_t now_us, enum ls_drop *why);
 
-/* Is a keepalive request with this seq and ts_us still awaiting its reply? */
+/* Is a keepalive request with this seq and ts_us awaiting its reply on a way of r? */
 bool client_route_awaits(const struct client_route *r, uint16_t seq, uint32_t ts);
-/* "unknown", "up" (degraded too) or "down": a route object's state. */
-const char *client_route_state_name(enum client_path p);
-
-/* Recount the keepalives missed in a row (a request is missed when no answer came within
- * its deadline: srtt + max(4 jitter, 1.5 srtt, 5 ms), 1 s before any RTT sample); 3 or
- * more take the route down. Returns when to look again (0: nothing outstanding). */
-uint64_t client_route_watch(struct client_route *r, uint64_t now_us);
+/* Every path of the route is down (or its own way, without paths). */
+bool client_route_down(const struct client_route *r);
 
 /* Every keepalive interval: a downstream loss sample from the own counters; the path
  * goes down after max(3 intervals, 1 s) without any packet from the proxy (and a keyed

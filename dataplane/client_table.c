@@ -111,6 +111,9 @@ static void retire(struct client *c, struct client_route *r, uint64_t now_us)
 		client_fec_close_all(c, r, now_us);
 		c->up_route = NULL;
 	}
+	/* Its relays go with the slot (their grants were for its egress): the retired
+	 * state keeps the direct path alone. */
+	client_route_drop_relays(r);
 	c->retired = *r;
 	c->retired.name[0] = 0;
 	c->prev = &c->retired;
@@ -119,32 +122,15 @@ static void retire(struct client *c, struct client_route *r, uint64_t now_us)
 
 /* ---- keepalives --------------------------------------------------------------------- */
 
-/* The interval of r's keepalives: the active route's is keepalive_ms (or FEC auto's, if
- * shorter), a standby's its probe_ms. */
-static uint32_t interval_ms(const struct client *c, const struct client_route *r, uint64_t now)
+uint32_t client_keepalive_ms(const struct client *c, const struct client_route *r,
+			     uint64_t now_us)
 {
 	uint32_t ms = (uint32_t)c->conf.keepalive_ms;
 
 	if (r != c->cur)
 		return r->probe_ms;
-	uint32_t f = client_fec_ka_ms(c, now);
+	uint32_t f = client_fec_ka_ms(c, now_us);
 	return f && f < ms ? f : ms;
-}
-
-void client_send_keepalive(struct client *c, struct client_route *r, uint64_t now_us)
-{
-	uint8_t buf[LS_MAX_OVERHEAD], k, m;
-	size_t len;
-
-	if (!r)
-		return;
-	client_fec_ask(c, &k, &m);
-	if (r == c->cur)
-		client_fec_ka_request(c, r, now_us);
-	len = client_route_ka_request(r, now_us, k, m, buf);
-	if (len && client_send_control(c, r, buf, len))
-		c->ctr.keepalives_sent++;
-	r->next_probe_us = now_us + (uint64_t)interval_ms(c, r, now_us) * 1000;
 }
 
 /* ---- switching ---------------------------------------------------------------------- */
@@ -174,6 +160,7 @@ void client_switch(struct client *c, struct client_route *to, const char *reason
 	if (from)
 		c->ctr.route_changes++;
 	client_fec_route_changed(c);
+	client_fec_mode_changed(c);
 	/* The gap a player sees: last game packet delivered before, first one after. */
 	c->gap_to = to;
 	c->gap_from_us = c->last_delivered_us;
@@ -205,6 +192,10 @@ static void route_make(struct client *c, struct client_route *r, const char *nam
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->probe_ms = probe_ms;
 	r->next_probe_us = now_us; /* a first probe at once */
+	client_route_paths_init(r);
+	r->mode = (enum client_mode)c->conf.mode;
+	r->mode_now = r->mode == CL_MODE_AUTO ? CL_MODE_SINGLE : r->mode;
+	r->mode_since_us = now_us;
 }
 
 enum ls_rc client_table_add(struct client *c, const char *name, const struct sockaddr_in *proxy,
@@ -233,6 +224,9 @@ enum ls_rc client_table_add(struct client *c, const char *name, const struct soc
 		if (client_route_is(r, proxy, session_id, key)) {
 			/* The same route: only its probe interval may change. */
 			r->probe_ms = probe_ms;
+			for (unsigned i = 0; i < r->npaths; i++)
+				if (r->paths[i].relay)
+					r->paths[i].hop->probe_ms = probe_ms;
 			return LS_RC_OK;
 		}
 		/* New parameters. The active route's old state keeps taking late replies
@@ -253,6 +247,7 @@ enum ls_rc client_table_add(struct client *c, const char *name, const struct soc
 				retire(c, r, now);
 			else
 				memo_save(c, r);
+			client_route_drop_relays(r);
 			route_make(c, r, name, proxy, session_id, key, probe_ms, now);
 		}
 		return LS_RC_OK;
@@ -262,6 +257,36 @@ enum ls_rc client_table_add(struct client *c, const char *name, const struct soc
 		return LS_RC_FULL;
 	route_make(c, r, name, proxy, session_id, key, probe_ms, now);
 	*out = r;
+	return LS_RC_OK;
+}
+
+enum ls_rc client_table_add_direct(struct client *c, const char *name, bool replace,
+				   struct client_route **out)
+{
+	struct client_route *r = client_table_find(c, name);
+	uint64_t now = ls_now_us();
+
+	*out = r;
+	if (r && r->direct)
+		return LS_RC_OK;
+	if (r && !replace)
+		return LS_RC_EXISTS;
+	/* A route of the table turning direct: as a replacement of its parameters. */
+	if (r && (r == c->cur || r == c->prev))
+		return LS_RC_CONFLICT;
+	if (r) {
+		memo_save(c, r);
+		client_route_drop_relays(r);
+	} else if (!(r = free_slot(c))) {
+		return LS_RC_FULL;
+	}
+	route_make(c, r, name, &c->game_server, 0, NULL, CL_PROBE_DEFAULT_MS, now);
+	/* No tunnel, no paths, no keepalives: the game server answers its own socket. */
+	r->direct = true;
+	r->npaths = 0;
+	memset(r->paths, 0, sizeof(r->paths));
+	*out = r;
+	client_direct_refill(c);
 	return LS_RC_OK;
 }
 
@@ -288,6 +313,7 @@ enum ls_rc client_table_del(struct client *c, const char *name)
 		c->gap_to = NULL;
 		c->gap_ready = false;
 	}
+	client_route_drop_relays(r);
 	memset(r, 0, sizeof(*r));
 	return LS_RC_OK;
 }
@@ -350,55 +376,12 @@ struct client_route *client_up_route(struct client *c, uint64_t now_us)
 
 	if (!r)
 		return NULL;
-	if (!client_route_ready(r, now_us) && c->prev && client_route_ready(c->prev, now_us))
+	if (!client_route_sendable(r, now_us) && c->prev && client_route_sendable(c->prev, now_us))
 		r = c->prev;
 	if (c->up_route && c->up_route != r)
 		client_fec_close_all(c, c->up_route, now_us);
 	c->up_route = r;
 	return r;
-}
-
-bool client_table_knows(const struct client *c, const struct sockaddr_in *from)
-{
-	for (unsigned i = 0; i <= CL_MAX_ROUTES; i++) {
-		const struct client_route *r = i < CL_MAX_ROUTES ? &c->routes[i] : &c->retired;
-
-		if (r->used && r->proxy.sin_addr.s_addr == from->sin_addr.s_addr &&
-		    r->proxy.sin_port == from->sin_port)
-			return true;
-	}
-	return false;
-}
-
-/* Same proxy, several sessions: the session in the packet tells them apart. */
-struct client_route *client_route_for(struct client *c, const struct sockaddr_in *from,
-				      const struct ls_pkt *p)
-{
-	struct client_route *first = NULL;
-	bool auth = p->h.flags & LS_F_AUTH;
-	/* A keepalive reply belongs to the route that sent the request: two routes may
-	 * share a proxy (unauthenticated ones, or different sessions). */
-	bool echo = (p->h.flags & LS_F_KEEPALIVE) && (p->h.src_port & 0xff) == LS_KA_REPLY;
-
-	for (unsigned i = 0; i <= CL_MAX_ROUTES; i++) {
-		struct client_route *r = i < CL_MAX_ROUTES ? &c->routes[i] : &c->retired;
-
-		if (!r->used || r->proxy.sin_addr.s_addr != from->sin_addr.s_addr ||
-		    r->proxy.sin_port != from->sin_port)
-			continue;
-		if (auth ? (r->keyed && r->session_id == p->h.session_id) : !r->keyed) {
-			if (echo && client_route_awaits(r, p->h.seq, p->h.ts_us))
-				return r;
-			/* The active route first, then the one just left. */
-			if (r == c->cur && !echo)
-				return r;
-			if (!first || r == c->prev || r == c->cur)
-				first = r;
-		} else if (!first) {
-			first = r;
-		}
-	}
-	return first;
 }
 
 uint64_t client_table_run(struct client *c, uint64_t now_us)
@@ -412,19 +395,32 @@ uint64_t client_table_run(struct client *c, uint64_t now_us)
 	for (unsigned i = 0; i < CL_MAX_ROUTES; i++) {
 		struct client_route *r = &c->routes[i];
 
-		if (!r->used)
+		/* The direct route has no proxy to probe: the controller pings the server. */
+		if (!r->used || r->direct)
 			continue;
 		if (now_us >= r->next_probe_us) {
-			client_route_interval(r, now_us, interval_ms(c, r, now_us));
+			client_route_interval(r, now_us, client_keepalive_ms(c, r, now_us));
+			client_route_choose(c, r, now_us);
 			client_send_keepalive(c, r, now_us);
 		}
 		SOONER(r->next_probe_us);
-		SOONER(client_route_watch(r, now_us));
+		SOONER(client_meas_watch(&r->m, now_us));
+		for (unsigned k = 0; k < r->npaths; k++) {
+			if (!r->paths[k].relay)
+				continue;
+			SOONER(client_meas_watch(&r->paths[k].m, now_us));
+		}
+		/* A path that carries the data and misses keepalives is left at once (the
+		 * egress stays: its address at the game server does not change). */
+		if (client_route_multipath(r) &&
+		    client_route_pmeas(r, r->data_path)->missed >= CL_MISS_FAILOVER)
+			client_route_choose(c, r, now_us);
 	}
-	/* Fast failover: the active route missed 3 keepalives in a row, a backup is armed
-	 * and answers. The controller chose it; the dataplane acts at once. */
-	if (c->cur && c->cur->missed >= CL_MISS_FAILOVER && c->backup &&
-	    c->backup->path != CL_PATH_DOWN)
+	/* Fast failover: the active route missed 3 keepalives in a row (every path of it),
+	 * a backup is armed and answers. The controller chose it; the dataplane acts at
+	 * once. */
+	if (c->cur && client_route_missed(c->cur) >= CL_MISS_FAILOVER && c->backup &&
+	    !client_route_down(c->backup))
 		client_switch(c, c->backup, "failover", now_us);
 	/* Handshakes of every route, and the silence watch of the one carrying the game. */
 	for (unsigned i = 0; i < CL_MAX_ROUTES; i++) {
@@ -433,7 +429,7 @@ uint64_t client_table_run(struct client *c, uint64_t now_us)
 		uint64_t watch = 0;
 		size_t n;
 
-		if (!r->used)
+		if (!r->used || r->direct)
 			continue;
 		if (r->ka_now) {
 			r->ka_now = false;
@@ -443,12 +439,22 @@ uint64_t client_table_run(struct client *c, uint64_t now_us)
 		if (r == c->up_route && client_route_silence(r, now_us, &watch))
 			client_send_keepalive(c, r, now_us);
 		SOONER(watch);
+		/* An INIT may go any ready way; its CONFIRM must follow it (the cookie names
+		 * the address the REPLY went to). */
+		if (r->hs.state == LS_HSS_INIT && now_us >= r->hs.next_us) {
+			uint8_t t[CL_MAX_PATHS];
+			unsigned nt = client_route_targets(r, false, now_us, t);
+			if (nt)
+				r->hs_path = t[0];
+		}
 		n = client_route_hs_due(r, now_us, buf);
 		if (n)
-			client_send_control(c, r, buf, n);
+			client_send_on(c, r, r->hs_path, buf, n, now_us);
 		SOONER(client_route_hs_next(r));
 	}
+	SOONER(client_multi_run(c, now_us));
 	client_hold_release(c, now_us);
+	client_direct_refill(c);
 	client_ctl_route_events(c);
 	return next;
 #undef SOONER

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "secret.h"
 #include "util.h"
 
 #define SOCK_BUF (4 << 20) /* tunnel socket buffers; the kernel caps them at its maximum */
@@ -29,7 +30,8 @@ static void usage(FILE *f)
 		"The LightSpeed proxy: unwraps tunnel datagrams, forwards them to game servers\n"
 		"and wraps the replies back.\n"
 		"\n"
-		"  -c, --config FILE       read the configuration from FILE (TOML)\n"
+		"  -c, --config FILE       read the configuration from FILE (TOML; default\n"
+		"                          " PX_DEFAULT_CONFIG " when it exists)\n"
 		"      --bind ADDR:PORT    tunnel address (default 0.0.0.0:4434)\n"
 		"      --socket PATH       steering socket (default /run/lightspeed/proxy.sock)\n"
 		"      --allow CIDR        let a denied range through (repeatable; replaces the\n"
@@ -42,7 +44,8 @@ static void usage(FILE *f)
 		"  -h, --help              show this help and exit\n"
 		"  -V, --version           show the version and exit\n"
 		"\n"
-		"Options override the configuration file. Steering: docs/protocol.md section 3.\n");
+		"Options override the configuration file; SIGHUP reads it again. Steering:\n"
+		"docs/protocol.md section 3.\n");
 }
 
 /* A command-line error: message, hint, exit 2. */
@@ -225,7 +228,8 @@ static int open_static_sessions(struct px *p, uint64_t now)
 		uint64_t bps = st->bps.set ? st->bps.v : p->conf.limits.bps;
 
 		if (!px_session_add_keyed(p, (uint32_t)st->id, st->key.b, st->dests.v, st->dests.n,
-					  pps, bps, st->fec.set ? &st->fec.v : NULL, true, now)) {
+					  pps, bps, st->fec.set ? &st->fec.v : NULL, true, false,
+					  now)) {
 			ls_err("out of memory adding static session %lld", (long long)st->id);
 			return -1;
 		}
@@ -287,8 +291,8 @@ static int start(struct px *p)
 		return -1;
 	}
 	px_flows_refill(p);
-	ls_info("listening on %s (steering %s, auth %s, max_sessions %lld, idle_timeout %llds)",
-		ls_addr_fmt(&p->bound, a), p->conf.proxy.socket,
+	ls_info(PX_PROG " " LS_VERSION ": listening on %s (steering %s, auth %s, max_sessions "
+		"%lld, idle_timeout %llds)", ls_addr_fmt(&p->bound, a), p->conf.proxy.socket,
 		p->conf.proxy.require_auth ? "required" : "OFF", (long long)p->conf.proxy.max_sessions,
 		(long long)p->conf.proxy.idle_timeout);
 	for (int i = 0; i < p->conf.proxy.allow.n; i++) {
@@ -318,7 +322,7 @@ static void housekeeping(struct px *p)
 		next = s->next;
 		if (now - s->last_us >= idle) {
 			/* A static session only has a client and flows to lose. */
-			if (!s->is_static || s->has_client || s->flows) {
+			if (!s->is_static || px_session_has_client(s) || s->flows) {
 				p->ctr.sessions_expired++;
 				px_session_end(p, s, PX_END_IDLE);
 			}
@@ -338,6 +342,42 @@ static void housekeeping(struct px *p)
 	px_ctl_counters_event(p);
 }
 
+/* The command line the proxy started with: a reload applies it over the file again. */
+static const struct cli *px_cli;
+
+/* The configuration as at start: defaults, the file, the command line, the checks. */
+static int conf_read(const struct cli *cli, struct px_conf *c, char *err, size_t errlen)
+{
+	px_conf_defaults(c);
+	if (cli->config && px_conf_load(c, cli->config, err, errlen) < 0)
+		return -1;
+	apply_cli(cli, c);
+	if (px_conf_validate(c, cli->config ? cli->config : "command line", err, errlen) < 0)
+		return -1;
+	if (cli->config && c->nstatic)
+		ls_secret_check_mode(cli->config, "session keys");
+	return 0;
+}
+
+/* SIGHUP: parse into a new configuration; on any error the old one stays in force. */
+static void reload(struct px *p)
+{
+	struct px_conf next;
+	char err[512];
+
+	if (!px_cli->config) {
+		ls_warn("SIGHUP: started without a configuration file (-c, " PX_DEFAULT_CONFIG
+			"): nothing to reload");
+		return;
+	}
+	if (conf_read(px_cli, &next, err, sizeof(err)) < 0) {
+		ls_err("SIGHUP: %s; still running on the configuration loaded before", err);
+		px_conf_free(&next);
+		return;
+	}
+	px_reload(p, &next, px_cli->config);
+}
+
 /* Returns true when the process should stop. */
 static bool on_signal(struct px *p)
 {
@@ -346,7 +386,7 @@ static bool on_signal(struct px *p)
 
 	while (read(p->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			ls_warn("SIGHUP: configuration reload is not supported; restart to apply");
+			reload(p);
 			continue;
 		}
 		ls_info("%s: shutting down", strsignal((int)si.ssi_signo));
@@ -433,16 +473,18 @@ int main(int argc, char **argv)
 	static struct px px; /* static: zeroed, and not on the stack */
 	struct cli cli;
 	char err[512];
-	const char *name;
 
 	ls_log_init(PX_PROG, LS_LOG_INFO);
 	parse_cli(argc, argv, &cli);
-	px_conf_defaults(&px.conf);
-	if (cli.config && px_conf_load(&px.conf, cli.config, err, sizeof(err)) < 0)
-		goto conf_error;
-	apply_cli(&cli, &px.conf);
-	name = cli.config ? cli.config : "command line";
-	if (px_conf_validate(&px.conf, name, err, sizeof(err)) < 0)
+	px_cli = &cli;
+	if (!cli.config) {
+		cli.config = ls_conf_default(PX_DEFAULT_CONFIG, err, sizeof(err));
+		if (err[0] && cli.check)
+			fprintf(stderr, PX_PROG ": %s\n", err);
+		else if (err[0])
+			ls_info("%s", err);
+	}
+	if (conf_read(&cli, &px.conf, err, sizeof(err)) < 0)
 		goto conf_error;
 	px_conf_warn(&px.conf, cli.check);
 	if (cli.check) {
@@ -465,7 +507,7 @@ int main(int argc, char **argv)
 
 conf_error:
 	if (cli.check)
-		fprintf(stderr, "%s\n", err);
+		fprintf(stderr, PX_PROG ": %s\n", err);
 	else
 		ls_err("%s", err);
 	px_conf_free(&px.conf);

@@ -9,10 +9,14 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "conf.h"
 #include "drop.h"
 #include "log.h"
 #include "steer.h"
 #include "proxy_session.h"
+
+/* Read without -c when it exists. */
+#define PX_DEFAULT_CONFIG "/etc/lightspeed/proxy.toml"
 
 #ifndef LS_VERSION
 #define LS_VERSION "0.1.0"
@@ -31,6 +35,8 @@ struct px_counters {
 	uint64_t rx_packets, rx_bytes;
 	uint64_t forwarded_packets, forwarded_bytes;
 	uint64_t reply_packets, reply_bytes;
+	uint64_t relayed_packets, relayed_bytes;         /* a relay's, to next hops (1.9) */
+	uint64_t relay_reply_packets, relay_reply_bytes; /* from next hops to clients */
 	uint64_t tx_packets, tx_bytes;
 	uint64_t keepalives, keepalives_unanswered;
 	uint64_t sessions_created, sessions_expired;
@@ -69,6 +75,7 @@ struct px_static {
 	struct px_dest_list dests;
 	struct px_opt_rate pps, bps;
 	struct px_opt_fec fec;
+	struct ls_conf_at at; /* its [[session]] header, for errors found after loading */
 };
 
 struct px_conf_main {
@@ -184,6 +191,11 @@ void px_fec_session_reset(struct px_session *s);
 void px_fec_session_write(const struct px_session *s, struct ls_jw *w);
 /* The `fec` counters of stats: freed decoders and live ones. */
 void px_fec_counters(const struct px *p, struct dp_fec_counters *out);
+
+/* proxy_reload.c: SIGHUP. next was loaded and validated in full (name: its file);
+ * what a running proxy can change is applied, the rest logged as needing a restart,
+ * and next's contents move into p->conf. */
+void px_reload(struct px *p, struct px_conf *next, const char *name);
 
 /* proxy_ctl.c: the steering commands and events. */
 extern const struct ls_steer_handler px_ctl_handlers[];

@@ -56,6 +56,20 @@ static int parse_bind(const struct ls_cv *v, void *dst, char *err, size_t errlen
 	return 0;
 }
 
+static int parse_socket(const struct ls_cv *v, void *dst, char *err, size_t errlen)
+{
+	size_t cap = sizeof(((struct px_conf_main *)0)->socket);
+
+	if (want_type(v, LS_CV_STRING, "'socket'", err, errlen) < 0)
+		return -1;
+	if (!v->u.s[0] || strlen(v->u.s) >= cap) {
+		snprintf(err, errlen, "'socket' must be a path of 1 to %zu bytes", cap - 1);
+		return -1;
+	}
+	memcpy(dst, v->u.s, strlen(v->u.s) + 1);
+	return 0;
+}
+
 static int parse_allow(const struct ls_cv *v, void *dst, char *err, size_t errlen)
 {
 	struct ls_allowlist al;
@@ -186,6 +200,7 @@ static void *add_static(void *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	st->at = ls_conf_header_at();
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = st;
@@ -198,8 +213,7 @@ static void *add_static(void *conf, char *err, size_t errlen)
 #define MAIN(f) offsetof(struct px_conf_main, f)
 static const struct ls_conf_field main_fields[] = {
 	{ "bind", LS_CF_CUSTOM, MAIN(bind), 0, 0, 0, parse_bind },
-	{ "socket", LS_CF_STRING, MAIN(socket), sizeof(((struct px_conf_main *)0)->socket), 0, 0,
-	  NULL },
+	{ "socket", LS_CF_CUSTOM, MAIN(socket), 0, 0, 0, parse_socket },
 	{ "require_auth", LS_CF_BOOL, MAIN(require_auth), 0, 0, 0, NULL },
 	{ "idle_timeout", LS_CF_INT, MAIN(idle_timeout), 0, 1, PX_IDLE_MAX, NULL },
 	{ "max_sessions", LS_CF_INT, MAIN(max_sessions), 0, 1, PX_SESSIONS_MAX, NULL },
@@ -247,8 +261,14 @@ int px_conf_validate(const struct px_conf *c, const char *name, char *err, size_
 		return -1;
 	}
 	if ((int64_t)c->nstatic > c->proxy.max_sessions) {
-		snprintf(err, errlen, "%s: %zu [[session]] sections, but max_sessions is %" PRId64,
-			 name, c->nstatic, c->proxy.max_sessions);
+		const struct px_static *over = c->statics;
+
+		for (int64_t k = 0; k < c->proxy.max_sessions; k++)
+			over = over->next;
+		snprintf(err, errlen,
+			 "%s:%d:%d: %zu [[session]] sections, but max_sessions is %" PRId64
+			 ": raise max_sessions or remove sessions", name, over->at.line,
+			 over->at.col, c->nstatic, c->proxy.max_sessions);
 		return -1;
 	}
 	for (const struct px_static *st = c->statics; st; st = st->next, i++) {
@@ -257,14 +277,16 @@ int px_conf_validate(const struct px_conf *c, const char *name, char *err, size_
 		size_t j = 1;
 
 		if (missing) {
-			snprintf(err, errlen, "%s: [[session]] #%zu: '%s' is missing", name, i, missing);
+			snprintf(err, errlen, "%s:%d:%d: [[session]] #%zu: '%s' is missing", name,
+				 st->at.line, st->at.col, i, missing);
 			return -1;
 		}
 		for (const struct px_static *o = c->statics; o != st; o = o->next, j++) {
 			if (o->id == st->id) {
 				snprintf(err, errlen,
-					 "%s: [[session]] #%zu: id %" PRId64 " is already used by #%zu",
-					 name, i, st->id, j);
+					 "%s:%d:%d: [[session]] #%zu: id %" PRId64
+					 " is already used by #%zu (line %d)",
+					 name, st->at.line, st->at.col, i, st->id, j, o->at.line);
 				return -1;
 			}
 		}

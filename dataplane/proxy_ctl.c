@@ -24,6 +24,10 @@ static const struct counter_def counter_defs[] = {
 	CTR(forwarded_bytes, "Payload bytes forwarded to game servers."),
 	CTR(reply_packets, "Game server replies sent into the tunnel."),
 	CTR(reply_bytes, "Payload bytes of game server replies sent into the tunnel."),
+	CTR(relayed_packets, "Tunnel datagrams a relay grant forwarded to its next hop."),
+	CTR(relayed_bytes, "Bytes of tunnel datagrams forwarded to next hops."),
+	CTR(relay_reply_packets, "Tunnel datagrams from next hops relayed back to clients."),
+	CTR(relay_reply_bytes, "Bytes of tunnel datagrams relayed back to clients."),
 	CTR(tx_packets, "Datagrams sent on the tunnel socket."),
 	CTR(tx_bytes, "Bytes sent on the tunnel socket."),
 	CTR(keepalives, "Keepalive requests answered and replies received."),
@@ -109,7 +113,40 @@ static json_t *client_json(const struct px_session *s)
 {
 	char a[LS_ADDRSTRLEN];
 
-	return s->has_client ? json_string(ls_addr_fmt(&s->client, a)) : json_null();
+	return px_session_has_client(s) ? json_string(ls_addr_fmt(px_session_client(s), a))
+					: json_null();
+}
+
+static const char *const role_names[] = {
+	[LS_ROLE_ONLY] = "only", [LS_ROLE_DATA] = "data", [LS_ROLE_PARITY] = "parity",
+	[LS_ROLE_PROBE] = "probe",
+};
+
+/* The client's addresses (1.9): each with its role and validation. */
+static void paths_write(struct ls_jw *w, const struct px_session *s, uint64_t now)
+{
+	char a[LS_ADDRSTRLEN];
+
+	ls_jw_arr(w);
+	for (unsigned i = 0; i < s->npaths; i++) {
+		const struct px_path *pa = &s->path[i];
+
+		ls_jw_obj(w);
+		ls_jw_key(w, "address");
+		ls_jw_str(w, ls_addr_fmt(&pa->addr, a));
+		ls_jw_key(w, "role");
+		ls_jw_str(w, role_names[pa->role <= LS_ROLE_MAX ? pa->role : 0]);
+		ls_jw_key(w, "validated");
+		ls_jw_bool(w, pa->validated);
+		ls_jw_key(w, "idle_ms");
+		ls_jw_u64(w, now > pa->last_us ? (now - pa->last_us) / 1000 : 0);
+		ls_jw_key(w, "rx_packets");
+		ls_jw_u64(w, pa->rx_packets);
+		ls_jw_key(w, "tx_packets");
+		ls_jw_u64(w, pa->tx_packets);
+		ls_jw_end_obj(w);
+	}
+	ls_jw_end_arr(w);
 }
 
 /* A session object (docs/protocol.md 3.1), written as text: a listing of 1,000 of them
@@ -125,14 +162,20 @@ static void session_write(struct ls_jw *w, const struct px_session *s, uint64_t 
 	else
 		ls_jw_null(w);
 	ls_jw_key(w, "client");
-	if (s->has_client)
-		ls_jw_str(w, ls_addr_fmt(&s->client, a));
+	if (px_session_has_client(s))
+		ls_jw_str(w, ls_addr_fmt(px_session_client(s), a));
 	else
 		ls_jw_null(w);
 	ls_jw_key(w, "validated");
-	ls_jw_bool(w, s->validated);
+	ls_jw_bool(w, s->npaths && s->path[0].validated);
 	ls_jw_key(w, "static");
 	ls_jw_bool(w, s->is_static);
+	ls_jw_key(w, "relay");
+	ls_jw_bool(w, s->relay);
+	ls_jw_key(w, "multipath");
+	ls_jw_bool(w, s->multipath);
+	ls_jw_key(w, "paths");
+	paths_write(w, s, now);
 	ls_jw_key(w, "idle_ms");
 	ls_jw_u64(w, now > s->last_us ? (now - s->last_us) / 1000 : 0);
 	ls_jw_key(w, "destinations");
@@ -297,16 +340,18 @@ static enum ls_rc arg_fec(struct ls_steer_call *call, struct dp_fec_setting *out
 	return LS_RC_OK;
 }
 
-static enum ls_rc ctl_session_add(void *ctx, struct ls_steer_call *call)
+/* session_add and grant_add: a session, or a relay grant whose destinations are its
+ * next hops (docs/protocol.md 1.9). */
+static enum ls_rc add_keyed(struct px *p, struct ls_steer_call *call, bool relay)
 {
-	struct px *p = ctx;
+	const char *what = relay ? "next_hops" : "destinations";
 	struct ls_dest dests[PX_MAX_DESTS];
 	uint8_t key[LS_KEY_LEN];
 	uint64_t pps = p->conf.limits.pps, bps = p->conf.limits.bps;
 	struct dp_fec_setting fec;
-	const struct dp_fec_setting *fec_set;
+	const struct dp_fec_setting *fec_set = NULL;
 	uint32_t id = arg_session_id(call);
-	json_t *v = json_object_get(call->req, "destinations");
+	json_t *v = json_object_get(call->req, what);
 	size_t n = json_array_size(v);
 	enum ls_rc rc;
 
@@ -314,27 +359,40 @@ static enum ls_rc ctl_session_add(void *ctx, struct ls_steer_call *call)
 			  sizeof(key)) < 0)
 		return ls_steer_fail(call, LS_RC_INVALID, "key must be 32 hex digits");
 	if (n > PX_MAX_DESTS)
-		return ls_steer_fail(call, LS_RC_INVALID, "at most %d destinations", PX_MAX_DESTS);
+		return ls_steer_fail(call, LS_RC_INVALID, "at most %d %s", PX_MAX_DESTS, what);
 	for (size_t i = 0; i < n; i++) {
-		const char *denied;
+		const char *str = json_string_value(json_array_get(v, i)), *denied;
+		struct sockaddr_in a;
+		char err[96];
 
-		if (ls_dest_parse(json_string_value(json_array_get(v, i)), &dests[i]) < 0)
+		if (relay) {
+			/* A relay sends to exactly the nodes it was told: one address and port
+			 * each, never a range. */
+			if (ls_hostport_parse(str, &a, false, false, err, sizeof(err)) < 0)
+				return ls_steer_fail(call, LS_RC_INVALID,
+						     "next_hops[%zu] is not \"ip:port\" (%s)", i, err);
+			dests[i].cidr.net = ntohl(a.sin_addr.s_addr);
+			dests[i].cidr.mask = 0xffffffffu;
+			dests[i].cidr.len = 32;
+			dests[i].port_lo = dests[i].port_hi = ntohs(a.sin_port);
+		} else if (ls_dest_parse(str, &dests[i]) < 0) {
 			return ls_steer_fail(call, LS_RC_INVALID,
 					     "destinations[%zu] is not \"ip[/len][:port[-port]]\"",
 					     i);
+		}
 		/* Its packets would all be dropped: say so now, not at the first packet. */
 		denied = ls_dest_denied(&p->conf.proxy.allow, &dests[i]);
 		if (denied)
 			return ls_steer_fail(call, LS_RC_INVALID,
-					     "destinations[%zu] '%.64s' is in the denied range %s "
+					     "%s[%zu] '%.64s' is in the denied range %s "
 					     "(docs/protocol.md 1.6), which the proxy's allow list "
 					     "does not cover; let it through with --allow CIDR or "
-					     "[proxy] allow if it is a game server",
-					     i, json_string_value(json_array_get(v, i)), denied);
+					     "[proxy] allow if it is a %s",
+					     what, i, str, denied, relay ? "node" : "game server");
 	}
 	arg_rate(call, "pps", &pps);
 	arg_rate(call, "bps", &bps);
-	if ((rc = arg_fec(call, &fec, &fec_set)) != LS_RC_OK)
+	if (!relay && (rc = arg_fec(call, &fec, &fec_set)) != LS_RC_OK)
 		return rc;
 	if (px_session_by_id(&p->tab, id))
 		return ls_steer_fail(call, LS_RC_EXISTS, "session %u exists", id);
@@ -342,13 +400,23 @@ static enum ls_rc ctl_session_add(void *ctx, struct ls_steer_call *call)
 		return ls_steer_fail(call, LS_RC_FULL, "%zu sessions: max_sessions reached",
 				     p->tab.n);
 	struct px_session *s = px_session_add_keyed(p, id, key, dests, n, pps, bps, fec_set,
-						    false, ls_now_us());
+						    false, relay, ls_now_us());
 	memset(key, 0, sizeof(key));
 	if (!s)
 		return ls_steer_fail(call, LS_RC_INTERNAL, "out of memory");
 	px_session_up(p, s, false);
 	call->result = json_pack("{s:I}", "session_id", (json_int_t)id);
 	return LS_RC_OK;
+}
+
+static enum ls_rc ctl_session_add(void *ctx, struct ls_steer_call *call)
+{
+	return add_keyed(ctx, call, false);
+}
+
+static enum ls_rc ctl_grant_add(void *ctx, struct ls_steer_call *call)
+{
+	return add_keyed(ctx, call, true);
 }
 
 static enum ls_rc ctl_session_del(void *ctx, struct ls_steer_call *call)
@@ -395,6 +463,7 @@ const struct ls_steer_handler px_ctl_handlers[] = {
 	{ "stats", ctl_stats },
 	{ "sessions", ctl_sessions },
 	{ "session_add", ctl_session_add },
+	{ "grant_add", ctl_grant_add },
 	{ "session_del", ctl_session_del },
 	{ "set_fec", ctl_set_fec },
 	{ NULL, NULL },

@@ -92,6 +92,10 @@ struct ls_fec_dec *px_fec_dec(struct px_flow *f)
 {
 	if (!f->dec)
 		f->dec = ls_fec_dec_new(0);
+	/* Parity over another path may come later than the data (1.9). */
+	if (f->dec)
+		f->dec->timeout_us = f->s->multipath ? LS_FEC_DEC_TIMEOUT_PATHS
+						     : LS_FEC_DEC_TIMEOUT_DEFAULT;
 	return f->dec;
 }
 

@@ -36,12 +36,14 @@ static struct mmsghdr rx_msg[RX_BATCH];
 static struct iovec rx_iov[RX_BATCH];
 static struct sockaddr_in rx_from[RX_BATCH];
 
-enum tx_kind { TX_FORWARD, TX_REPLY, TX_CONTROL, TX_PARITY };
+/* What a queued datagram is, for the counters (TX_COPY: a reply's copy on another path). */
+enum tx_kind { TX_FORWARD, TX_REPLY, TX_CONTROL, TX_PARITY, TX_RELAY, TX_RELAY_REPLY, TX_COPY };
 
 struct tx_meta {
 	int fd;
 	enum tx_kind kind;
 	struct px_session *s; /* NULL for a stateless answer */
+	struct px_path *pa;   /* the path it goes to, if any */
 	size_t payload;       /* game bytes, for the forwarded/reply counters */
 };
 
@@ -117,9 +119,17 @@ static void tx_done(struct px *p, unsigned i)
 		p->ctr.forwarded_bytes += m->payload;
 		return;
 	}
+	if (m->kind == TX_RELAY) {
+		p->ctr.relayed_packets++;
+		p->ctr.relayed_bytes += m->payload;
+		return;
+	}
 	if (m->kind == TX_REPLY) {
 		p->ctr.reply_packets++;
 		p->ctr.reply_bytes += m->payload;
+	} else if (m->kind == TX_RELAY_REPLY) {
+		p->ctr.relay_reply_packets++;
+		p->ctr.relay_reply_bytes += m->payload;
 	}
 	p->ctr.tx_packets++;
 	p->ctr.tx_bytes += len;
@@ -127,6 +137,8 @@ static void tx_done(struct px *p, unsigned i)
 		m->s->tx_packets++;
 		m->s->tx_bytes += len;
 	}
+	if (m->pa)
+		m->pa->tx_packets++;
 }
 
 void px_tx_flush(struct px *p)
@@ -175,15 +187,25 @@ void px_tx_flush(struct px *p)
 	big_used = 0;
 }
 
-/* A place in the queue, and with big a datagram slot of its own: what is queued goes
- * out first when either has run out (never while a caller holds a place). */
-static unsigned tx_reserve(struct px *p, uint8_t **big)
+/* n places in the queue, and with big a datagram slot of their own: what is queued
+ * goes out first when either has run out (never while a caller holds a place). The
+ * first place is returned; the others follow it. */
+static unsigned tx_reserve_n(struct px *p, unsigned n, uint8_t **big)
 {
-	if (tx_n == TXQ || (big && big_used == TX_BIG))
+	unsigned first;
+
+	if (tx_n + n > TXQ || (big && big_used == TX_BIG))
 		px_tx_flush(p);
 	if (big)
 		*big = tx_big[big_used++];
-	return tx_n++;
+	first = tx_n;
+	tx_n += n;
+	return first;
+}
+
+static unsigned tx_reserve(struct px *p, uint8_t **big)
+{
+	return tx_reserve_n(p, 1, big);
 }
 
 void px_turn_end(struct px *p)
@@ -199,6 +221,7 @@ void px_turn_end(struct px *p)
 static void tx_fill(unsigned i, int fd, uint8_t *data, size_t len, const struct sockaddr_in *to,
 		    enum tx_kind kind, struct px_session *s, size_t payload)
 {
+	tx_meta[i].pa = NULL;
 	tx_iov[i].iov_base = data;
 	tx_iov[i].iov_len = len;
 	tx_to[i] = *to;
@@ -231,24 +254,64 @@ static void tx_push_ctl(struct px *p, struct px_session *s, const uint8_t *pkt, 
 	tx_fill(i, p->tun_fd, tx_ctl[i], len, to, TX_CONTROL, s, 0);
 }
 
-/* May len bytes go to `to` for session s? Until the client address is validated it
- * gets no more bytes than it sent (1.6); game replies and their parity (budget) take
- * from the session's reply budget, the request path's limits. Control packets answer
- * one request each, no larger than it; echoes to another address likewise. */
-static enum ls_drop tx_admit(struct px_session *s, const struct sockaddr_in *to, size_t len,
-			     bool budget, uint64_t now)
+/* May len bytes go to path pa of session s? Until a path is validated it gets no more
+ * bytes than it sent (1.6); game replies and their parity (budget) take from the
+ * session's reply budget, the request path's limits, every copy on every path counted.
+ * Control packets answer one request each, no larger than it; echoes to an address
+ * that is no path (pa NULL) likewise. */
+static enum ls_drop tx_admit(struct px_session *s, struct px_path *pa, size_t len, bool budget,
+			     uint64_t now)
 {
-	if (!same_addr(to, &s->client))
+	if (!pa)
 		return LS_DROP__COUNT;
-	if (!s->validated && s->unval_tx + len > s->unval_rx)
+	if (!pa->validated && pa->unval_tx + len > pa->unval_rx)
 		return LS_DROP_UNVALIDATED_LIMIT;
 	if (budget && !ls_bucket_take(&s->t_pps, 1, now))
 		return LS_DROP_RATE_LIMITED;
 	if (budget && !ls_bucket_take(&s->t_bps, len, now))
 		return LS_DROP_RATE_LIMITED;
-	if (!s->validated)
-		s->unval_tx += len;
+	if (!pa->validated)
+		pa->unval_tx += len;
 	return LS_DROP__COUNT;
+}
+
+/* Where a session's game replies go (1.9): its one path, or in a multipath session
+ * every data path heard from lately (parity: one parity path heard from lately, taking
+ * turns, else as the data); when no data path was heard from lately, the path heard
+ * from last. Returns the count written into out. */
+static unsigned reply_paths(struct px_session *s, bool parity, uint64_t now,
+			    struct px_path *out[PX_PATHS])
+{
+	struct px_path *last = NULL;
+	unsigned n = 0;
+
+	if (!s->multipath) {
+		if (s->npaths)
+			out[n++] = &s->path[0];
+		return n;
+	}
+	for (unsigned k = 0; parity && k < s->npaths && !n; k++) {
+		unsigned i = (s->parity_next + k) % s->npaths;
+		struct px_path *pa = &s->path[i];
+
+		if (pa->role == LS_ROLE_PARITY && now - pa->last_us < PX_PATH_QUIET_US) {
+			out[n++] = pa;
+			s->parity_next = (uint8_t)(i + 1);
+		}
+	}
+	if (n)
+		return n;
+	for (unsigned i = 0; i < s->npaths; i++) {
+		struct px_path *pa = &s->path[i];
+
+		if (!last || pa->last_us > last->last_us)
+			last = pa;
+		if (pa->role == LS_ROLE_DATA && now - pa->last_us < PX_PATH_QUIET_US)
+			out[n++] = pa;
+	}
+	if (!n && last)
+		out[n++] = last;
+	return n;
 }
 
 /* Who seals for the session: its current lifetime, or no AUTH without a key. */
@@ -291,9 +354,9 @@ static void fill_report(struct px_session *s, uint8_t kind, struct ls_keepalive 
 	ka->kind = kind;
 }
 
-/* A KEEPALIVE request with an unpredictable ts_us (the keyed PRF) to the client
+/* A KEEPALIVE request with an unpredictable ts_us (the keyed PRF) to a path's
  * address: its echo proves the client can receive there (1.6). */
-static void send_challenge(struct px *p, struct px_session *s, uint64_t now)
+static void send_challenge(struct px *p, struct px_session *s, struct px_path *pa, uint64_t now)
 {
 	uint8_t pkt[CTL_LEN];
 	struct ls_keepalive ka;
@@ -305,23 +368,24 @@ static void send_challenge(struct px *p, struct px_session *s, uint64_t now)
 		return; /* nothing to seal with: the client's handshake comes first */
 	fill_report(s, LS_KA_REQUEST, &ka);
 	n = build_ctl(s, NULL, LS_F_KEEPALIVE, seq, ts, &ka, pkt);
-	s->chal_us = now;
-	if (tx_admit(s, &s->client, n, false, now) != LS_DROP__COUNT)
+	pa->chal_us = now;
+	if (tx_admit(s, pa, n, false, now) != LS_DROP__COUNT)
 		return;
 	s->tx_seq++;
-	s->chal_seq = seq;
-	s->chal_ts = ts;
-	s->chal_pending = true;
-	s->chal_fail = 0;
-	tx_push_ctl(p, s, pkt, n, &s->client);
+	pa->chal_seq = seq;
+	pa->chal_ts = ts;
+	pa->chal_pending = true;
+	pa->chal_fail = 0;
+	tx_push_ctl(p, s, pkt, n, &pa->addr);
 }
 
 void px_revalidate(struct px *p, struct px_session *s, uint64_t now)
 {
 	/* A lost request would otherwise leave the address on its byte budget for good;
 	 * the budget itself keeps these from flooding an address that sends nothing. */
-	if (s->has_client && !s->validated && now - s->chal_us >= REVALIDATE_US)
-		send_challenge(p, s, now);
+	for (unsigned i = 0; i < s->npaths; i++)
+		if (!s->path[i].validated && now - s->path[i].chal_us >= REVALIDATE_US)
+			send_challenge(p, s, &s->path[i], now);
 }
 
 void px_send_fins(struct px *p)
@@ -330,12 +394,16 @@ void px_send_fins(struct px *p)
 
 	for (struct px_session *s = p->tab.head; s; s = s->next) {
 		uint8_t pkt[CTL_LEN];
+		uint16_t seq = s->tx_seq++;
 		size_t n;
 
-		if (!s->has_client || !s->validated || (s->auth && !s->lv.cur.live))
+		if (s->auth && !s->lv.cur.live)
 			continue;
-		n = build_ctl(s, NULL, LS_F_FIN, s->tx_seq++, ts, NULL, pkt);
-		tx_push_ctl(p, s, pkt, n, &s->client);
+		/* One FIN, to every validated path: whichever reaches the client tells it. */
+		n = build_ctl(s, NULL, LS_F_FIN, seq, ts, NULL, pkt);
+		for (unsigned i = 0; i < s->npaths; i++)
+			if (s->path[i].validated)
+				tx_push_ctl(p, s, pkt, n, &s->path[i].addr);
 	}
 	px_tx_flush(p);
 }
@@ -396,18 +464,28 @@ static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
 	struct px_flow *f;
 
 	/* A parity packet names the flow's destination like data does, and is checked
-	 * the same way: what it rebuilds goes there. */
+	 * the same way: what it rebuilds goes there. A relay's next hop likewise. */
 	if (!ls_addr_permitted(&p->conf.proxy.allow, h->dst_ip)) {
 		drop_s(p, s, LS_DROP_DENIED_DESTINATION);
 		s->warn_dst_ip = h->dst_ip;
 		s->warn_dst_port = h->dst_port;
 		return;
 	}
-	if (s->ndests && !dest_allowed(s, h->dst_ip, h->dst_port)) {
+	if ((s->ndests || s->relay) && !dest_allowed(s, h->dst_ip, h->dst_port)) {
 		drop_s(p, s, LS_DROP_NOT_ALLOWED);
 		s->warn_dst_ip = h->dst_ip;
 		s->warn_dst_port = h->dst_port;
 		return;
+	}
+	if (s->relay) {
+		struct ls_pkt inner;
+
+		/* The relay forwards tunnel datagrams only: what it cannot parse as one it
+		 * does not send (it never checks, nor could check, the inner tag). */
+		if (ls_pkt_decode(payload, len, &inner) != LS_PE_OK || !(inner.h.flags & LS_F_AUTH)) {
+			drop_s(p, s, LS_DROP_MALFORMED);
+			return;
+		}
 	}
 	/* FEC traffic is rate-checked packet by packet as the decoder delivers it. */
 	if (!fec && !rate_ok(s, len, now)) {
@@ -429,7 +507,7 @@ static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
 	x.to.sin_addr.s_addr = htonl(h->dst_ip);
 	x.to.sin_port = htons(h->dst_port);
 	if (!fec) {
-		tx_push(p, f->ev.fd, payload, len, &x.to, TX_FORWARD, s, len);
+		tx_push(p, f->ev.fd, payload, len, &x.to, s->relay ? TX_RELAY : TX_FORWARD, s, len);
 		return;
 	}
 	if (px_fec_dec(f))
@@ -438,27 +516,32 @@ static void forward(struct px *p, struct px_session *s, const struct ls_hdr *h,
 		fwd_deliver(&x, payload, len); /* no decoder (out of memory): data still goes */
 }
 
-static void answer_keepalive(struct px *p, struct px_session *s, struct ls_mac *mac,
-			     const struct ls_hdr *h, const struct sockaddr_in *from, uint64_t now)
+static void answer_keepalive(struct px *p, struct px_session *s, struct px_path *pa,
+			     struct ls_mac *mac, const struct ls_hdr *h, uint8_t role,
+			     const struct sockaddr_in *from, uint64_t now)
 {
 	uint8_t pkt[CTL_LEN];
 	struct ls_keepalive ka;
 	size_t n;
 
 	fill_report(s, LS_KA_REPLY, &ka);
+	/* A request that names its path's role learns how many of its packets came
+	 * that way (1.9): the loss of each path apart. */
+	if (role != LS_ROLE_ONLY && pa)
+		ka.path_rx = pa->rx16;
 	n = build_ctl(s, mac, LS_F_KEEPALIVE, h->seq, h->ts_us, &ka, pkt);
 	/* The client's first probe after roaming pays for the validation request, so its
 	 * echo may not fit the budget: the client misses one RTT sample, no data is lost,
 	 * and nothing is counted as dropped (1.6). */
-	if (tx_admit(s, from, n, false, now) != LS_DROP__COUNT) {
+	if (tx_admit(s, pa, n, false, now) != LS_DROP__COUNT) {
 		p->ctr.keepalives_unanswered++;
 		return;
 	}
 	tx_push_ctl(p, s, pkt, n, from);
 }
 
-static void answer_fin(struct px *p, struct px_session *s, const struct ls_hdr *h,
-		       const struct sockaddr_in *from, uint64_t now)
+static void answer_fin(struct px *p, struct px_session *s, struct px_path *pa,
+		       const struct ls_hdr *h, const struct sockaddr_in *from, uint64_t now)
 {
 	uint8_t pkt[CTL_LEN];
 	size_t n = build_ctl(s, NULL, LS_F_FIN, h->seq, h->ts_us, NULL, pkt);
@@ -468,7 +551,7 @@ static void answer_fin(struct px *p, struct px_session *s, const struct ls_hdr *
 		tx_push_ctl(p, NULL, pkt, n, from);
 		return;
 	}
-	why = tx_admit(s, from, n, false, now);
+	why = tx_admit(s, pa, n, false, now);
 	if (why == LS_DROP__COUNT)
 		tx_push_ctl(p, s, pkt, n, from);
 	else
@@ -505,17 +588,25 @@ static void handshake(struct px *p, struct px_session *s, const struct ls_pkt *p
 	tx_push_ctl(p, s, out, n, from);
 }
 
+/* What the checks found out about a datagram. */
+struct rx_path {
+	struct px_path *pa;   /* the path it came over (NULL: not one of the session's) */
+	struct ls_mac *mac;   /* the lifetime that accepted it */
+	bool moved;           /* a path is new (roaming, or another path): validate it */
+};
+
 /* An AUTH datagram other than a HANDSHAKE: the checks of 1.3 in their order. Returns
- * the session, or NULL when dropped. *mac is the lifetime that accepted it; *moved
- * tells that the client address changed (roaming). */
+ * the session, or NULL when dropped. role: a keepalive request's role for its path
+ * (1.9), else LS_ROLE_ONLY. */
 static struct px_session *auth_check(struct px *p, const struct ls_pkt *pkt, const uint8_t *buf,
-				     bool echo, const struct sockaddr_in *from, uint64_t now,
-				     struct ls_mac **mac, bool *moved)
+				     bool echo, uint8_t role, const struct sockaddr_in *from,
+				     uint64_t now, struct rx_path *rp)
 {
 	const struct ls_hdr *h = &pkt->h;
 	struct px_session *s = px_session_by_id(&p->tab, h->session_id);
 	enum ls_drop why = LS_DROP_BAD_TAG;
 	struct ls_rx_ok ok;
+	bool multi;
 
 	if (!s) {
 		drop_peer(p, LS_DROP_UNKNOWN_SESSION, from, h->session_id);
@@ -525,20 +616,29 @@ static struct px_session *auth_check(struct px *p, const struct ls_pkt *pkt, con
 		handshake(p, s, pkt, buf, from, now);
 		return NULL;
 	}
+	rp->pa = px_path_find(s, from);
+	/* Copies of one datagram over several paths of the session are duplicates. */
+	multi = s->multipath && !s->relay;
 	/* The client's packets carry its clock, except echoes of our requests. */
-	if (!ls_lives_check(&s->lv, (uint8_t)s->id, pkt, buf, echo, !echo, now, &ok, &why)) {
+	if (!ls_lives_check(&s->lv, (uint8_t)s->id, pkt, buf, echo, !echo, multi && rp->pa, now,
+			    &ok, &why)) {
 		if (why == LS_DROP_BAD_TAG) {
 			/* Forged ids are free to send, so a bad tag is not charged to the
 			 * session; nor is it ever answered (a client whose lifetime we lost,
 			 * after a restart, finds out by our silence: 1.8). */
 			drop_peer(p, why, from, h->session_id);
+		} else if (why == LS_DROP_DUPLICATES) {
+			/* Expected in duplicate mode: counted, never logged. */
+			p->ctr.drops[why]++;
+			rp->pa->rx16++;
+			rp->pa->last_us = now;
 		} else {
 			drop_s(p, s, why);
 			s->warn_peer = *from;
 		}
 		return NULL;
 	}
-	*mac = ok.prev ? &s->lv.prev.mac : &s->lv.cur.mac;
+	rp->mac = ok.prev ? &s->lv.prev.mac : &s->lv.cur.mac;
 	if (echo)
 		return s;
 	/* A FIN of a lifetime that has ended ends nothing. */
@@ -548,23 +648,39 @@ static struct px_session *auth_check(struct px *p, const struct ls_pkt *pkt, con
 		return NULL;
 	}
 	ls_rx_note(&s->rx, ok.ext);
-	/* Only the newest packet of the current lifetime moves the session (roaming). */
-	if (!ok.prev && (!s->has_client || (ok.newest && !same_addr(from, &s->client)))) {
-		bool first = !s->has_client;
+	if (!ok.prev && !rp->pa) {
+		bool first = !px_session_has_client(s);
 
-		px_session_set_client(p, s, from);
-		*moved = true;
-		/* A static session has been waiting for a client: now it is up. */
-		if (first && s->is_static)
-			px_session_up(p, s, true);
+		if ((multi || (role != LS_ROLE_ONLY && !s->relay)) && !first) {
+			/* Another path of a multipath session (1.9); a request naming a role
+			 * makes the session one. Nothing moves. */
+			rp->pa = px_path_add(s, from, now);
+			rp->moved = rp->pa != NULL;
+		} else if (first || ok.newest) {
+			/* Only the newest packet of the current lifetime moves a single-path
+			 * session (roaming). */
+			px_session_set_client(p, s, from);
+			rp->pa = &s->path[0];
+			rp->moved = true;
+			/* A static session has been waiting for a client: now it is up. */
+			if (first && s->is_static)
+				px_session_up(p, s, true);
+		}
+	}
+	if (rp->pa) {
+		rp->pa->rx16++;
+		rp->pa->rx_packets++;
+		if (!ok.prev)
+			rp->pa->last_us = now;
 	}
 	return s;
 }
 
 /* A datagram without AUTH, allowed only with --insecure-no-auth: the session is the
- * client's address. */
+ * client's address (one path; roles are ignored). */
 static struct px_session *addr_check(struct px *p, const struct ls_pkt *pkt, bool echo,
-				     const struct sockaddr_in *from, uint64_t now, bool *moved)
+				     const struct sockaddr_in *from, uint64_t now,
+				     struct rx_path *rp)
 {
 	const struct ls_hdr *h = &pkt->h;
 	struct px_session *s;
@@ -583,7 +699,7 @@ static struct px_session *addr_check(struct px *p, const struct ls_pkt *pkt, boo
 		if (h->flags & LS_F_FIN) {
 			/* Nothing to end; the answer still tells the client the route is
 			 * gone, and is no larger than the FIN. */
-			answer_fin(p, NULL, h, from, now);
+			answer_fin(p, NULL, NULL, h, from, now);
 			return NULL;
 		}
 		if (p->tab.n >= (size_t)p->conf.proxy.max_sessions ||
@@ -591,28 +707,34 @@ static struct px_session *addr_check(struct px *p, const struct ls_pkt *pkt, boo
 			drop_peer(p, LS_DROP_SESSION_LIMIT, from, 0);
 			return NULL;
 		}
-		*moved = true;
+		rp->moved = true;
 		px_session_up(p, s, true);
 	}
-	if (!echo)
+	rp->pa = &s->path[0];
+	if (!echo) {
 		ls_rx_note(&s->rx, s->rx.any ? ls_seq_extend(s->rx.top, h->seq) : h->seq);
+		rp->pa->rx16++;
+		rp->pa->rx_packets++;
+		rp->pa->last_us = now;
+	}
 	return s;
 }
 
-/* An echo of our validation request, from the client address: it validates the
- * address, refreshes the session, and is the only echo that does (1.4). */
-static void echo_received(struct px *p, struct px_session *s, const struct ls_hdr *h,
-			  const struct sockaddr_in *from, uint64_t now)
+/* An echo of our validation request, from the path it went to: it validates the
+ * path, refreshes the session, and is the only echo that does (1.4). */
+static void echo_received(struct px *p, struct px_session *s, struct px_path *pa,
+			  const struct ls_hdr *h, uint64_t now)
 {
 	p->ctr.keepalives++;
-	if (!s->chal_pending || !same_addr(from, &s->client))
+	if (!pa || !pa->chal_pending)
 		return;
-	if (h->seq == s->chal_seq && h->ts_us == s->chal_ts) {
-		s->validated = true;
-		s->chal_pending = false;
+	if (h->seq == pa->chal_seq && h->ts_us == pa->chal_ts) {
+		pa->validated = true;
+		pa->chal_pending = false;
+		pa->last_us = now;
 		s->last_us = now;
-	} else if (++s->chal_fail >= CHAL_FAIL_MAX) {
-		s->chal_pending = false;
+	} else if (++pa->chal_fail >= CHAL_FAIL_MAX) {
+		pa->chal_pending = false;
 	}
 }
 
@@ -620,15 +742,15 @@ static void tunnel_packet(struct px *p, uint8_t *buf, size_t len, int mflags,
 			  const struct sockaddr_in *from, uint64_t now)
 {
 	struct ls_pkt pkt;
-	struct ls_keepalive ka;
+	struct ls_keepalive ka = { 0 };
 	struct px_session *s;
-	struct ls_mac *mac = NULL;
-	bool echo = false, moved = false;
+	struct rx_path rp = { 0 };
+	bool echo = false;
 	int rc;
 
 	p->ctr.rx_packets++;
 	p->ctr.rx_bytes += len;
-	if ((mflags & MSG_TRUNC) || len > LS_MAX_DATAGRAM) {
+	if ((mflags & MSG_TRUNC) || len > LS_MAX_RELAY_DATAGRAM) {
 		drop_peer(p, LS_DROP_OVERSIZE, from, 0);
 		return;
 	}
@@ -647,32 +769,44 @@ static void tunnel_packet(struct px *p, uint8_t *buf, size_t len, int mflags,
 		echo = ka.kind == LS_KA_REPLY;
 	}
 	if (pkt.h.flags & LS_F_AUTH)
-		s = auth_check(p, &pkt, buf, echo, from, now, &mac, &moved);
+		s = auth_check(p, &pkt, buf, echo, echo ? LS_ROLE_ONLY : ka.role, from, now, &rp);
 	else
-		s = addr_check(p, &pkt, echo, from, now, &moved);
+		s = addr_check(p, &pkt, echo, from, now, &rp);
 	if (!s)
 		return;
 
 	s->rx_packets++;
 	s->rx_bytes += len;
-	if (!s->validated && same_addr(from, &s->client))
-		s->unval_rx += len;
-	if (moved)
-		send_challenge(p, s, now);
+	if (rp.pa && !rp.pa->validated)
+		rp.pa->unval_rx += len;
+	if (rp.moved && rp.pa)
+		send_challenge(p, s, rp.pa, now);
 
 	if (echo) {
-		echo_received(p, s, &pkt.h, from, now);
+		echo_received(p, s, rp.pa, &pkt.h, now);
 		return;
 	}
 	s->last_us = now;
 	if (pkt.h.flags & LS_F_KEEPALIVE) {
 		p->ctr.keepalives++;
-		answer_keepalive(p, s, mac, &pkt.h, from, now);
+		/* Roles belong to authenticated multipath clients (1.9). */
+		if (rp.pa && s->auth && !s->relay)
+			px_path_role(s, rp.pa, ka.role);
+		answer_keepalive(p, s, rp.pa ? px_path_find(s, from) : NULL, rp.mac, &pkt.h, ka.role,
+				 from, now);
 		px_fec_client_request(s, &ka, now);
 		return;
 	}
 	if (pkt.h.flags & LS_F_FIN) {
-		answer_fin(p, s, &pkt.h, from, now);
+		answer_fin(p, s, rp.pa, &pkt.h, from, now);
+		return;
+	}
+	/* A relay grant carries relay hops only, and a session that is none carries no
+	 * relay hop: a datagram for the other role was never granted. */
+	if ((pkt.h.version == LS_VER_RELAY) != s->relay) {
+		drop_s(p, s, LS_DROP_NOT_ALLOWED);
+		s->warn_dst_ip = pkt.h.dst_ip;
+		s->warn_dst_port = pkt.h.dst_port;
 		return;
 	}
 	/* The payload lies in our own writable buffer; the decoder only hands out a
@@ -735,25 +869,45 @@ void px_tunnel_readable(struct px *p)
 
 /* ---- game server -> tunnel ------------------------------------------------------ */
 
-/* Parity into the tunnel queue, within the session's reply budget (1.2, 1.6). */
+/* Of the paths a reply or its parity goes to, those that may take len bytes now (the
+ * others' refusals are counted): written back into to, their count returned. */
+static unsigned admit_paths(struct px *p, struct px_session *s, struct px_path *to[PX_PATHS],
+			    unsigned n, size_t len, uint64_t now)
+{
+	unsigned ok = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		enum ls_drop why = tx_admit(s, to[i], len, true, now);
+
+		if (why == LS_DROP__COUNT)
+			to[ok++] = to[i];
+		else
+			drop_s(p, s, why);
+	}
+	return ok;
+}
+
+/* Parity into the tunnel queue towards the session's parity paths (1.9), within the
+ * reply budget (1.2, 1.6): one datagram, a queue place per path. */
 struct parity_ctx {
 	struct px *p;
 	struct px_session *s;
 	uint64_t now;
-	unsigned slot; /* the queue place parity_slot reserved */
+	struct px_path *to[PX_PATHS];
+	unsigned nto;
+	unsigned slot; /* the first queue place parity_slot reserved */
 };
 
 static uint8_t *parity_slot(void *arg, size_t wire_len)
 {
 	struct parity_ctx *x = arg;
-	enum ls_drop why = tx_admit(x->s, &x->s->client, wire_len, true, x->now);
 	uint8_t *own;
 
-	if (why != LS_DROP__COUNT) {
-		drop_s(x->p, x->s, why);
+	x->nto = reply_paths(x->s, true, x->now, x->to);
+	x->nto = admit_paths(x->p, x->s, x->to, x->nto, wire_len, x->now);
+	if (!x->nto)
 		return NULL;
-	}
-	x->slot = tx_reserve(x->p, &own);
+	x->slot = tx_reserve_n(x->p, x->nto, &own);
 	return own;
 }
 
@@ -761,7 +915,10 @@ static void parity_queue(void *arg, uint8_t *start, size_t len)
 {
 	struct parity_ctx *x = arg;
 
-	tx_fill(x->slot, x->p->tun_fd, start, len, &x->s->client, TX_PARITY, x->s, 0);
+	for (unsigned i = 0; i < x->nto; i++) {
+		tx_fill(x->slot + i, x->p->tun_fd, start, len, &x->to[i]->addr, TX_PARITY, x->s, 0);
+		tx_meta[x->slot + i].pa = x->to[i];
+	}
 	x->p->fec_ctr.parity_sent++;
 }
 
@@ -781,7 +938,7 @@ static void send_parity(struct px *p, struct px_flow *f, const uint8_t *shards, 
 		.dst_port = f->src_port,
 	};
 
-	if (count <= 0 || !s->has_client)
+	if (count <= 0 || !px_session_has_client(s))
 		return;
 	ls_parity_send(&key, &addrs, &s->tx_seq, (uint32_t)now, shards, len, block, k, first_row,
 		       count, &sink);
@@ -850,6 +1007,47 @@ void px_fec_due(struct px *p, uint64_t now)
 	p->fec_next_us = next;
 }
 
+/* What a relay grant's next hop sent back (1.9): a tunnel datagram, wrapped in a relay
+ * hop towards the client as it came, never read beyond its headers. */
+static void relay_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t len,
+			uint32_t sip, uint16_t sport, uint64_t now)
+{
+	struct px_session *s = f->s;
+	struct ls_seal key = seal_of(s, NULL);
+	struct px_path *to = &s->path[0];
+	struct ls_pkt inner;
+	struct ls_hdr h;
+	enum ls_drop why;
+	uint8_t *pkt;
+	size_t total;
+
+	if (len > LS_MAX_DATAGRAM) {
+		drop_s(p, s, LS_DROP_OVERSIZE);
+		return;
+	}
+	if (ls_pkt_decode(payload, len, &inner) != LS_PE_OK || !(inner.h.flags & LS_F_AUTH)) {
+		drop_s(p, s, LS_DROP_MALFORMED);
+		return;
+	}
+	total = LS_RELAY_OVERHEAD + len;
+	why = tx_admit(s, to, total, true, now);
+	if (why != LS_DROP__COUNT) {
+		drop_s(p, s, why);
+		return;
+	}
+	memset(&h, 0, sizeof(h));
+	h.version = LS_VER_RELAY;
+	h.seq = s->tx_seq++;
+	h.ts_us = (uint32_t)now;
+	h.src_ip = sip;
+	h.src_port = sport;
+	total = ls_seal_in_place(&key, &h, payload, len, &pkt);
+	s->last_us = now;
+	f->last_us = now;
+	tx_push(p, p->tun_fd, pkt, total, &to->addr, TX_RELAY_REPLY, s, len);
+	tx_meta[tx_n - 1].pa = to;
+}
+
 static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t len,
 		       int mflags, const struct sockaddr_in *from, uint64_t now)
 {
@@ -857,26 +1055,35 @@ static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t
 	uint32_t sip = ntohl(from->sin_addr.s_addr);
 	uint16_t sport = ntohs(from->sin_port);
 	struct ls_seal key = seal_of(s, NULL);
+	struct px_path *to[PX_PATHS];
 	struct ls_fec_enc *enc;
 	struct ls_hdr h;
 	size_t total;
 	uint8_t *pkt;
-	enum ls_drop why;
+	unsigned nto;
 	bool full = false;
 
 	if (!px_flow_sent_to(f, sip, sport)) {
 		drop_s(p, s, LS_DROP_UNEXPECTED_SOURCE);
 		return;
 	}
-	/* The same payload limit as the other direction, with or without AUTH. */
-	if ((mflags & MSG_TRUNC) || len > LS_MAX_PAYLOAD) {
+	if (MSG_TRUNC & mflags) {
 		drop_s(p, s, LS_DROP_OVERSIZE);
 		return;
 	}
-	if (!s->has_client) {
+	if (!px_session_has_client(s)) {
 		/* Flows close when a session loses its client, so this cannot happen;
 		 * counted rather than sent nowhere. */
 		drop_s(p, s, LS_DROP_SEND_ERROR);
+		return;
+	}
+	if (s->relay) {
+		relay_reply(p, f, payload, len, sip, sport, now);
+		return;
+	}
+	/* The same payload limit as the other direction, with or without AUTH. */
+	if (len > LS_MAX_PAYLOAD) {
+		drop_s(p, s, LS_DROP_OVERSIZE);
 		return;
 	}
 	/* Checked for the larger header a block member gets: an encoder must only see
@@ -884,11 +1091,9 @@ static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t
 	enc = px_fec_enc(s, f);
 	total = ls_hdr_len(enc && len <= LS_FEC_MAX_DATA ? LS_VER_FEC : LS_VER_PLAIN,
 			   s->auth ? LS_F_AUTH : 0) + len + (s->auth ? LS_TAG_LEN : 0);
-	why = tx_admit(s, &s->client, total, true, now);
-	if (why != LS_DROP__COUNT) {
-		drop_s(p, s, why);
+	nto = admit_paths(p, s, to, reply_paths(s, false, now, to), total, now);
+	if (!nto)
 		return;
-	}
 	memset(&h, 0, sizeof(h));
 	h.version = LS_VER_PLAIN;
 	h.seq = s->tx_seq++;
@@ -902,7 +1107,11 @@ static void flow_reply(struct px *p, struct px_flow *f, uint8_t *payload, size_t
 	total = ls_seal_in_place(&key, &h, payload, len, &pkt);
 	s->last_us = now;
 	f->last_us = now;
-	tx_push(p, p->tun_fd, pkt, total, &s->client, TX_REPLY, s, len);
+	/* Sealed once; the same datagram to every data path (1.9). */
+	for (unsigned i = 0; i < nto; i++) {
+		tx_push(p, p->tun_fd, pkt, total, &to[i]->addr, i ? TX_COPY : TX_REPLY, s, len);
+		tx_meta[tx_n - 1].pa = to[i];
+	}
 	if (s->fec)
 		dp_fec_auto_sent(&s->fec->au, now);
 	if (enc) {

@@ -39,7 +39,7 @@ static size_t hash_of(const struct px_table *t, const struct px_session *s)
 {
 	if (s->auth)
 		return hash_id(t, s->id);
-	return hash_addr(t, s->client.sin_addr.s_addr, s->client.sin_port);
+	return hash_addr(t, s->path[0].addr.sin_addr.s_addr, s->path[0].addr.sin_port);
 }
 
 int px_table_init(struct px_table *t, size_t max_sessions, bool by_addr, uint64_t seed)
@@ -83,8 +83,8 @@ struct px_session *px_session_by_addr(const struct px_table *t, const struct soc
 	if (!t->by_addr)
 		return NULL;
 	s = t->by_addr[hash_addr(t, a->sin_addr.s_addr, a->sin_port)];
-	while (s && (s->client.sin_addr.s_addr != a->sin_addr.s_addr ||
-		     s->client.sin_port != a->sin_port))
+	while (s && (s->path[0].addr.sin_addr.s_addr != a->sin_addr.s_addr ||
+		     s->path[0].addr.sin_port != a->sin_port))
 		s = s->hnext;
 	return s;
 }
@@ -137,7 +137,7 @@ static void session_init_common(struct px_session *s, uint64_t pps, uint64_t bps
 struct px_session *px_session_add_keyed(struct px *p, uint32_t id, const uint8_t *key,
 					const struct ls_dest *dests, size_t ndests,
 					uint64_t pps, uint64_t bps, const struct dp_fec_setting *fec,
-					bool is_static, uint64_t now)
+					bool is_static, bool relay, uint64_t now)
 {
 	struct px_session *s = calloc(1, sizeof(*s));
 
@@ -160,6 +160,7 @@ struct px_session *px_session_add_keyed(struct px *p, uint32_t id, const uint8_t
 	s->id = id;
 	s->auth = true;
 	s->is_static = is_static;
+	s->relay = relay;
 	ls_mac_init(&s->mac, key);
 	session_init_common(s, pps, bps, now);
 	link_session(&p->tab, s);
@@ -176,34 +177,89 @@ struct px_session *px_session_add_addr(struct px *p, const struct sockaddr_in *c
 		return NULL;
 	session_init_common(s, p->conf.limits.pps, p->conf.limits.bps, now);
 	/* The address is the key: set it before linking so the hash finds it. */
-	s->client = *client;
-	s->has_client = true;
+	s->path[0].addr = *client;
+	s->npaths = 1;
 	link_session(&p->tab, s);
 	p->ctr.sessions_created++;
 	return s;
 }
 
+static void path_init(struct px_path *pa, const struct sockaddr_in *a, uint8_t role)
+{
+	memset(pa, 0, sizeof(*pa));
+	pa->addr = *a;
+	pa->role = role;
+}
+
 void px_session_set_client(struct px *p, struct px_session *s, const struct sockaddr_in *a)
 {
 	(void)p;
-	s->client = *a;
-	s->has_client = true;
-	s->validated = false;
-	s->chal_pending = false;
-	s->chal_fail = 0;
-	s->chal_us = 0;
-	s->unval_rx = 0;
-	s->unval_tx = 0;
+	path_init(&s->path[0], a, LS_ROLE_ONLY);
+	s->npaths = 1;
+	s->multipath = false;
+}
+
+struct px_path *px_path_add(struct px_session *s, const struct sockaddr_in *a, uint64_t now)
+{
+	struct px_path *pa = px_path_find(s, a), *lru = NULL;
+
+	if (pa)
+		return pa;
+	if (s->npaths < PX_PATHS) {
+		pa = &s->path[s->npaths++];
+	} else {
+		for (unsigned i = 0; i < s->npaths; i++)
+			if (!lru || s->path[i].last_us < lru->last_us)
+				lru = &s->path[i];
+		/* A path in use keeps its place: a stranger cannot push it out. */
+		if (now - lru->last_us < PX_PATH_QUIET_US)
+			return NULL;
+		pa = lru;
+	}
+	path_init(pa, a, LS_ROLE_PROBE);
+	pa->last_us = now;
+	return pa;
+}
+
+void px_path_role(struct px_session *s, struct px_path *pa, uint8_t role)
+{
+	if (role != LS_ROLE_ONLY) {
+		if (!s->multipath) {
+			/* The one path so far carries the replies until told otherwise. */
+			s->multipath = true;
+			for (unsigned i = 0; i < s->npaths; i++)
+				if (s->path[i].role == LS_ROLE_ONLY)
+					s->path[i].role = LS_ROLE_DATA;
+		}
+		pa->role = role;
+		return;
+	}
+	if (!s->multipath)
+		return;
+	/* Back to one path: this one, as it is (validated or not). */
+	if (pa != &s->path[0])
+		s->path[0] = *pa;
+	s->path[0].role = LS_ROLE_ONLY;
+	s->npaths = 1;
+	s->multipath = false;
 }
 
 void px_session_commit(struct px *p, struct px_session *s, const struct sockaddr_in *a,
 		       uint64_t now)
 {
-	bool first = !s->has_client;
+	bool first = !px_session_has_client(s);
+	struct px_path *pa;
 
-	px_session_set_client(p, s, a);
+	/* A multipath session keeps its other paths; a single-path one moves. */
+	if (s->multipath && (pa = px_path_add(s, a, now)) != NULL) {
+		pa->validated = true;
+	} else {
+		px_session_set_client(p, s, a);
+		pa = &s->path[0];
+	}
 	/* The CONFIRM echoed a cookie only this address received. */
-	s->validated = true;
+	pa->validated = true;
+	pa->last_us = now;
 	s->last_us = now;
 	if (first && s->is_static)
 		px_session_up(p, s, true);
@@ -234,11 +290,9 @@ void px_session_reset(struct px *p, struct px_session *s)
 	/* The lifetime ends with the client: whatever was recorded under it never
 	 * authenticates again, and the next client begins its own (1.8). */
 	ls_lives_end(&s->lv);
-	s->has_client = false;
-	s->validated = false;
-	s->chal_pending = false;
-	s->unval_rx = s->unval_tx = 0;
-	memset(&s->client, 0, sizeof(s->client));
+	memset(s->path, 0, sizeof(s->path));
+	s->npaths = 0;
+	s->multipath = false;
 	px_fec_session_reset(s);
 }
 
@@ -414,7 +468,7 @@ static const char *session_name(const struct px_session *s, char *buf, size_t le
 	if (s->auth)
 		snprintf(buf, len, "session %u", s->id);
 	else
-		snprintf(buf, len, "session from %s", ls_addr_fmt(&s->client, a));
+		snprintf(buf, len, "session from %s", ls_addr_fmt(px_session_client(s), a));
 	return buf;
 }
 
@@ -425,8 +479,8 @@ void px_session_up(struct px *p, struct px_session *s, bool by_packet)
 	session_name(s, name, sizeof(name));
 	/* Without auth the name is the client address already. */
 	if (s->auth)
-		snprintf(client, sizeof(client), " (client %s)",
-			 s->has_client ? ls_addr_fmt(&s->client, a) : "none yet");
+		snprintf(client, sizeof(client), " (%s %s)", s->relay ? "relay grant, client" : "client",
+			 px_session_has_client(s) ? ls_addr_fmt(px_session_client(s), a) : "none yet");
 	if (by_packet)
 		ls_log_rl(&p->rl_sess, LS_LOG_INFO, __func__, "%s up%s", name, client);
 	else

@@ -63,29 +63,49 @@ struct px_fec {
 	struct ls_rx_base base;     /* the client's previous report of our packets */
 };
 
+/* A session reaches its client over up to PX_PATHS addresses (docs/protocol.md 1.9):
+ * the client itself, and relays. Each one is validated on its own and, until then,
+ * gets no more bytes than it sent. */
+#define PX_PATHS 4
+/* A path silent this long gets no more game replies, and its slot may go to a new one. */
+#define PX_PATH_QUIET_US 1000000
+
+struct px_path {
+	struct sockaddr_in addr;
+	bool validated;
+	bool chal_pending;              /* a validation request awaits its echo */
+	uint8_t chal_fail;              /* wrong echoes of it from this address */
+	uint8_t role;                   /* LS_ROLE_*: what the client asked this path for */
+	uint16_t chal_seq;
+	uint16_t rx16;                  /* packets taking a seq received here, copies too */
+	uint32_t chal_ts;
+	uint64_t chal_us;               /* when the request left */
+	uint64_t unval_rx, unval_tx;    /* bytes from / to this address while unvalidated */
+	uint64_t last_us;               /* the last authenticated packet from here */
+	uint64_t rx_packets, tx_packets;
+};
+
 struct px_session {
 	struct px_session *hnext;       /* hash chain (by id or by address), or reap list */
 	struct px_session *prev, *next; /* every session, for housekeeping and listing */
 	struct px_flow *flows;
-	struct ls_dest *dests;          /* allowed destinations; none without auth */
+	struct ls_dest *dests;          /* allowed destinations (a relay: its next hops) */
 	uint32_t ndests;
 	uint32_t nflows;
 
 	uint32_t id;                    /* 0 without auth */
 	bool auth;                      /* has a key: AUTH on everything it sends */
 	bool is_static;                 /* from the config: reset, never deleted, when idle */
+	bool relay;                     /* a relay grant: forwards tunnel datagrams (1.9) */
 	bool dead;
-	bool has_client;
-	bool validated;
-	bool chal_pending;              /* a validation request awaits its echo */
-	uint8_t chal_fail;              /* wrong echoes of it from the client address */
+	bool multipath;                 /* the client asked for path roles (1.9) */
 
-	struct sockaddr_in client;
+	/* path[0 .. npaths): the client's addresses; a single-path session has one, the
+	 * client address of 1.3, which moves when the client roams. */
+	struct px_path path[PX_PATHS];
+	uint8_t npaths;
+	uint8_t parity_next;            /* split: the path the next parity packet takes */
 	uint16_t tx_seq;                /* the next seq the proxy uses towards the client */
-	uint16_t chal_seq;
-	uint32_t chal_ts;
-	uint64_t chal_us;               /* when the request left */
-	uint64_t unval_rx, unval_tx;    /* bytes from / to the client address while unvalidated */
 	uint64_t last_us;               /* last traffic either way */
 
 	struct ls_rx_count rx;          /* packets taking a seq received from the client */
@@ -141,12 +161,13 @@ void px_flows_refill(struct px *p);
 struct px_session *px_session_by_id(const struct px_table *t, uint32_t id);
 struct px_session *px_session_by_addr(const struct px_table *t, const struct sockaddr_in *a);
 
-/* A session with a key, known by id (steering or config). dests are copied. fec is
- * its explicit downstream FEC, or NULL to follow what the client asks. */
+/* A session with a key, known by id (steering or config). dests are copied (for a
+ * relay grant: its next hops). fec is its explicit downstream FEC, or NULL to follow
+ * what the client asks. */
 struct px_session *px_session_add_keyed(struct px *p, uint32_t id, const uint8_t *key,
 					const struct ls_dest *dests, size_t ndests,
 					uint64_t pps, uint64_t bps, const struct dp_fec_setting *fec,
-					bool is_static, uint64_t now);
+					bool is_static, bool relay, uint64_t now);
 /* A session without auth, known by the client's address. */
 struct px_session *px_session_add_addr(struct px *p, const struct sockaddr_in *client,
 				       uint64_t now);
@@ -162,11 +183,39 @@ void px_session_end(struct px *p, struct px_session *s, enum px_end why);
 void px_session_delete(struct px *p, struct px_session *s);
 /* A static session forgets its client, flows and lifetimes but keeps its key. */
 void px_session_reset(struct px *p, struct px_session *s);
-/* Make a the session's client address: unvalidated until it echoes a request. */
+/* Make a the session's one client address (roaming): unvalidated until it echoes a
+ * request. */
 void px_session_set_client(struct px *p, struct px_session *s, const struct sockaddr_in *a);
 /* A handshake began a new lifetime from a, which it proved (docs/protocol.md 1.8). */
 void px_session_commit(struct px *p, struct px_session *s, const struct sockaddr_in *a,
 		       uint64_t now);
+/* Does the session have a client address yet? */
+static inline bool px_session_has_client(const struct px_session *s)
+{
+	return s->npaths > 0;
+}
+/* The path of address a, or NULL. */
+static inline struct px_path *px_path_find(struct px_session *s, const struct sockaddr_in *a)
+{
+	for (unsigned i = 0; i < s->npaths; i++)
+		if (s->path[i].addr.sin_addr.s_addr == a->sin_addr.s_addr &&
+		    s->path[i].addr.sin_port == a->sin_port)
+			return &s->path[i];
+	return NULL;
+}
+/* A new path of a multipath session (1.9): a free slot, or the one heard from least
+ * recently if it has been quiet for PX_PATH_QUIET_US; NULL when there is none. */
+struct px_path *px_path_add(struct px_session *s, const struct sockaddr_in *a, uint64_t now);
+/* The client asked role for path pa in a keepalive request: LS_ROLE_ONLY makes pa the
+ * session's one path again, any other role makes the session multipath. */
+void px_path_role(struct px_session *s, struct px_path *pa, uint8_t role);
+/* The session's primary address (the first path), for logs and listings. */
+static inline const struct sockaddr_in *px_session_client(const struct px_session *s)
+{
+	static const struct sockaddr_in none;
+
+	return s->npaths ? &s->path[0].addr : &none;
+}
 
 struct px_flow *px_flow_find(struct px_session *s, uint32_t ip, uint16_t port);
 /* A new flow from the spare ones (its own UDP socket, already in epoll). At

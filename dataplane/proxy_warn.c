@@ -47,7 +47,7 @@ static void session_warn(struct px *p, struct px_session *s, enum ls_drop why, b
 	if (s->auth)
 		snprintf(name, sizeof(name), "session %u", s->id);
 	else
-		snprintf(name, sizeof(name), "session from %s", ls_addr_fmt(&s->client, a));
+		snprintf(name, sizeof(name), "session from %s", ls_addr_fmt(px_session_client(s), a));
 	switch (why) {
 	case LS_DROP_DENIED_DESTINATION:
 		ls_warn("%s: packets to %s dropped%s: the address is in a denied range "
@@ -80,7 +80,7 @@ static void session_warn(struct px *p, struct px_session *s, enum ls_drop why, b
 	case LS_DROP_UNVALIDATED_LIMIT:
 		ls_warn("%s: replies held back%s: client %s has not yet answered the address check "
 			"(it gets no more bytes than it sent until it does)",
-			name, more, ls_addr_fmt(&s->client, a));
+			name, more, ls_addr_fmt(px_session_client(s), a));
 		break;
 	case LS_DROP_UNEXPECTED_SOURCE:
 		ls_warn("%s: datagrams from a server no flow sent to dropped%s", name, more);

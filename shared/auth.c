@@ -150,6 +150,11 @@ bool ls_replay_check(const struct ls_replay *r, uint16_t seq, uint64_t *ext)
 	return !bit_get(r, *ext);
 }
 
+bool ls_replay_seen(const struct ls_replay *r, uint64_t ext)
+{
+	return r->any && ext <= r->top && r->top - ext < LS_REPLAY_WINDOW && bit_get(r, ext);
+}
+
 bool ls_replay_accept(struct ls_replay *r, uint64_t ext)
 {
 	if (!r->any) {

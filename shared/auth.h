@@ -50,6 +50,9 @@ struct ls_replay {
 void ls_replay_init(struct ls_replay *r);
 /* Would seq be fresh? Sets *ext to its extended value. Does not record it. */
 bool ls_replay_check(const struct ls_replay *r, uint16_t seq, uint64_t *ext);
+/* Was ext accepted already (within the window)? A repeat, as opposed to a packet too
+ * old to tell. */
+bool ls_replay_seen(const struct ls_replay *r, uint64_t ext);
 /* Record ext as seen (after the packet proved authentic). Returns true when ext is
  * newer than anything before (the condition for roaming). */
 bool ls_replay_accept(struct ls_replay *r, uint64_t ext);

@@ -725,6 +725,27 @@ static size_t count_fields(const struct ls_conf_section *s)
 	return n;
 }
 
+/* The header an add() callback is called for (a loader may run in any thread). */
+static _Thread_local struct ls_conf_at header_at;
+
+const char *ls_conf_default(const char *path, char *note, size_t notelen)
+{
+	note[0] = '\0';
+	if (access(path, F_OK) != 0)
+		return NULL;
+	if (access(path, R_OK) != 0) {
+		snprintf(note, notelen, "not reading %s: %s; give -c FILE", path, strerror(errno));
+		return NULL;
+	}
+	snprintf(note, notelen, "reading %s (no -c given)", path);
+	return path;
+}
+
+struct ls_conf_at ls_conf_header_at(void)
+{
+	return header_at;
+}
+
 /* Bind a header: cursor is past the closing bracket(s); line/col point at the '['. */
 static int enter_section(struct parser *ps, const char *name, bool arr, int line, int col)
 {
@@ -751,6 +772,7 @@ static int enter_section(struct parser *ps, const char *name, bool arr, int line
 			       sh, sh, sh);
 	if (arr) {
 		char msg[256] = "";
+		header_at = (struct ls_conf_at){ line, col };
 		void *elem = s->add(ps->conf, msg, sizeof msg);
 		if (!elem) {
 			msg[sizeof msg - 1] = '\0';

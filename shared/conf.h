@@ -61,6 +61,14 @@ struct ls_conf_section {
 	void *(*add)(void *conf, char *err, size_t errlen);
 };
 
+/* Where a [[name]] header stands (1-based). Inside an add() callback,
+ * ls_conf_header_at() says where the header being entered stands, so that checks made
+ * after loading (a missing key, a repeated id) can name file:line:col too. */
+struct ls_conf_at {
+	int line, col;
+};
+struct ls_conf_at ls_conf_header_at(void);
+
 /* Parse text (named `name` in messages) and bind it through schema (ends with a
  * {NULL} entry) into conf, which the caller has filled with defaults. Return 0, or -1
  * with "name:line:col: message" in err. On error conf may be partly written: parse
@@ -70,6 +78,11 @@ int ls_conf_load_string(const char *text, const char *name,
 /* The same for a file; "path: <strerror>" when it cannot be read. */
 int ls_conf_load_file(const char *path, const struct ls_conf_section *schema, void *conf,
 		      char *err, size_t errlen);
+
+/* A program's configuration when no -c names one: path when it exists and this user can
+ * read it, else NULL. note says what happened ("reading PATH (no -c given)", "not reading
+ * PATH: Permission denied; give -c FILE", or "" when there is no such file). */
+const char *ls_conf_default(const char *path, char *note, size_t notelen);
 
 /* `key = "value"` as TOML (quotes, backslashes and control bytes escaped), for the
  * programs' --check output. */

@@ -54,7 +54,7 @@ bool ls_lives_up(const struct ls_lives *L, uint64_t now_us)
 }
 
 bool ls_lives_check(struct ls_lives *L, uint8_t token, const struct ls_pkt *p,
-		    const uint8_t *buf, bool echo, bool clocked, uint64_t now_us,
+		    const uint8_t *buf, bool echo, bool clocked, bool copies, uint64_t now_us,
 		    struct ls_rx_ok *ok, enum ls_drop *why)
 {
 	const struct ls_hdr *h = &p->h;
@@ -85,7 +85,8 @@ bool ls_lives_check(struct ls_lives *L, uint8_t token, const struct ls_pkt *p,
 	if (echo)
 		return true;
 	if (!ls_replay_check(&l->replay, h->seq, &ok->ext)) {
-		*why = LS_DROP_REPLAY;
+		*why = copies && ls_replay_seen(&l->replay, ok->ext) ? LS_DROP_DUPLICATES
+								      : LS_DROP_REPLAY;
 		return false;
 	}
 	if (clocked) {

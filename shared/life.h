@@ -61,9 +61,11 @@ struct ls_rx_ok {
  * the session lookup: token (bad_tag), tag under the current lifetime or else the
  * previous one in its grace (bad_tag; a lifetime past LS_LIFE_MAX_US: replay), replay
  * window (replay) and freshness of a clocked ts_us (replay). echo: a keepalive reply,
- * which takes no seq (no window, no freshness). On success the seq is recorded. */
+ * which takes no seq (no window, no freshness). copies: the datagram came over one of
+ * several paths of the session (1.9), so a seq the window accepted already is a copy
+ * sent over another path: `duplicates`, not `replay`. On success the seq is recorded. */
 bool ls_lives_check(struct ls_lives *L, uint8_t token, const struct ls_pkt *p,
-		    const uint8_t *buf, bool echo, bool clocked, uint64_t now_us,
+		    const uint8_t *buf, bool echo, bool clocked, bool copies, uint64_t now_us,
 		    struct ls_rx_ok *ok, enum ls_drop *why);
 
 /* A HANDSHAKE's token and tag, under the session's own key. */

@@ -1,5 +1,5 @@
 /* Leveled logging to stderr, with the program name; journald priorities when run
- * under systemd. Control paths only: the per-packet path counts, it does not log. */
+ * under systemd, a UTC timestamp otherwise (journald stamps lines itself). Control paths only: the per-packet path counts, it does not log. */
 #include "log.h"
 
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -20,6 +21,7 @@
 static char log_prog[64] = "lightspeed";
 static enum ls_log_level log_level = LS_LOG_INFO;
 static bool log_journal;
+static bool log_stamp;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 /* syslog priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
@@ -52,6 +54,27 @@ void ls_log_init(const char *prog, enum ls_log_level level)
 	}
 	ls_log_set_level(level);
 	log_journal = stderr_is_journal();
+	log_stamp = !log_journal;
+}
+
+void ls_log_set_timestamps(bool on)
+{
+	log_stamp = on;
+}
+
+/* "2026-01-31T12:34:56.789Z " into buf (at least 32 bytes); returns its length. */
+static size_t stamp(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || !gmtime_r(&ts.tv_sec, &tm))
+		return 0;
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (n == 0)
+		return 0;
+	return n + (size_t)snprintf(buf + n, len - n, ".%03ldZ ", ts.tv_nsec / 1000000);
 }
 
 void ls_log_set_level(enum ls_log_level level)
@@ -115,11 +138,13 @@ static void vlog(enum ls_log_level level, const char *func, const char *suffix,
 
 	if (log_journal)
 		n += (size_t)snprintf(line, sizeof(line), "%s", level_prio[level]);
+	else if (log_stamp)
+		n += stamp(line, 40);
 	n += (size_t)snprintf(line + n, sizeof(line) - n, "%s: %s: ", log_prog,
 			      level_names[level]);
 	if (level == LS_LOG_DEBUG && func)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%.64s: ", func);
-	/* The header is at most 3 + 63 + 9 + 66 bytes, the message LOG_MSG_MAX and the
+	/* The header is at most 25 + 63 + 9 + 66 bytes, the message LOG_MSG_MAX and the
 	 * suffix under 64, so everything fits; the clipping below is only a guard that
 	 * keeps room for the newline. */
 	r = snprintf(line + n, sizeof(line) - n - 1, "%s%s", msg, suffix ? suffix : "");

@@ -1,13 +1,18 @@
 /* Leveled logging to stderr, with the program name; journald priorities when run
- * under systemd. Control paths only: the per-packet path counts, it does not log. */
+ * under systemd, a UTC timestamp otherwise. Control paths only: the per-packet path counts, it does not log. */
 #ifndef LS_LOG_H
 #define LS_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum ls_log_level { LS_LOG_ERR = 0, LS_LOG_WARN, LS_LOG_INFO, LS_LOG_DEBUG };
 
+/* Also decides the line's prefix: a journald priority when stderr is the journal's
+ * stream, else a timestamp ("2026-01-31T12:34:56.789Z "). */
 void ls_log_init(const char *prog, enum ls_log_level level);
+/* Timestamps on or off (after ls_log_init), for output compared byte for byte. */
+void ls_log_set_timestamps(bool on);
 void ls_log_set_level(enum ls_log_level level);
 enum ls_log_level ls_log_get_level(void);
 /* "error", "warn", "info", "debug". Returns the level or -1. */

@@ -60,14 +60,20 @@ int ls_pkt_decode(const uint8_t *buf, size_t len, struct ls_pkt *out)
 {
 	struct ls_hdr *h = &out->h;
 
-	if (len > LS_MAX_DATAGRAM)
+	if (len > LS_MAX_RELAY_DATAGRAM)
 		return LS_PE_OVERSIZE;
 	if (len < LS_HDR_LEN)
 		return LS_PE_SHORT;
 	h->version = buf[0] >> 4;
 	h->flags = buf[0] & 0x0f;
-	if (h->version != LS_VER_PLAIN && h->version != LS_VER_FEC)
+	if (h->version != LS_VER_PLAIN && h->version != LS_VER_FEC && h->version != LS_VER_RELAY)
 		return LS_PE_VERSION;
+	if (h->version != LS_VER_RELAY && len > LS_MAX_DATAGRAM)
+		return LS_PE_OVERSIZE;
+	/* A relay hop carries data only, always authenticated: its control packets
+	 * (keepalive, FIN, handshake) are version 1. */
+	if (h->version == LS_VER_RELAY && h->flags != LS_F_AUTH)
+		return LS_PE_FLAGS;
 	/* A handshake is always authenticated and never a keepalive or FIN too. */
 	if ((h->flags & (LS_F_KEEPALIVE | LS_F_FIN)) == (LS_F_KEEPALIVE | LS_F_FIN) ||
 	    ((h->flags & LS_F_HANDSHAKE) &&
@@ -113,8 +119,9 @@ int ls_pkt_decode(const uint8_t *buf, size_t len, struct ls_pkt *out)
 	}
 	out->payload = buf + off;
 	out->payload_len = end - off;
-	/* The same limit with and without AUTH: the headers never make room for more. */
-	if (out->payload_len > LS_MAX_PAYLOAD)
+	/* The same limit with and without AUTH: the headers never make room for more. A
+	 * relay hop's payload is a whole tunnel datagram. */
+	if (out->payload_len > (h->version == LS_VER_RELAY ? LS_MAX_DATAGRAM : LS_MAX_PAYLOAD))
 		return LS_PE_OVERSIZE;
 	return LS_PE_OK;
 }
@@ -147,8 +154,11 @@ void ls_keepalive_to_hdr(const struct ls_keepalive *ka, struct ls_hdr *h)
 {
 	h->src_ip = ka->rx_count;
 	h->dst_ip = ka->rx_highest;
-	h->src_port = (uint16_t)(ka->burst << 8 | ka->kind);
-	h->dst_port = (uint16_t)(ka->fec_k << 8 | ka->fec_m);
+	h->src_port = (uint16_t)(ka->burst << 8 | (ka->role & 0x0f) << 4 | (ka->kind & 0x0f));
+	if (ka->kind == LS_KA_REPLY)
+		h->dst_port = ka->path_rx;
+	else
+		h->dst_port = (uint16_t)(ka->fec_k << 8 | ka->fec_m);
 }
 
 int ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka)
@@ -156,11 +166,20 @@ int ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka)
 	ka->rx_count = h->src_ip;
 	ka->rx_highest = h->dst_ip;
 	ka->burst = (uint8_t)(h->src_port >> 8);
-	ka->kind = (uint8_t)h->src_port;
+	ka->kind = (uint8_t)(h->src_port & 0x0f);
+	ka->role = (uint8_t)((h->src_port >> 4) & 0x0f);
+	ka->fec_k = ka->fec_m = 0;
+	ka->path_rx = 0;
+	if (ka->kind > LS_KA_REPLY || ka->role > LS_ROLE_MAX ||
+	    (ka->kind == LS_KA_REPLY && ka->role))
+		return LS_PE_KIND;
+	if (ka->kind == LS_KA_REPLY) {
+		/* A reply asks nothing: those two bytes count the request's path. */
+		ka->path_rx = h->dst_port;
+		return LS_PE_OK;
+	}
 	ka->fec_k = (uint8_t)(h->dst_port >> 8);
 	ka->fec_m = (uint8_t)h->dst_port;
-	if (ka->kind > LS_KA_REPLY)
-		return LS_PE_KIND;
 	if ((ka->fec_k > LS_FEC_MAX_K && ka->fec_k != LS_KA_FEC_AUTO) || ka->fec_m > LS_FEC_MAX_M)
 		return LS_PE_FEC_RANGE;
 	return LS_PE_OK;

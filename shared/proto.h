@@ -16,12 +16,17 @@
 /* The largest game payload carried (a full 1500-byte IPv4 datagram's UDP payload). */
 #define LS_MAX_PAYLOAD   1472
 #define LS_MAX_DATAGRAM  (LS_MAX_PAYLOAD + LS_MAX_OVERHEAD)
+/* A relay hop (version 3, docs/protocol.md 1.9) carries a whole tunnel datagram as its
+ * payload, behind its own header, grant id and tag. */
+#define LS_RELAY_OVERHEAD (LS_HDR_LEN + LS_AUTH_ID_LEN + LS_TAG_LEN)
+#define LS_MAX_RELAY_DATAGRAM (LS_MAX_DATAGRAM + LS_RELAY_OVERHEAD)
 /* Receive buffers are larger than any valid datagram so an oversized one is seen whole
  * enough to be counted, never silently cut. */
 #define LS_RX_BUF        2048
 
 #define LS_VER_PLAIN 1
 #define LS_VER_FEC   2
+#define LS_VER_RELAY 3 /* a relay hop: the payload is a tunnel datagram (1.9) */
 
 #define LS_F_KEEPALIVE 0x1
 #define LS_F_HANDSHAKE 0x2
@@ -39,7 +44,8 @@ enum ls_proto_err {
 	LS_PE_VERSION = -2,    /* unknown version */
 	LS_PE_FEC_RANGE = -3,  /* FEC extension fields out of range */
 	LS_PE_FLAGS = -4,      /* contradictory flags (HANDSHAKE without AUTH, ...) */
-	LS_PE_OVERSIZE = -5,   /* larger than LS_MAX_DATAGRAM, or a payload over LS_MAX_PAYLOAD */
+	LS_PE_OVERSIZE = -5,   /* larger than LS_MAX_DATAGRAM (LS_MAX_RELAY_DATAGRAM for a relay
+				* hop), or a payload over LS_MAX_PAYLOAD (LS_MAX_DATAGRAM) */
 	LS_PE_KIND = -6,       /* a keepalive of unknown kind */
 };
 const char *ls_proto_strerror(int err);
@@ -83,23 +89,34 @@ int ls_pkt_decode(const uint8_t *buf, size_t len, struct ls_pkt *out);
 size_t ls_hdr_encode(const struct ls_hdr *h, uint8_t *buf);
 
 /* KEEPALIVE: the address fields carry the measurement and the FEC the sender asks of
- * its peer (docs/protocol.md 1.4). */
+ * its peer (docs/protocol.md 1.4); a request also names the role of the path it
+ * travels (1.9), and a reply to a request with a role counts that path's packets. */
 #define LS_KA_REQUEST 0
 #define LS_KA_REPLY   1
 #define LS_KA_FEC_OFF  0   /* fec_k: no FEC towards the sender */
 #define LS_KA_FEC_AUTO 255 /* fec_k: the peer chooses from the sender's reports */
+/* Path roles (the kind byte's high nibble in a request). */
+#define LS_ROLE_ONLY   0   /* the session's only path (one path: roaming, 1.3) */
+#define LS_ROLE_DATA   1   /* game replies go this way */
+#define LS_ROLE_PARITY 2   /* FEC parity of the replies goes this way */
+#define LS_ROLE_PROBE  3   /* keepalive answers only */
+#define LS_ROLE_MAX    LS_ROLE_PROBE
 struct ls_keepalive {
 	uint32_t rx_count;   /* packets the sender has received from its peer (mod 2^32) */
 	uint32_t rx_highest; /* highest extended seq received from the peer (mod 2^32) */
 	uint8_t burst;       /* mean loss burst since the sender's previous keepalive, in
 			      * 1/16 packet; 0 without loss, 255 for 15.9 or more */
 	uint8_t kind;        /* LS_KA_REQUEST or LS_KA_REPLY */
-	uint8_t fec_k;       /* LS_KA_FEC_OFF, 1..LS_FEC_MAX_K, or LS_KA_FEC_AUTO */
-	uint8_t fec_m;       /* with fec_k 1..LS_FEC_MAX_K: parity count; else 0 */
+	uint8_t role;        /* a request: LS_ROLE_* of the path it travels; a reply: 0 */
+	uint8_t fec_k;       /* a request: LS_KA_FEC_OFF, 1..LS_FEC_MAX_K, or LS_KA_FEC_AUTO */
+	uint8_t fec_m;       /* a request: with fec_k 1..LS_FEC_MAX_K the parity count; else 0 */
+	uint16_t path_rx;    /* a reply (in place of fec_k, fec_m): packets received on the
+			      * request's path, copies included (mod 2^16); 0 for role 0 */
 };
 void ls_keepalive_to_hdr(const struct ls_keepalive *ka, struct ls_hdr *h);
-/* Returns LS_PE_OK, LS_PE_KIND, or LS_PE_FEC_RANGE for an FEC ask out of range (fec_k
- * 33..254, or fec_m above LS_FEC_MAX_M). */
+/* Returns LS_PE_OK, LS_PE_KIND (an unknown kind or role, or a role in a reply), or
+ * LS_PE_FEC_RANGE for a request's FEC ask out of range (fec_k 33..254, or fec_m above
+ * LS_FEC_MAX_M). */
 int ls_keepalive_from_hdr(const struct ls_hdr *h, struct ls_keepalive *ka);
 
 /* HANDSHAKE (docs/protocol.md 1.8): the address fields carry a kind and a 64-bit value

@@ -269,8 +269,10 @@ static int tls_verify(gnutls_session_t s)
 	return qc->ops->verify_peer(qc, qc->peer_fp) == 0 ? 0 : -1;
 }
 
-static int tls_session(struct ls_quic_conn *qc, struct ls_quic_tls *t, char *err, size_t errlen)
+static int tls_session(struct ls_quic_conn *qc, struct ls_quic_tls *t, const char *alpn,
+		       char *err, size_t errlen)
 {
+	gnutls_datum_t other = { (unsigned char *)(uintptr_t)alpn, alpn ? (unsigned)strlen(alpn) : 0 };
 	unsigned flags = (t->server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_TICKETS |
 			 GNUTLS_NO_END_OF_EARLY_DATA;
 	int rv;
@@ -291,7 +293,9 @@ static int tls_session(struct ls_quic_conn *qc, struct ls_quic_tls *t, char *err
 		return -1;
 	}
 	gnutls_session_set_ptr(qc->tls, &qc->ref);
-	gnutls_alpn_set_protocols(qc->tls, &alpn_datum, 1,
+	/* Mandatory on both sides: a peer that does not speak lightspeed-ctl/1 fails the
+	 * handshake (no_application_protocol), and cb_handshake_completed checks again. */
+	gnutls_alpn_set_protocols(qc->tls, alpn ? &other : &alpn_datum, 1,
 				  GNUTLS_ALPN_MANDATORY |
 					  (t->server ? GNUTLS_ALPN_SERVER_PRECEDENCE : 0));
 	if (!t->server)
@@ -838,7 +842,12 @@ static void conn_flush(struct ls_quic_conn *qc)
 		if (++pkts >= 64)
 			break;
 	}
-	ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+	/* Paced only once the handshake is done: before the first RTT sample ngtcp2 paces
+	 * at cwnd / 333 ms, which held the second datagram of the agent's handshake flight
+	 * (its certificate) back some 20 ms on every connection. A handshake is a few
+	 * datagrams within the congestion window; after it the pace follows the path. */
+	if (ngtcp2_conn_get_handshake_completed(qc->conn))
+		ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
 	conn_arm_timer(qc);
 }
 
@@ -997,7 +1006,7 @@ struct ls_quic_conn *ls_quic_conn_client(const struct ls_quic_conf *c, char *err
 		conn_abort(qc);
 		return NULL;
 	}
-	if (tls_session(qc, c->tls, err, errlen) != 0) {
+	if (tls_session(qc, c->tls, c->alpn, err, errlen) != 0) {
 		conn_abort(qc);
 		return NULL;
 	}
@@ -1062,7 +1071,7 @@ struct ls_quic_conn *ls_quic_conn_server(const struct ls_quic_conf *c, const ngt
 		conn_abort(qc);
 		return NULL;
 	}
-	if (tls_session(qc, c->tls, err, errlen) != 0) {
+	if (tls_session(qc, c->tls, c->alpn, err, errlen) != 0) {
 		conn_abort(qc);
 		return NULL;
 	}

@@ -106,6 +106,8 @@ struct ls_quic_conf {
 	size_t max_stream_rx;         /* bytes a peer may send on one stream */
 	unsigned max_streams;         /* server: streams the peer may open at once */
 	const uint8_t *secret;        /* server: LS_QUIC_SECRET_LEN bytes */
+	const char *alpn;             /* client: the protocol offered; NULL is LS_CTL_ALPN
+				       * (another is only for probing a server's refusal) */
 };
 
 /* Open a client connection (the first packet leaves at once). NULL with err. */

@@ -51,6 +51,17 @@ static const struct ls_steer_arg session_add_args[] = {
 	{ NULL },
 };
 
+static const struct ls_steer_arg grant_add_args[] = {
+	ARG_SESSION_ID(true),
+	{ .key = "key", .types = LS_SA_STRING, .required = true, .min = 32, .max = 32,
+	  .help = "the grant's 128-bit key, 32 hex digits (the client's hop key)" },
+	{ .key = "next_hops", .types = LS_SA_STRINGS, .required = true, .min = 1, .max = 8,
+	  .help = "the nodes the relay may forward the client's tunnel datagrams to, \"ip:port\"" },
+	ARG_RATE("pps", "packets"),
+	ARG_RATE("bps", "bytes"),
+	{ NULL },
+};
+
 static const struct ls_steer_arg session_id_args[] = {
 	ARG_SESSION_ID(true),
 	{ NULL },
@@ -70,7 +81,11 @@ const struct ls_steer_def ls_steer_cmd_proxy[] = {
 	{ "sessions", NULL, "every session with its client, flows and counters" },
 	{ "session_add", session_add_args,
 	  "add an authenticated session; exists if the id is taken, full at max_sessions" },
-	{ "session_del", session_id_args, "end a session; not_found if there is none" },
+	{ "grant_add", grant_add_args,
+	  "add a relay grant: forward this session's tunnel datagrams to its next hops only; "
+	  "exists if the id is taken, full at max_sessions" },
+	{ "session_del", session_id_args,
+	  "end a session or a relay grant; not_found if there is none" },
 	{ "set_fec", proxy_set_fec_args, "set a session's downstream FEC" },
 	LS_STEER_CMD_BUILTINS,
 	{ NULL, NULL, NULL },
@@ -93,10 +108,14 @@ static const struct ls_steer_arg set_route_args[] = {
 	{ NULL },
 };
 
+static const char *const route_modes[] = { "single", "duplicate", "split", "auto", NULL };
+
 static const struct ls_steer_arg route_add_args[] = {
 	ARG_ROUTE_NAME(true, LS_SA_STRING),
-	{ .key = "proxy", .types = LS_SA_STRING, .required = true, .min = 1, .max = 64,
-	  .help = "the proxy's tunnel address, \"ip:port\"" },
+	{ .key = "proxy", .types = LS_SA_STRING, .min = 1, .max = 64,
+	  .help = "the proxy's tunnel address, \"ip:port\" (required unless direct)" },
+	{ .key = "direct", .types = LS_SA_BOOL,
+	  .help = "true: no tunnel, the game server itself (no proxy, session or key)" },
 	{ .key = "session_id", .types = LS_SA_INT | LS_SA_NULL, .min = 1, .max = UINT32_MAX,
 	  .help = "the session id (with key; neither: unauthenticated)" },
 	ARG_KEY(LS_SA_STRING | LS_SA_NULL),
@@ -104,6 +123,45 @@ static const struct ls_steer_arg route_add_args[] = {
 	  .help = "keepalive interval while not the active route (default 250)" },
 	{ .key = "replace", .types = LS_SA_BOOL,
 	  .help = "true: an existing route takes the new parameters (default false: exists)" },
+	{ .key = "path_mode", .types = LS_SA_STRING | LS_SA_NULL, .choices = route_modes,
+	  .help = "how the route uses its paths: single, duplicate, split or auto (default: "
+		  "the client's path_mode)" },
+	{ NULL },
+};
+
+#define ARG_PATH_ROUTE                                                                      \
+	{ .key = "route", .types = LS_SA_STRING, .required = true, .min = 1, .max = 31,      \
+	  .help = "the route (its egress): a name from routes" }
+
+static const struct ls_steer_arg path_add_args[] = {
+	ARG_PATH_ROUTE,
+	{ .key = "name", .types = LS_SA_STRING, .required = true, .min = 1, .max = 31,
+	  .help = "the path's name: \"direct\" (straight to the egress), or 1 to 31 characters "
+		  "of A-Z a-z 0-9 . _ - for a path through a relay" },
+	{ .key = "relay", .types = LS_SA_STRING | LS_SA_NULL, .min = 1, .max = 64,
+	  .help = "the relay's tunnel address, \"ip:port\" (none for \"direct\")" },
+	{ .key = "session_id", .types = LS_SA_INT | LS_SA_NULL, .min = 1, .max = UINT32_MAX,
+	  .help = "the relay grant's id (with relay)" },
+	ARG_KEY(LS_SA_STRING | LS_SA_NULL),
+	{ .key = "next_hop", .types = LS_SA_STRING | LS_SA_NULL, .min = 1, .max = 64,
+	  .help = "the egress as the relay reaches it, \"ip:port\" (absent: the route's proxy "
+		  "address; the relay's grant must name it)" },
+	{ .key = "replace", .types = LS_SA_BOOL,
+	  .help = "true: an existing path takes the new relay or grant (default false: exists)" },
+	{ NULL },
+};
+
+static const struct ls_steer_arg path_del_args[] = {
+	ARG_PATH_ROUTE,
+	ARG_ROUTE_NAME(true, LS_SA_STRING),
+	{ NULL },
+};
+
+static const struct ls_steer_arg set_path_mode_args[] = {
+	{ .key = "route", .types = LS_SA_STRING | LS_SA_NULL, .min = 1, .max = 31,
+	  .help = "the route (absent or null: the active one)" },
+	{ .key = "mode", .types = LS_SA_STRING, .required = true, .choices = route_modes,
+	  .help = "single, duplicate, split or auto" },
 	{ NULL },
 };
 
@@ -150,6 +208,12 @@ const struct ls_steer_def ls_steer_cmd_client[] = {
 	{ "route_del", route_name_args,
 	  "delete a route; conflict for the active one; an armed backup is disarmed" },
 	{ "routes", NULL, "the active route, the armed backup, and every route measured" },
+	{ "path_add", path_add_args,
+	  "add a path to a route's egress: direct, or through a relay with a grant (at most 3 "
+	  "paths); exists unless replace" },
+	{ "path_del", path_del_args, "delete a path of a route; conflict for its last path" },
+	{ "set_path_mode", set_path_mode_args,
+	  "how a route uses its paths: single, duplicate, split or auto" },
 	{ "arm_backup", arm_backup_args,
 	  "arm the route the client fails over to by itself (null: none); conflict for the "
 	  "active one" },

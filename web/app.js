@@ -105,6 +105,10 @@ function renderRoute() {
       $("improvement").textContent = "direct path " + (d.state === "unavailable" ?
         "not measurable (no ICMP permission or no answer)" : "not measured yet");
     }
+    $("direct-route").textContent = !d.route ? "not a candidate ([direct] route = false)" :
+      (d.in_use ? "in use" : "not in use") + (d.why ? ": " + d.why : "") +
+      (d.waiting_for_quiet ? "; switching waits for a quiet moment (a new address at the " +
+        "game server)" : "");
     const act = r.candidates.find((c) => c.active);
     const pred = act && act.prediction;
     $("predicted").textContent = pred && typeof pred.p95_ms === "number" ?

@@ -160,6 +160,13 @@ def machine_idle(seconds):
     return 100.0 * (i1 - i0) / max(t1 - t0, 1)
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of pid so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def verdict(ok):
     return "PASS" if ok else "MISS"
 

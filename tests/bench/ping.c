@@ -7,7 +7,8 @@
  *   ping --to IP:PORT [--seconds S | --count N] [--warmup S] [--cooldown S]
  *        [--rate PPS] [--jitter J] [--size BYTES] [--samples FILE] [--trace FILE]
  * SECONDS defaults to $LS_BENCH_SECONDS, else 10. Prints one line of key=value:
- *   sent= received= lost= min_us= median_us= p99_us= max_us=
+ *   sent= received= lost= min_us= median_us= p99_us= max_us= duplicates=
+ * (duplicates: answers to a probe that had been answered already).
  * --samples also writes every round trip (nanoseconds, one per line) to FILE, so that
  * a runner can merge interleaved runs into one distribution. --trace writes one line
  * per measured probe in the order sent, its round trip in nanoseconds or -1 if no
@@ -96,7 +97,7 @@ int main(int argc, char **argv)
 	uint32_t n_end = n_warm + n_meas;
 	uint64_t *by_seq = calloc(n_meas ? n_meas : 1, sizeof(*by_seq)); /* 0: no answer */
 	uint8_t *seen = calloc(n_total ? n_total : 1, 1);
-	size_t n_rtt = 0;
+	size_t n_rtt = 0, n_dup = 0;
 	uint8_t buf[LS_RX_BUF];
 
 	uint64_t *at = calloc((size_t)n_total + 1, sizeof(*at)); /* send times from start */
@@ -152,8 +153,12 @@ int main(int argc, char **argv)
 		if (n < (ssize_t)sizeof(p))
 			continue;
 		memcpy(&p, buf, sizeof(p));
-		if (p.magic != BENCH_PROBE_MAGIC || p.seq >= n_total || seen[p.seq])
+		if (p.magic != BENCH_PROBE_MAGIC || p.seq >= n_total)
 			continue;
+		if (seen[p.seq]) {
+			n_dup++;
+			continue;
+		}
 		seen[p.seq] = 1;
 		if (p.seq >= n_warm && p.seq < n_end) {
 			rtt[n_rtt++] = got - p.sent_ns;
@@ -181,10 +186,11 @@ int main(int argc, char **argv)
 		if (fclose(f) != 0)
 			bench_die("%s: %s", samples, strerror(errno));
 	}
-	printf("sent=%u received=%zu lost=%zu min_us=%.1f median_us=%.1f p99_us=%.1f max_us=%.1f\n",
+	printf("sent=%u received=%zu lost=%zu min_us=%.1f median_us=%.1f p99_us=%.1f max_us=%.1f "
+	       "duplicates=%zu\n",
 	       n_meas, n_rtt, (size_t)n_meas - n_rtt, quantile_us(rtt, n_rtt, 0),
 	       quantile_us(rtt, n_rtt, 0.5), quantile_us(rtt, n_rtt, 0.99),
-	       quantile_us(rtt, n_rtt, 1));
+	       quantile_us(rtt, n_rtt, 1), n_dup);
 	free(rtt);
 	free(by_seq);
 	free(seen);

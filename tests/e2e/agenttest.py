@@ -1,5 +1,6 @@
-"""Helpers for the agent's end-to-end tests: a real lightspeed-agent, and the
-controller's QUIC client driven as a process (build/tests/ctl_client)."""
+"""Helpers for the agent's end-to-end tests: a real lightspeed-agent, the controller's
+QUIC client driven as a process (build/tests/ctl_client), and a hostile QUIC peer
+(build/tests/quic_hostile)."""
 import json
 import os
 import queue
@@ -12,6 +13,7 @@ import urllib.request
 from lstest import BUILD, BIN, Proc, free_port, wait_for
 
 CTL_CLIENT = os.path.join(os.path.abspath(BUILD), "tests", "ctl_client")
+HOSTILE = os.path.join(os.path.abspath(BUILD), "tests", "quic_hostile")
 FP_RE = re.compile(r"certificate (sha256:[0-9a-f]{64})")
 
 
@@ -45,7 +47,7 @@ class AgentProc(Proc):
 
 
 def start_agent(tc, proxy, *args, config="", node_id="node-a", region="lo", state_dir=None,
-                port=None, http_port=None, destinations=('127.0.0.1',)):
+                port=None, http_port=None, destinations=('127.0.0.1',), env=None):
     """An agent for proxy (its steering socket), serving the given destinations, on
     loopback ports of its own. Restart one by passing the same state_dir and port."""
     port = port or free_port()
@@ -59,7 +61,7 @@ def start_agent(tc, proxy, *args, config="", node_id="node-a", region="lo", stat
     argv = ["-c", cfg, "--listen", "127.0.0.1:%d" % port, "--http", "127.0.0.1:%d" % http_port,
             "--proxy-socket", proxy.sock_path, "--state-dir", state_dir, "--node-id", node_id,
             "--region", region, "--log-level", "debug"]
-    a = AgentProc("lightspeed-agent", argv + list(args), None, tc.tmp)
+    a = AgentProc("lightspeed-agent", argv + list(args), None, tc.tmp, env=env)
     a.port = port
     a.http_port = http_port
     a.state_dir = state_dir
@@ -148,3 +150,12 @@ class CtlClient:
 def proxy_sessions(proxy):
     """Ids of the sessions the proxy holds."""
     return {s["session_id"] for s in proxy.steer("sessions")["sessions"]}
+
+
+def hostile(agent, mode, *args, timeout=60):
+    """Run quic_hostile to its end; its JSON lines."""
+    r = subprocess.run([HOSTILE, mode, "--agent", "127.0.0.1:%d" % agent.port] + list(args),
+                       capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError("quic_hostile %s: exit %d\n%s" % (mode, r.returncode, r.stderr))
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]

@@ -2,17 +2,19 @@
 QUIC client (build/tests/ctl_client): sessions issued over QUIC under a pinned
 certificate carry real game traffic through the proxy; DISCONNECT revokes at once;
 agent and proxy restarts heal by themselves; /health and /metrics (promtool)."""
+import hashlib
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import time
 
-from agenttest import CtlClient, proxy_sessions, start_agent
-from lstest import LSTestCase, numbered_payloads, wait_for
+from agenttest import CtlClient, hostile, proxy_sessions, start_agent
+from lstest import LSTestCase, numbered_payloads, pack_header, wait_for
 
 FAST = "[limits]\npps = 200000\nbps = 400000000\n"
 
@@ -90,7 +92,6 @@ class AgentTest(LSTestCase):
         client = self.keyed_client(proxy, echo, s)
         game = self.game(client.local_port)
         self.assert_exchange(game, numbered_payloads(20, seed=3))
-        time.sleep(0.2)  # the state file is written 50 ms after a change
         agent.stop(signal.SIGKILL)
         agent.expect_exit = True
         t0 = time.monotonic()
@@ -109,6 +110,28 @@ class AgentTest(LSTestCase):
         self.assertEqual(h["counters"]["adopted"], 1)
         self.assertEqual(h["counters"]["resumes"], 1)
         self.assertEqual(h["sessions"]["active"], 1)
+
+    def test_an_agent_killed_right_after_a_registration_loses_nothing(self):
+        echo, proxy, agent = self.node()
+        ctl, s = self.registered_client(agent, echo, ping_ms=100)
+        # At once, no pause for a later write: the session the proxy was given is on
+        # disk before the proxy had it.
+        agent.stop(signal.SIGKILL)
+        agent.expect_exit = True
+        self.assertIn(s["session_id"], proxy_sessions(proxy))
+        agent2 = start_agent(self, proxy, state_dir=agent.state_dir, port=agent.port)
+        ctl.ok("wait-registered 5000")
+        regs = ctl.events_of("registered")
+        self.assertTrue(regs[-1]["resumed"], regs[-1])
+        self.assertEqual(regs[-1]["session_id"], s["session_id"])
+        self.assertEqual(proxy_sessions(proxy), {s["session_id"]})
+        h = agent2.health()[1]
+        self.assertEqual(h["counters"]["adopted"], 1)
+        self.assertEqual(h["counters"]["resumes"], 1)
+        self.assertEqual(h["counters"]["registrations"], 0, "a new key instead of a resume")
+        # And the key still carries traffic.
+        client = self.keyed_client(proxy, echo, s)
+        self.assert_exchange(self.game(client.local_port), numbered_payloads(20, seed=11))
 
     def test_proxy_restart_is_healed_by_the_agent(self):
         echo, proxy, agent = self.node()
@@ -221,6 +244,28 @@ class AgentTest(LSTestCase):
         # The proxy's counters arrive every second.
         wait_for(lambda: (agent.health()[1]["counters"]["proxy"] or {}).get(
             "forwarded_packets", 0) >= 30, what="the proxy's counters in /health")
+        # Drops by reason come from the proxy: unauthenticated datagrams straight at it.
+        u = self.udp()
+        for i in range(5):
+            u.sendto(pack_header(seq=i) + b"no session", proxy.addr)
+
+        def metric(text, line_start):
+            for line in text.splitlines():
+                if line.startswith(line_start + " "):
+                    return float(line.split()[-1])
+            return None
+
+        def dropped():
+            t = agent.http("/metrics")[1].decode()
+            v = metric(t, 'lightspeed_drops_total{reason="unauthenticated"}')
+            return t if v is not None and v >= 5 else None
+        wait_for(dropped, 3, what="the proxy's drops by reason in /metrics")
+        self.assertGreaterEqual(proxy.stats()["drops"]["unauthenticated"], 5)
+        if h["counters"]["icmp"]["mode"] != "off":
+            # The node's leg to the session's game server, as a histogram.
+            wait_for(lambda: (metric(agent.http("/metrics")[1].decode(),
+                                     "lightspeed_relay_latency_seconds_count") or 0) >= 1, 4,
+                     what="a leg measured into the latency histogram")
         st, body, ctype = agent.http("/metrics")
         self.assertEqual(st, 200)
         self.assertTrue(ctype.startswith("text/plain"), ctype)
@@ -246,6 +291,15 @@ class AgentTest(LSTestCase):
         for f in ("agent.crt", "agent.key", "quic.secret"):
             mode = stat.S_IMODE(os.stat(os.path.join(agent.state_dir, f)).st_mode)
             self.assertEqual(mode, 0o600, f)
+        # The fingerprint printed and served is the SHA-256 of the certificate's DER, as
+        # anyone can compute it from the file; the key is ECDSA P-256 (or Ed25519).
+        with open(os.path.join(agent.state_dir, "agent.crt")) as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read())
+        self.assertEqual(agent.fp, "sha256:" + hashlib.sha256(der).hexdigest())
+        self.assertEqual(agent.health()[1]["fingerprint"], agent.fp)
+        ec = b"\x06\x07\x2a\x86\x48\xce\x3d\x02\x01" + b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07"
+        ed25519 = b"\x30\x05\x06\x03\x2b\x65\x70"
+        self.assertTrue(ec in der or ed25519 in der, "neither ECDSA P-256 nor Ed25519")
         r = self.run_bin("lightspeed-agent", "-c", agent.config_path, "--check")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('destinations = ["127.0.0.1"]', r.stdout)
@@ -257,7 +311,63 @@ class AgentTest(LSTestCase):
         self.assertEqual(r.returncode, 2)
         r = self.run_bin("lightspeed-agent", "--help")
         self.assertEqual(r.returncode, 0)
-        self.assertIn("--proxy-socket", r.stdout)
+        for opt in ("--config", "--listen", "--http", "--proxy-socket", "--state-dir",
+                    "--node-id", "--region", "--check"):
+            self.assertIn(opt, r.stdout)
+        # The example make install puts in /etc/lightspeed is valid as shipped.
+        shipped = os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "config",
+                               "agent.toml")
+        r = self.run_bin("lightspeed-agent", "-c", shipped, "--check")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('listen = "0.0.0.0:4433"', r.stdout)
+        self.assertIn('http = "127.0.0.1:8080"', r.stdout)
+
+    def test_systemd_readiness_watchdog_and_stop(self):
+        """Type=notify: READY=1 once the ports answer, WATCHDOG=1 from the loop at half
+        WatchdogSec, STOPPING=1 on SIGTERM (the protocol of sd_notify(3), on a socket
+        of the test's own)."""
+        path = self.path("notify-%d.sock" % os.getpid())
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ns.bind(path)
+        self.closers.append(ns.close)
+        ns.settimeout(5)
+        env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="200000")
+        echo = self.echo()
+        proxy = self.proxy(config=FAST, auth=True)
+        agent = start_agent(self, proxy, env=env)
+        first = ns.recv(4096).decode()
+        self.assertIn("READY=1", first.split("\n"))
+        self.assertIn("STATUS=node node-a, certificate %s" % agent.fp, first)
+        # Ready means ready: HTTP and QUIC answer at once.
+        self.assertEqual(agent.health()[0], 200)
+        ctl, s = self.registered_client(agent, echo)
+        self.assertIn(s["session_id"], proxy_sessions(proxy))
+        t0, beats = time.monotonic(), 0
+        while time.monotonic() - t0 < 1.5:
+            if ns.recv(4096) == b"WATCHDOG=1":
+                beats += 1
+        self.assertGreaterEqual(beats, 4, "WATCHDOG=1 every 100 ms for WATCHDOG_USEC=200000")
+        agent.expect_exit = True
+        agent.p.send_signal(signal.SIGTERM)
+        got = b""
+        while b"STOPPING=1" not in got:
+            got = ns.recv(4096)
+        self.assertEqual(agent.p.wait(5), 0)
+        # The unit that uses it is one systemd accepts.
+        unit = self.path("lightspeed-agent.service")
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "systemd",
+                               "lightspeed-agent.service.in")) as f:
+            text = f.read()
+        self.assertIn("Type=notify\n", text)
+        self.assertIn("WatchdogSec=", text)
+        with open(unit, "w") as f:
+            f.write(text.replace("@BINDIR@", os.path.dirname(agent.p.args[0])))
+        tool = shutil.which("systemd-analyze")
+        if not tool:
+            self.fail("systemd-analyze is missing (Debian package systemd; make deps)")
+        r = subprocess.run([tool, "verify", unit], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("lightspeed-agent.service", r.stderr)
 
     def test_garbage_and_a_flood_leave_the_agent_and_its_sessions_up(self):
         echo, proxy, agent = self.node()
@@ -279,3 +389,24 @@ class AgentTest(LSTestCase):
         self.assertEqual(h["counters"]["quic"]["connections"], 1)
         self.assertGreater(h["counters"]["quic"]["dropped"], 0)
         self.assertTrue(agent.alive())
+
+    def test_a_closed_connection_ends_its_session_and_a_silent_one_expires(self):
+        echo, proxy, agent = self.node(config="idle_timeout = 2\nresume_grace = 1\n")
+        dest = "127.0.0.1:%d" % echo.addr[1]
+        # CONNECTION_CLOSE with code 0: the controller is done; the key dies with it.
+        r = hostile(agent, "sessions", "--count", "1", "--leave", "close", "--dest", dest)[0]
+        self.assertEqual(r["acks"], 1)
+        wait_for(lambda: proxy_sessions(proxy) == set(), 2, what="the session revoked on close")
+        self.assertEqual(agent.health()[1]["counters"]["closed"], 1)
+        # Gone without a word: kept through the idle timeout and the resume grace (a
+        # restarting controller would resume it), then revoked.
+        t0 = time.monotonic()
+        r = hostile(agent, "sessions", "--count", "1", "--leave", "vanish", "--dest", dest)[0]
+        self.assertEqual(r["acks"], 1)
+        time.sleep(1.5)
+        self.assertEqual(len(proxy_sessions(proxy)), 1, "revoked before idle timeout + grace")
+        wait_for(lambda: proxy_sessions(proxy) == set(), 6, what="the silent session revoked")
+        self.assertGreaterEqual(time.monotonic() - t0, 2.5)
+        h = agent.health()[1]
+        self.assertEqual(h["counters"]["expired"], 1)
+        self.assertEqual(h["sessions"]["active"], 0)

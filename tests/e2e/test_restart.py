@@ -10,7 +10,7 @@ from lstest import LSTestCase, wait_for, free_port
 
 KEY = "00112233445566778899aabbccddeeff"
 LIMITS = "[limits]\npps = 20000\nbps = 40000000\n"
-ERROR_LINE = re.compile(r"^[^:]*lightspeed-[a-z]+: error: ", re.M)
+ERROR_LINE = re.compile(r"^(?:<\d>|\S+Z )?lightspeed-[a-z]+: error: ", re.M)
 
 
 class Pinger(threading.Thread):

@@ -2,6 +2,7 @@
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -233,6 +234,7 @@ class RobustnessTest(LSTestCase):
     def _valid_args(cmd):
         samples = {"session_id": 99, "key": KEY, "destinations": ["127.0.0.1:1"],
                    "proxy": "127.0.0.1:9", "fec": "off", "name": "x", "command": "status",
+                   "next_hops": ["127.0.0.1:9"], "route": "x", "mode": "single",
                    "game": "cs2", "server": "127.0.0.1"}
         return {a["key"]: samples[a["key"]] for a in cmd["args"] if a["required"]}
 
@@ -459,16 +461,28 @@ class ConfigTest(LSTestCase):
             ("[proxy]\nallow = [\"10.0.0.0/33\"]\n", ":2:"),
             ("[[session]]\nid = 1\nkey = \"%s\"\ndestinations = [\"1.2.3.4\"]\nfec = \"2\"\n" % KEY,
              ":5:7: 'fec': "),
+            ("[proxy]\nsocket = \"\"\n", ":2:10: 'socket' must be a path"),
+            # Found after loading: still where the [[session]] stands.
+            ("[[session]]\nid = 1\nkey = \"%s\"\ndestinations = [\"1.2.3.4\"]\n\n"
+             "[[session]]\nid = 2\nkey = \"%s\"\n" % (KEY, KEY),
+             ":6:1: [[session]] #2: 'destinations' is missing"),
+            (("[[session]]\nid = 7\nkey = \"%s\"\ndestinations = [\"1.2.3.4\"]\n" % KEY) * 2,
+             ":5:1: [[session]] #2: id 7 is already used by #1 (line 1)"),
         ]
         for text, want in cases:
             cfg = self.write("bad.toml", text)
             r = self.run_bin("lightspeed-proxy", "-c", cfg, "--check")
+            self.assertEqual(r.returncode, 1, (text, r.stdout, r.stderr))
+            self.assertIn("lightspeed-proxy: " + cfg + want, r.stderr, text)
+            # The same message when starting, at error level.
+            r = self.run_bin("lightspeed-proxy", "-c", cfg, "--socket", self.path("bad.sock"))
             self.assertEqual(r.returncode, 1, (text, r.stdout, r.stderr))
             self.assertIn(cfg + want, r.stderr, text)
 
     def test_client_config_errors_and_check(self):
         head = "[client]\nproxy = \"127.0.0.1:4434\"\ngame_server = \"127.0.0.1:7777\"\n"
         for text, want in ((head + "local_port = 0\n", ":4:14: "),
+                           (head + "local_port = 7000\nsocket = \"\"\n", ":5:10: "),
                            (head + "local_port = 7000\nfec = \"lots\"\n", ":5:7: ")):
             cfg = self.write("c.toml", text)
             r = self.run_bin("lightspeed-client", "-c", cfg, "--check")
@@ -508,6 +522,19 @@ class ConfigTest(LSTestCase):
             r = self.run_bin(name, "--help")
             self.assertEqual(r.returncode, 0)
             self.assertIn("Usage", r.stdout + r.stderr)
+
+    def test_log_lines_carry_a_timestamp_and_the_start_line_the_version(self):
+        version = self.run_bin("lightspeed-proxy", "--version").stdout.split()[1]
+        proxy = self.proxy(auth=True)
+        client = self.client(proxy.port, ("127.0.0.1", 9))
+        stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z lightspeed-")
+        for p, start in ((proxy, "lightspeed-proxy %s: listening on" % version),
+                         (client, "lightspeed-client %s: game ->" % version)):
+            wait_for(lambda: start in p.output(), 5, what=start)
+            lines = [ln for ln in p.output().splitlines() if ln.strip()]
+            self.assertTrue(lines)
+            for ln in lines:
+                self.assertRegex(ln, stamp)
 
     def test_second_instance_on_same_socket_is_refused(self):
         proxy = self.proxy()

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from lstest import LSTestCase, Steer, steer_ok, wait_for, free_port
+from lstest import LSTestCase, Steer, free_port, numbered_payloads, steer_ok, wait_for
 
 KEY = "0f0e0d0c0b0a09080706050403020100"
 LIMITS = "[limits]\npps = 20000\nbps = 40000000\n"
@@ -260,3 +260,55 @@ class RouteTableTest(LSTestCase):
         self.node(echo, 11, port=pa.port)
         wait_for(lambda: self.route(client, "a")["state"] == "up", 5, what="a up again")
         self.assertGreaterEqual(self.route(client, "a")["flips"], 2)
+
+
+class DirectRouteTest(LSTestCase):
+    """The direct route (docs/protocol.md 3.2): no tunnel, the game server answered
+    from a socket of the client's own; only that server's answers are delivered."""
+
+    def test_direct_route_goes_to_the_game_server_itself(self):
+        echo = self.echo()
+        p = self.proxy(config=LIMITS)
+        c = self.client(p.port, echo.addr, keepalive_ms=30)
+        game = self.game(c.local_port)
+        self.assert_exchange(game, numbered_payloads(100, seed=3))
+        via_proxy = echo.sources()
+
+        # Refused: a direct route takes nothing of a proxy.
+        for bad in ({"proxy": "127.0.0.1:%d" % p.port}, {"session_id": 1, "key": KEY}):
+            r = Steer(c.sock_path).call("route_add", name="home", direct=True, **bad)
+            self.assertEqual(r["error"]["code"], "invalid", r)
+        r = Steer(c.sock_path).call("route_add", name="nowhere")
+        self.assertEqual(r["error"]["code"], "invalid", r)
+        self.assertIn("direct:true", r["error"]["message"])
+
+        route = c.steer("route_add", name="home", direct=True)
+        self.assertTrue(route["direct"])
+        self.assertEqual(route["proxy"], "127.0.0.1:%d" % echo.addr[1])
+        self.assertEqual(route["paths"], [])
+        c.steer("set_route", name="home")
+        fwd = p.stats()["forwarded_packets"]
+        self.assert_exchange(game, numbered_payloads(500, seed=4))
+        st = c.stats()
+        self.assertGreaterEqual(st["direct_tx_packets"], 500)
+        self.assertGreaterEqual(st["direct_rx_packets"], 500)
+        self.assertEqual(p.stats()["forwarded_packets"], fwd, "nothing went through the proxy")
+        # The game server sees the client's own socket, not the proxy's.
+        direct_src = echo.sources() - via_proxy
+        self.assertEqual(len(direct_src), 1, echo.sources())
+
+        # Someone else sending to that socket is not delivered to the game.
+        rogue = self.udp()
+        for i in range(20):
+            rogue.sendto(b"rogue-%d" % i, next(iter(direct_src)))
+        wait_for(lambda: c.stats()["drops"]["unexpected_source"] >= 20, 3,
+                 what="the rogue datagrams counted")
+        self.assertEqual([d for d in game.recv_all(0.2) if d[0].startswith(b"rogue")], [])
+
+        # Back through the tunnel: the proxy forwards again, nothing lost.
+        c.steer("set_route", name="default")
+        self.assert_exchange(game, numbered_payloads(200, seed=5))
+        self.assertGreaterEqual(p.stats()["forwarded_packets"], fwd + 200)
+        # The route in use cannot turn direct underneath the game.
+        r = Steer(c.sock_path).call("route_add", name="default", direct=True, replace=True)
+        self.assertEqual(r["error"]["code"], "conflict", r)

@@ -230,13 +230,13 @@ static enum ls_rc h_add(void *ctx, const struct ls_httpd_req *req, struct ls_htt
 		return LS_RC_FULL;
 	}
 	json_t *n = json_pack("{s:s,s:s,s:s,s:o,s:s,s:b,s:b,s:b,s:n,s:n,s:n,s:n,s:n,s:n,s:i,"
-			      "s:n,s:n,s:n,s:i,s:n}",
+			      "s:n,s:n,s:n,s:i,s:n,s:n,s:n}",
 			      "name", name, "address", addr, "source", "api", "region",
 			      opt_str(region), "state", "unknown", "active", 0, "backup", 0, "auth",
 			      json_object_get(req->body, "session_id") != NULL, "rtt_ms",
 			      "rtt_p50_ms", "rtt_p95_ms", "jitter_ms", "loss_up", "loss_down",
 			      "samples", 0, "server_leg_ms", "path_rtt_ms", "score", "flips", 0,
-			      "last_rx_ms");
+			      "last_rx_ms", "via", "agent");
 	json_array_append(nodes(f), n);
 	ls_httpd_publish(f->h, "node", json_pack("{s:s,s:s}", "name", name, "change", "added"));
 	rep->status = 201;

@@ -21,6 +21,7 @@ struct item {
 	char id[8];
 	int64_t weight;
 	bool on;
+	struct ls_conf_at at;
 };
 
 struct server {
@@ -128,6 +129,7 @@ static void *add_item(void *conf, char *err, size_t errlen)
 	}
 	struct item *it = &c->items[c->nitems++];
 	memset(it, 0, sizeof *it);
+	it->at = ls_conf_header_at();
 	return it;
 }
 
@@ -392,6 +394,12 @@ static void test_array_of_tables(void)
 	CU_ASSERT_EQUAL(c.items[2].weight, 100);
 	CU_ASSERT_EQUAL(c.server.port, 2);
 	CU_ASSERT_EQUAL(c.level, 1);
+	/* Each element knows where its header stands, for checks made after loading. */
+	CU_ASSERT_EQUAL(c.items[0].at.line, 2);
+	CU_ASSERT_EQUAL(c.items[0].at.col, 1);
+	CU_ASSERT_EQUAL(c.items[1].at.line, 5);
+	CU_ASSERT_EQUAL(c.items[2].at.line, 10);
+	CU_ASSERT_EQUAL(c.items[2].at.col, 1);
 }
 
 /* ---- errors --------------------------------------------------------------------- */

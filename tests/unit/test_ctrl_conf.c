@@ -159,6 +159,53 @@ static void test_errors(void)
 	expect_error(nine, "too many [[node]] sections (at most 8");
 }
 
+/* [multipath] and [[relay]] (controller/paths.h). */
+static void test_relays(void)
+{
+	struct ctrl_conf c;
+	char err[512];
+	const char *k = "key = \"000102030405060708090a0b0c0d0e0f\"\n";
+	char text[1024];
+
+	setup_dir();
+	CU_ASSERT_EQUAL(build("", &c, err), 0);
+	CU_ASSERT_EQUAL(c.mp.paths, 3);
+	CU_ASSERT_TRUE(c.mp.direct);
+	CU_ASSERT_STRING_EQUAL(c.mp.mode, "");
+	CU_ASSERT_EQUAL(c.mp.n_relays, 0);
+	snprintf(text, sizeof(text),
+		 "[multipath]\nmode = \"split\"\npaths = 2\ndirect = false\n"
+		 "[[relay]]\nname = \"r1\"\naddress = \"127.0.0.1:4000\"\nsession_id = 7\n%s"
+		 "nodes = [\"e\", \"f\"]\n"
+		 "[[relay]]\nname = \"r2\"\naddress = \"127.0.0.1:4001\"\nsession_id = 8\n%s",
+		 k, k);
+	CU_ASSERT_EQUAL_FATAL(build(text, &c, err), 0);
+	CU_ASSERT_STRING_EQUAL(c.mp.mode, "split");
+	CU_ASSERT_EQUAL(c.mp.paths, 2);
+	CU_ASSERT_FALSE(c.mp.direct);
+	CU_ASSERT_EQUAL(c.mp.n_relays, 2);
+	CU_ASSERT_EQUAL(c.mp.relays[0].nodes.n, 2);
+	CU_ASSERT_STRING_EQUAL(c.mp.relays[0].nodes.name[1], "f");
+	CU_ASSERT_EQUAL(c.mp.relays[1].nodes.n, 0);
+	CU_ASSERT_EQUAL(ntohs(c.mp.relays[1].addr.sin_port), 4001);
+	CU_ASSERT_TRUE(c.mp.relays[1].key.set);
+
+	expect_error("[multipath]\nmode = \"triple\"\n", "c.toml:2:8: expected single, duplicate");
+	expect_error("[multipath]\npaths = 4\n", "c.toml:2:9");
+	expect_error("[[relay]]\nname = \"r\"\naddress = \"127.0.0.1:1\"\n",
+		     "relay r: session_id and key (or key_file) are required");
+	expect_error("[[relay]]\nname = \"r\"\n", "relay r: address (HOST:PORT) is required");
+	expect_error("[[relay]]\nname = \"r\"\naddress = \"127.0.0.1:1\"\nnodes = [\"a b\"]\n",
+		     "not a node name");
+	snprintf(text, sizeof(text),
+		 "[[relay]]\nname = \"direct\"\naddress = \"127.0.0.1:1\"\nsession_id = 1\n%s", k);
+	expect_error(text, "relay direct: the name is the path straight to the egress");
+	snprintf(text, sizeof(text),
+		 "[[relay]]\nname = \"r\"\naddress = \"127.0.0.1:1\"\nsession_id = 1\n%s"
+		 "[[relay]]\nname = \"r\"\naddress = \"127.0.0.1:2\"\nsession_id = 2\n%s", k, k);
+	expect_error(text, "relay r is defined twice");
+}
+
 static void test_flags_override(void)
 {
 	struct ctrl_conf c;
@@ -277,6 +324,7 @@ static void test_node_table(void)
 UNIT_MAIN("ctrl_conf",
 	  { "defaults and every section", test_defaults_and_sections },
 	  { "errors with file:line:col", test_errors },
+	  { "[multipath] and [[relay]]", test_relays },
 	  { "flags over the file, key files, failed build", test_flags_override },
 	  { "--node syntax and names", test_node_spec },
 	  { "node table", test_node_table })

@@ -81,7 +81,7 @@ static bool accept_at(struct ls_lives *L, const uint8_t *buf, const struct ls_pk
 {
 	struct ls_rx_ok ok;
 
-	return ls_lives_check(L, TOKEN, p, buf, false, true, now, &ok, why);
+	return ls_lives_check(L, TOKEN, p, buf, false, true, false, now, &ok, why);
 }
 
 static void test_handshake_derives_one_key(void)
@@ -114,6 +114,35 @@ static void test_handshake_derives_one_key(void)
 
 /* A datagram recorded at time t and replayed at any later time is refused: within the
  * lifetime by freshness (at every distance, across the ts wrap), after it by the key. */
+/* Copies over several paths (docs/protocol.md 1.9): a repeat in the window is a
+ * duplicate only when the caller says copies are expected; the first copy is accepted
+ * at once either way, and one below the window stays a replay. */
+static void test_copies_are_duplicates(void)
+{
+	struct pair x;
+	uint8_t buf[128];
+	struct ls_pkt p;
+	struct ls_rx_ok ok;
+	size_t n;
+	enum ls_drop why;
+
+	pair_init(&x);
+	handshake(&x, 1000000);
+	data_pkt(&x.client.cur.mac, 1, 1000, buf, &p, &n);
+	CU_ASSERT(ls_lives_check(&x.proxy, TOKEN, &p, buf, false, true, true, 1000100, &ok, &why));
+	CU_ASSERT(!ls_lives_check(&x.proxy, TOKEN, &p, buf, false, true, true, 1000200, &ok, &why));
+	CU_ASSERT_EQUAL(why, LS_DROP_DUPLICATES);
+	CU_ASSERT(!ls_lives_check(&x.proxy, TOKEN, &p, buf, false, true, false, 1000200, &ok, &why));
+	CU_ASSERT_EQUAL(why, LS_DROP_REPLAY);
+	/* Far ahead: seq 1 falls out of the window, too old to tell. */
+	data_pkt(&x.client.cur.mac, 1 + LS_REPLAY_WINDOW + 5, 1000, buf, &p, &n);
+	CU_ASSERT(ls_lives_check(&x.proxy, TOKEN, &p, buf, false, true, true, 1000300, &ok, &why));
+	data_pkt(&x.client.cur.mac, 1, 1000, buf, &p, &n);
+	CU_ASSERT(!ls_lives_check(&x.proxy, TOKEN, &p, buf, false, true, true, 1000400, &ok, &why));
+	CU_ASSERT_EQUAL(why, LS_DROP_REPLAY);
+	CU_ASSERT_STRING_EQUAL(ls_drop_names[LS_DROP_DUPLICATES], "duplicates");
+}
+
 static void test_freshness_across_the_wrap(void)
 {
 	struct pair x;
@@ -239,7 +268,7 @@ static void test_grace_and_pending(void)
 	struct ls_mac first = x.client.cur.mac;
 	handshake(&x, t + 10);
 	data_pkt(&first, 40, 500, buf, &p, &n);
-	CU_ASSERT(ls_lives_check(&x.proxy, TOKEN, &p, buf, false, true, t + 20, &ok, &why));
+	CU_ASSERT(ls_lives_check(&x.proxy, TOKEN, &p, buf, false, true, false, t + 20, &ok, &why));
 	CU_ASSERT(ok.prev);
 	data_pkt(&first, 41, 500, buf, &p, &n);
 	CU_ASSERT(!accept_at(&x.proxy, buf, &p, t + 10 + LS_LIFE_GRACE_US, &why));
@@ -303,6 +332,7 @@ static void test_prf_and_drop_names(void)
 UNIT_MAIN("life",
 	  { "a handshake derives one key; checks in order", test_handshake_derives_one_key },
 	  { "freshness across the ts wrap and lifetimes", test_freshness_across_the_wrap },
+	  { "copies over several paths are duplicates", test_copies_are_duplicates },
 	  { "recorded handshakes change nothing", test_recorded_handshakes },
 	  { "grace of the previous lifetime; pending key", test_grace_and_pending },
 	  { "initiator resends and restarts", test_initiator_timers },

@@ -50,6 +50,13 @@ static const char *capture_end(void)
 	return captured;
 }
 
+/* The byte-exact tests compare lines without the timestamp a terminal gets. */
+static void log_init(const char *prog, enum ls_log_level level)
+{
+	ls_log_init(prog, level);
+	ls_log_set_timestamps(false);
+}
+
 /* Count lines (newlines) in s. */
 static int lines(const char *s)
 {
@@ -64,7 +71,7 @@ static void test_format(void)
 {
 	const char *out;
 
-	ls_log_init("/usr/bin/lsprog", LS_LOG_INFO);
+	log_init("/usr/bin/lsprog", LS_LOG_INFO);
 	capture_begin();
 	ls_err("hello %d", 42);
 	ls_warn("careful");
@@ -80,7 +87,7 @@ static void test_levels(void)
 {
 	const char *out;
 
-	ls_log_init("p", LS_LOG_WARN);
+	log_init("p", LS_LOG_WARN);
 	CU_ASSERT_EQUAL(ls_log_get_level(), LS_LOG_WARN);
 	capture_begin();
 	ls_info("no");
@@ -138,7 +145,7 @@ static void test_journald(void)
 	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
 		 (unsigned long long)st.st_ino);
 	setenv("JOURNAL_STREAM", env, 1);
-	ls_log_init("jp", LS_LOG_DEBUG);
+	log_init("jp", LS_LOG_DEBUG);
 	ls_err("e");
 	ls_warn("w");
 	ls_info("i");
@@ -152,24 +159,57 @@ static void test_journald(void)
 	/* Inherited from a parent whose journal stream is not our stderr: no prefix. */
 	capture_begin();
 	setenv("JOURNAL_STREAM", "1:2", 1);
-	ls_log_init("jp", LS_LOG_INFO);
+	log_init("jp", LS_LOG_INFO);
 	ls_err("e");
 	out = capture_end();
 	CU_ASSERT_STRING_EQUAL(out, "jp: error: e\n");
 
 	capture_begin();
 	setenv("JOURNAL_STREAM", "garbage", 1);
-	ls_log_init("jp", LS_LOG_INFO);
+	log_init("jp", LS_LOG_INFO);
 	ls_err("e");
 	out = capture_end();
 	CU_ASSERT_STRING_EQUAL(out, "jp: error: e\n");
 
 	capture_begin();
 	unsetenv("JOURNAL_STREAM");
-	ls_log_init("jp", LS_LOG_INFO);
+	log_init("jp", LS_LOG_INFO);
 	ls_err("e");
 	out = capture_end();
 	CU_ASSERT_STRING_EQUAL(out, "jp: error: e\n");
+}
+
+/* Not under journald: every line starts with a UTC timestamp, milliseconds included. */
+static void test_timestamps(void)
+{
+	const char *out;
+	int y, mo, d, h, mi, sec, ms, used = 0;
+	char z = 0;
+
+	unsetenv("JOURNAL_STREAM");
+	capture_begin();
+	ls_log_init("ts", LS_LOG_INFO);
+	ls_warn("stamped");
+	out = capture_end();
+	CU_ASSERT_EQUAL(sscanf(out, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c %n", &y, &mo, &d, &h, &mi, &sec,
+			       &ms, &z, &used), 8);
+	CU_ASSERT_EQUAL(z, 'Z');
+	CU_ASSERT(y >= 2024 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60);
+	CU_ASSERT_EQUAL(used, 25);
+	CU_ASSERT_STRING_EQUAL(out + used, "ts: warn: stamped\n");
+	/* The journal stamps lines itself: no timestamp there. */
+	struct stat st;
+	char env[64];
+	capture_begin();
+	CU_ASSERT_FATAL(fstat(STDERR_FILENO, &st) == 0);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+	ls_log_init("ts", LS_LOG_INFO);
+	ls_warn("journal");
+	out = capture_end();
+	unsetenv("JOURNAL_STREAM");
+	CU_ASSERT_STRING_EQUAL(out, "<4>ts: warn: journal\n");
 }
 
 static void test_truncate_and_newlines(void)
@@ -178,7 +218,7 @@ static void test_truncate_and_newlines(void)
 	const char *out;
 	size_t hdr = strlen("t: error: ");
 
-	ls_log_init("t", LS_LOG_INFO);
+	log_init("t", LS_LOG_INFO);
 	memset(big, 'a', sizeof(big) - 1);
 	capture_begin();
 	ls_err("%s", big);
@@ -206,7 +246,7 @@ static void test_errno_kept(void)
 {
 	const char *out;
 
-	ls_log_init("t", LS_LOG_INFO);
+	log_init("t", LS_LOG_INFO);
 	capture_begin();
 	errno = ENOENT;
 	ls_err("open: %m");
@@ -224,7 +264,7 @@ static void test_ratelimit(void)
 	int i;
 
 	memset(&rl, 0, sizeof(rl));
-	ls_log_init("rl", LS_LOG_INFO);
+	log_init("rl", LS_LOG_INFO);
 	capture_begin();
 	for (i = 0; i < 20; i++)
 		ls_warn_rl(&rl, "packet %d", i);
@@ -270,6 +310,7 @@ UNIT_MAIN("log",
 	  { "levels", test_levels },
 	  { "level names", test_level_names },
 	  { "journald", test_journald },
+	  { "timestamps", test_timestamps },
 	  { "truncate and newlines", test_truncate_and_newlines },
 	  { "errno kept", test_errno_kept },
 	  { "ratelimit", test_ratelimit })

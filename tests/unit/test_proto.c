@@ -118,7 +118,9 @@ static void test_bad_fields(void)
 		ls_hdr_encode(&h, buf);
 		buf[0] = (uint8_t)(v << 4);
 		int rc = ls_pkt_decode(buf, 40, &p);
-		CU_ASSERT_EQUAL(rc, (v == 1 || v == 2) ? LS_PE_OK : LS_PE_VERSION);
+		/* Version 3 (a relay hop) is known, but only with AUTH alone. */
+		CU_ASSERT_EQUAL(rc, (v == 1 || v == 2) ? LS_PE_OK :
+				    v == 3 ? LS_PE_FLAGS : LS_PE_VERSION);
 	}
 	buf[0] = 0x10 | LS_F_HANDSHAKE;
 	CU_ASSERT_EQUAL(ls_pkt_decode(buf, 40, &p), LS_PE_FLAGS);
@@ -172,10 +174,65 @@ static void test_fec_ranges(void)
 	CU_ASSERT_EQUAL(fec_check(255, 255, LS_F_KEEPALIVE), LS_PE_OK);
 }
 
+/* A relay hop (1.9): version 3, AUTH alone, its payload a whole tunnel datagram. */
+static void test_relay_hop(void)
+{
+	uint8_t buf[LS_RX_BUF] = { 0 };
+	struct ls_pkt p;
+	struct ls_hdr h = sample(LS_VER_RELAY, LS_F_AUTH);
+	size_t n = ls_hdr_encode(&h, buf);
+
+	CU_ASSERT_EQUAL(n, LS_HDR_LEN + LS_AUTH_ID_LEN);
+	CU_ASSERT_EQUAL(LS_RELAY_OVERHEAD, 32);
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, n + LS_MAX_DATAGRAM + LS_TAG_LEN, &p), LS_PE_OK);
+	CU_ASSERT_EQUAL(p.payload_len, LS_MAX_DATAGRAM);
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, n + LS_MAX_DATAGRAM + LS_TAG_LEN + 1, &p),
+			LS_PE_OVERSIZE);
+	CU_ASSERT_EQUAL(LS_MAX_RELAY_DATAGRAM, n + LS_MAX_DATAGRAM + LS_TAG_LEN);
+	/* Control on a hop is version 1: a version-3 keepalive, FIN or handshake is not. */
+	for (uint8_t f = 0; f < 16; f++) {
+		buf[0] = (uint8_t)(LS_VER_RELAY << 4 | f);
+		CU_ASSERT_EQUAL(ls_pkt_decode(buf, 64, &p), f == LS_F_AUTH ? LS_PE_OK : LS_PE_FLAGS);
+	}
+	/* Versions 1 and 2 keep their own limit. */
+	buf[0] = 0x10 | LS_F_AUTH;
+	CU_ASSERT_EQUAL(ls_pkt_decode(buf, LS_MAX_DATAGRAM + 1, &p), LS_PE_OVERSIZE);
+}
+
+/* Roles in requests, a path's count in replies (1.9). */
+static void test_keepalive_roles(void)
+{
+	struct ls_keepalive ka = { .kind = LS_KA_REQUEST, .role = LS_ROLE_PARITY, .fec_k = 4,
+				   .fec_m = 2 }, out;
+	struct ls_hdr h = sample(LS_VER_PLAIN, LS_F_KEEPALIVE);
+	uint8_t buf[64];
+
+	ls_keepalive_to_hdr(&ka, &h);
+	ls_hdr_encode(&h, buf);
+	CU_ASSERT_EQUAL(buf[17], (LS_ROLE_PARITY << 4) | LS_KA_REQUEST);
+	CU_ASSERT_EQUAL(ls_keepalive_from_hdr(&h, &out), LS_PE_OK);
+	CU_ASSERT_EQUAL(out.role, LS_ROLE_PARITY);
+	CU_ASSERT_EQUAL(out.fec_k, 4);
+	CU_ASSERT_EQUAL(out.fec_m, 2);
+	ka = (struct ls_keepalive){ .kind = LS_KA_REPLY, .path_rx = 0xbeef };
+	ls_keepalive_to_hdr(&ka, &h);
+	ls_hdr_encode(&h, buf);
+	CU_ASSERT_EQUAL(buf[18], 0xbe);
+	CU_ASSERT_EQUAL(buf[19], 0xef);
+	CU_ASSERT_EQUAL(ls_keepalive_from_hdr(&h, &out), LS_PE_OK);
+	CU_ASSERT_EQUAL(out.path_rx, 0xbeef);
+	CU_ASSERT_EQUAL(out.fec_k, 0);
+	/* A role above probe, or any role in a reply, is malformed. */
+	h.src_port = (uint16_t)((LS_ROLE_MAX + 1) << 4);
+	CU_ASSERT_EQUAL(ls_keepalive_from_hdr(&h, &out), LS_PE_KIND);
+	h.src_port = (uint16_t)(LS_ROLE_DATA << 4 | LS_KA_REPLY);
+	CU_ASSERT_EQUAL(ls_keepalive_from_hdr(&h, &out), LS_PE_KIND);
+}
+
 static void test_keepalive_fields(void)
 {
 	struct ls_keepalive ka = { .rx_count = 123456, .rx_highest = 0x10002, .burst = 40,
-				   .kind = LS_KA_REPLY, .fec_k = 8, .fec_m = 3 };
+				   .kind = LS_KA_REQUEST, .fec_k = 8, .fec_m = 3 };
 	struct ls_hdr h = sample(LS_VER_PLAIN, LS_F_KEEPALIVE), back;
 	uint8_t buf[64];
 	struct ls_pkt p;
@@ -185,7 +242,7 @@ static void test_keepalive_fields(void)
 	ls_hdr_encode(&h, buf);
 	/* 1.4: burst at offset 16, kind 17, fec_k 18, fec_m 19. */
 	CU_ASSERT_EQUAL(buf[16], 40);
-	CU_ASSERT_EQUAL(buf[17], LS_KA_REPLY);
+	CU_ASSERT_EQUAL(buf[17], LS_KA_REQUEST);
 	CU_ASSERT_EQUAL(buf[18], 8);
 	CU_ASSERT_EQUAL(buf[19], 3);
 	CU_ASSERT_EQUAL_FATAL(ls_pkt_decode(buf, LS_HDR_LEN, &p), LS_PE_OK);
@@ -194,7 +251,7 @@ static void test_keepalive_fields(void)
 	CU_ASSERT_EQUAL(out.rx_count, 123456);
 	CU_ASSERT_EQUAL(out.rx_highest, 0x10002);
 	CU_ASSERT_EQUAL(out.burst, 40);
-	CU_ASSERT_EQUAL(out.kind, LS_KA_REPLY);
+	CU_ASSERT_EQUAL(out.kind, LS_KA_REQUEST);
 	CU_ASSERT_EQUAL(out.fec_k, 8);
 	CU_ASSERT_EQUAL(out.fec_m, 3);
 }
@@ -217,7 +274,9 @@ static void test_keepalive_ranges(void)
 	CU_ASSERT_EQUAL(ka_check(255, 0, 0), LS_PE_KIND);
 	CU_ASSERT_EQUAL(ka_check(LS_KA_REQUEST, 33, 0), LS_PE_FEC_RANGE);
 	CU_ASSERT_EQUAL(ka_check(LS_KA_REQUEST, 254, 0), LS_PE_FEC_RANGE);
-	CU_ASSERT_EQUAL(ka_check(LS_KA_REPLY, 4, 17), LS_PE_FEC_RANGE);
+	CU_ASSERT_EQUAL(ka_check(LS_KA_REQUEST, 4, 17), LS_PE_FEC_RANGE);
+	/* A reply asks nothing: its last two bytes are a count, never out of range. */
+	CU_ASSERT_EQUAL(ka_check(LS_KA_REPLY, 4, 17), LS_PE_OK);
 }
 
 /* Runs of missing seqs: their mean length in 1/16 packet, over one report interval. */
@@ -302,6 +361,8 @@ UNIT_MAIN("proto",
 	  { "bad version and flags", test_bad_fields },
 	  { "FEC extension ranges", test_fec_ranges },
 	  { "keepalive fields", test_keepalive_fields },
+	  { "relay hop: version 3", test_relay_hop },
+	  { "keepalive path roles and counts", test_keepalive_roles },
 	  { "keepalive kind and FEC ask ranges", test_keepalive_ranges },
 	  { "loss bursts per report", test_loss_bursts },
 	  { "report growth", test_report_growth },

@@ -2,7 +2,8 @@
  * (agent/quic_server.c) with a real certificate made by agent/cert.c, and the
  * controller's client (controller/quic_client.c) or a bare connection of the shared
  * layer (shared/quic.c). Checks the handshake with a pinned fingerprint, a wrong pin
- * refused, trust on first use and an operator's trust, resume of a held session, every
+ * refused, another application protocol refused in the handshake, trust on first use
+ * and an operator's trust, resume of a held session, every
  * kind of bad stream answered and counted while the connection stays usable, and a
  * flood of half-open connections held to one per address by Retry while a
  * well-behaved client still gets in. The request handler here is a stand-in for the
@@ -419,6 +420,8 @@ struct raw {
 	unsigned frames, closed_streams;
 	struct ls_ctl_msg last;
 	int64_t last_sid;
+	bool ended;
+	struct ls_quic_end end;
 };
 
 static void raw_established(struct ls_quic_conn *qc)
@@ -446,9 +449,17 @@ static void raw_released(struct ls_quic_conn *qc)
 	((struct raw *)ls_quic_conn_data(qc))->qc = NULL;
 }
 
+static void raw_closed(struct ls_quic_conn *qc, const struct ls_quic_end *end)
+{
+	struct raw *r = ls_quic_conn_data(qc);
+
+	r->ended = true;
+	r->end = *end;
+}
+
 static const struct ls_quic_ops raw_ops = {
 	.established = raw_established, .frame = raw_frame, .stream_closed = raw_stream_closed,
-	.released = raw_released,
+	.closed = raw_closed, .released = raw_released,
 };
 
 static void raw_readable(uv_poll_t *p, int status, int events)
@@ -467,7 +478,8 @@ static void raw_readable(uv_poll_t *p, int status, int events)
 }
 
 /* A connection to port; reading stays off when `deaf` (a half-open flooder). */
-static void raw_open(struct raw *r, uint16_t port, bool deaf, struct ls_quic_tls *tls)
+static void raw_open_alpn(struct raw *r, uint16_t port, bool deaf, struct ls_quic_tls *tls,
+			  const char *alpn)
 {
 	char err[200];
 	socklen_t l = sizeof(r->local);
@@ -484,6 +496,7 @@ static void raw_open(struct raw *r, uint16_t port, bool deaf, struct ls_quic_tls
 		.local = (struct sockaddr *)&r->local, .local_len = sizeof(r->local),
 		.remote = (struct sockaddr *)&r->remote, .remote_len = sizeof(r->remote),
 		.idle_timeout_ms = 5000, .handshake_timeout_ms = 5000, .max_stream_rx = 65537,
+		.alpn = alpn,
 	};
 	r->qc = ls_quic_conn_client(&c, err, sizeof(err));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(r->qc);
@@ -491,6 +504,11 @@ static void raw_open(struct raw *r, uint16_t port, bool deaf, struct ls_quic_tls
 	r->poll.data = r;
 	if (!deaf)
 		uv_poll_start(&r->poll, UV_READABLE, raw_readable);
+}
+
+static void raw_open(struct raw *r, uint16_t port, bool deaf, struct ls_quic_tls *tls)
+{
+	raw_open_alpn(r, port, deaf, tls, NULL);
 }
 
 static void raw_close(struct raw *r)
@@ -588,6 +606,50 @@ static void test_bad_streams(void)
 	teardown();
 }
 
+static bool raw_ended_p(void *r) { return ((struct raw *)r)->ended; }
+static struct qs *accepted_qs;
+static bool accepted_p(void *arg)
+{
+	struct qs_stats st;
+
+	(void)arg;
+	qs_get_stats(accepted_qs, &st);
+	return st.accepted >= 1;
+}
+
+/* Another application protocol (h3 here) is refused in the handshake: no connection
+ * for it, nothing it could send is read; the agent's own still gets in. */
+static void test_other_alpn_refused(void)
+{
+	struct cert c;
+	struct raw r;
+	struct qs_stats st;
+	char err[200];
+	uint16_t port = free_port();
+
+	setup();
+	struct qs *s = server("g", port, &c, 16, 8);
+	struct ls_quic_tls *tls = ls_quic_tls_client(err, sizeof(err));
+	raw_open_alpn(&r, port, false, tls, "h3");
+	CU_ASSERT_FATAL(run_until(raw_ended_p, &r, 3000));
+	CU_ASSERT_FALSE(r.open);
+	CU_ASSERT(r.end.kind == LS_QUIC_END_PEER || r.end.kind == LS_QUIC_END_ERROR);
+	CU_ASSERT_FALSE(r.end.app); /* a transport (TLS alert) code, not one of ours */
+	qs_get_stats(s, &st);
+	CU_ASSERT_EQUAL(st.accepted, 0);
+	CU_ASSERT_EQUAL(st.conns, 0);
+	CU_ASSERT_EQUAL(st.requests, 0);
+	raw_close(&r);
+	raw_open(&r, port, false, tls);
+	CU_ASSERT(run_until(raw_open_p, &r, 3000));
+	accepted_qs = s;
+	CU_ASSERT(run_until(accepted_p, NULL, 3000));
+	raw_close(&r);
+	qs_close(s, LS_CTL_R_SHUTDOWN);
+	ls_quic_tls_free(tls);
+	teardown();
+}
+
 static struct qs *flood_qs;
 static bool flood_settled(void *arg)
 {
@@ -664,4 +726,5 @@ UNIT_MAIN("quic",
 	  { "trust on first use, a changed certificate refused, trust", test_tofu_and_trust },
 	  { "a lost agent: reconnect and resume", test_reconnect_resumes },
 	  { "bad streams answered, the connection stays", test_bad_streams },
+	  { "another application protocol is refused in the handshake", test_other_alpn_refused },
 	  { "half-open flood: Retry, per-address limits", test_half_open_flood })
