@@ -541,6 +541,21 @@ static void out_model(FILE *out, const struct lsctl_doc *doc, const struct lsctl
 		num_line(out, "; no-model baseline ", m, "baseline_mae_ms", " ms");
 		fprintf(out, "%s\n", json_is_true(json_object_get(m, "beats_baseline")) ?
 					     ": better" : ": NOT better, so not used");
+		const json_t *rc = json_object_get(m, "route_check");
+		const char *sets[] = { "scenario", "steady", "recorded" };
+		for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+			const json_t *c = json_object_get(rc, sets[i]);
+			if (!json_is_object(c))
+				continue;
+			fprintf(out, "route regret, %s set: ", sets[i]);
+			num_line(out, "ml ", c, "ml_regret_ms", " ms");
+			num_line(out, ", nearest ", c, "nearest_regret_ms", " ms");
+			fprintf(out, " (%lld decisions)\n",
+				json_integer_value(json_object_get(c, "decisions")));
+		}
+		if (json_is_string(json_object_get(m, "worse_on")))
+			fprintf(out, "chooses worse than nearest on the %s set, so not used\n",
+				s_of(m, "worse_on"));
 	}
 	if (json_is_object(tr))
 		fprintf(out, "training from %s data (%s): %s, %lld of %lld trees, %.1f s\n",

@@ -19,6 +19,7 @@
 #include "controller.h"
 #include "log.h"
 #include "ml_data.h"
+#include "ml_eval.h"
 #include "ml_model.h"
 #include "ml_probe.h"
 #include "ml_record.h"
@@ -61,9 +62,9 @@ void ml_conf_print(const struct ml_conf *c, FILE *f)
 
 /* ---- state ------------------------------------------------------------------ */
 
-enum job_phase { JOB_DATA, JOB_TRAINING, JOB_CHECKING, JOB_SAVING, JOB__COUNT };
+enum job_phase { JOB_DATA, JOB_TRAINING, JOB_CHECKING, JOB_CHOOSING, JOB_SAVING, JOB__COUNT };
 static const char *const job_phase_names[JOB__COUNT] = { "data", "training", "checking",
-							 "saving" };
+							 "choosing", "saving" };
 
 struct ml_job {
 	uv_work_t req;
@@ -82,6 +83,8 @@ struct ml_job {
 	struct ml_model model;
 	size_t rows, train_rows, held_rows, bad_lines, synthetic_rows, recorded_rows;
 	double mae, p95, base_mae, base_p95, cur_mae;
+	bool cur_usable;       /* the current model is in use (read by the loop at the start) */
+	int worse;             /* ml_model_worse_than_nearest of the new model */
 	bool installed;
 	uint64_t started_us;
 	double seconds;
@@ -156,7 +159,7 @@ static int job_rows(struct ml_job *j, struct ml_data *d)
 		struct ml_data s;
 
 		ml_synth_conf_default(&sc);
-		if (ml_synth_dataset(&sc, j->conf.synthetic_rows, &s, j->err, sizeof(j->err)) < 0)
+		if (ml_synth_dataset(&sc, j->conf.synthetic_rows, &j->cancel, &s, j->err, sizeof(j->err)) < 0)
 			return -1;
 		j->synthetic_rows = s.n;
 		int r = ml_data_append(d, &s);
@@ -183,6 +186,7 @@ static void job_work(uv_work_t *req)
 	struct ml_data d, train, held;
 
 	j->rc = -1;
+	j->mae = j->p95 = j->base_mae = j->base_p95 = j->cur_mae = NAN;
 	atomic_store(&j->phase, JOB_DATA);
 	if (job_rows(j, &d) < 0) {
 		ml_data_free(&d);
@@ -217,8 +221,20 @@ static void job_work(uv_work_t *req)
 		mt->p95_err_ms = j->p95;
 		mt->base_mae_ms = j->base_mae;
 		mt->base_p95_err_ms = j->base_p95;
-		j->installed = !j->current || !(j->cur_mae <= j->mae);
-		j->rc = 0;
+		/* Its route choices against nearest's, on synthetic choices and on what this
+		 * controller recorded (whatever the training's source: that is its network). */
+		atomic_store(&j->phase, JOB_CHOOSING);
+		struct ml_record_set rs;
+		size_t bad;
+		bool have_rec = ml_record_load(j->dir, &rs, &bad, j->err, sizeof(j->err)) == 0;
+		j->rc = ml_eval_check(&j->model, have_rec ? &rs : NULL, &j->cancel, j->err,
+				      sizeof(j->err));
+		if (have_rec)
+			ml_record_set_free(&rs);
+		j->worse = ml_model_worse_than_nearest(mt);
+		bool usable = j->mae < j->base_mae && j->worse == -1;
+		j->installed = j->rc == 0 && ml_train_replaces(j->current != NULL, j->cur_usable,
+							       j->cur_mae, usable, j->mae);
 		if (j->installed) {
 			atomic_store(&j->phase, JOB_SAVING);
 			if (ml_model_save(j->path, &j->model, j->err, sizeof(j->err)) < 0)
@@ -234,6 +250,25 @@ static void job_work(uv_work_t *req)
 static json_t *num_or_null(double v)
 {
 	return isfinite(v) ? json_real(round(v * 1000) / 1000) : json_null();
+}
+
+/* The route-choice check of a model: per set, null where it was not judged. */
+static json_t *check_json(const struct ml_model_meta *mt)
+{
+	json_t *o = json_object();
+
+	for (unsigned s = 0; s < ML_CHECK__COUNT; s++) {
+		const struct ml_model_check *c = &mt->check[s];
+
+		json_object_set_new(o, ml_model_check_name(s),
+				    c->decisions ? json_pack("{s:I,s:o,s:o,s:o}", "decisions",
+							     (json_int_t)c->decisions, "ml_regret_ms",
+							     num_or_null(c->ml_ms), "nearest_regret_ms",
+							     num_or_null(c->nearest_ms), "difference_se_ms",
+							     num_or_null(c->se_ms)) :
+						   json_null());
+	}
+	return o;
 }
 
 static json_t *job_running_json(const struct ml_job *j)
@@ -277,13 +312,27 @@ static void job_done(uv_work_t *req, int status)
 	if (!m->closing) {
 		char msg[600];
 
+		char verdict[200] = "";
+		const struct ml_model_check *sc = &j->model.meta.check[ML_CHECK_SCENARIO];
+
+		if (j->rc == 0 && !(j->mae < j->base_mae))
+			snprintf(verdict, sizeof(verdict), "it does not beat the baseline");
+		else if (j->rc == 0 && j->worse >= 0)
+			snprintf(verdict, sizeof(verdict), "it chooses routes worse than nearest on the "
+				 "%s set (mean regret %.2f ms against %.2f ms)",
+				 ml_model_check_name((unsigned)j->worse), j->model.meta.check[j->worse].ml_ms,
+				 j->model.meta.check[j->worse].nearest_ms);
 		if (j->rc < 0)
 			snprintf(msg, sizeof(msg), "training from %s data %s: %s", j->from, state, j->err);
 		else if (j->installed)
 			snprintf(msg, sizeof(msg), "trained a model on %zu rows of %s data in %.1f s: "
-				 "held-out MAE %.2f ms (baseline %.2f ms); installed%s", j->train_rows,
-				 j->from, j->seconds, j->mae, j->base_mae,
-				 j->mae < j->base_mae ? "" : ", but not used: it does not beat the baseline");
+				 "held-out MAE %.2f ms (baseline %.2f ms), route regret %.2f ms when a "
+				 "node degrades (nearest %.2f ms); installed%s%s", j->train_rows, j->from,
+				 j->seconds, j->mae, j->base_mae, sc->ml_ms, sc->nearest_ms,
+				 verdict[0] ? ", but not used: " : "", verdict);
+		else if (verdict[0])
+			snprintf(msg, sizeof(msg), "trained a model on %zu rows of %s data: %s; kept the "
+				 "current one, which is in use", j->train_rows, j->from, verdict);
 		else
 			snprintf(msg, sizeof(msg), "trained a model on %zu rows of %s data: held-out MAE "
 				 "%.2f ms, but the current model's is %.2f ms on the same rows: kept the "
@@ -295,7 +344,8 @@ static void job_done(uv_work_t *req, int status)
 		else
 			ls_info("%s", msg);
 		json_decref(m->last_job);
-		m->last_job = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:f}", "state",
+		m->last_job = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:o,s:f,s:o,s:o}",
+					"state",
 					state, "from", j->from, "why", j->why, "message", msg, "rows",
 					(json_int_t)j->rows, "train_rows", (json_int_t)j->train_rows,
 					"heldout_rows", (json_int_t)j->held_rows, "recorded_rows",
@@ -303,7 +353,10 @@ static void job_done(uv_work_t *req, int status)
 					"mae_ms", num_or_null(j->rc == 0 ? j->mae : NAN), "baseline_mae_ms",
 					num_or_null(j->rc == 0 ? j->base_mae : NAN), "current_mae_ms",
 					num_or_null(j->cur_mae), "installed",
-					json_boolean(j->rc == 0 && j->installed), "seconds", j->seconds);
+					json_boolean(j->rc == 0 && j->installed), "seconds", j->seconds,
+					"route_check", j->rc == 0 ? check_json(&j->model.meta) : json_null(),
+					"worse_on", j->rc == 0 && j->worse >= 0 ?
+						json_string(ml_model_check_name((unsigned)j->worse)) : json_null());
 		if (j->rc == 0 && j->installed)
 			select_ml_set_model(&m->sel, &j->model, NULL);
 		ctrl_publish(m->c, "model", json_deep_copy(m->last_job));
@@ -346,6 +399,7 @@ static enum ls_rc ml_start(struct ml_ctl *m, const char *from, const char *why, 
 	j->conf = c->conf.ml;
 	ml_forest_params_default(&j->params);
 	j->current = m->sel.have_model ? &m->sel.model : NULL;
+	j->cur_usable = m->sel.usable;
 	atomic_store(&j->trees, (int)j->params.n_trees);
 	j->started_us = ls_now_us();
 	if (uv_queue_work(c->loop, &j->req, job_work, job_done) < 0) {
@@ -535,7 +589,14 @@ json_t *ml_ctl_status_json(const struct ctrl *c)
 				  "mae_ms", num_or_null(mt->mae_ms), "p95_error_ms",
 				  num_or_null(mt->p95_err_ms), "baseline_mae_ms",
 				  num_or_null(mt->base_mae_ms), "baseline_p95_error_ms",
-				  num_or_null(mt->base_p95_err_ms), "beats_baseline", m->sel.usable);
+				  num_or_null(mt->base_p95_err_ms), "beats_baseline",
+				  isfinite(mt->mae_ms) && isfinite(mt->base_mae_ms) &&
+					  mt->mae_ms < mt->base_mae_ms);
+		int worse = ml_model_worse_than_nearest(mt);
+		json_object_set_new(model, "route_check", check_json(mt));
+		json_object_set_new(model, "worse_on", worse >= 0 ?
+				    json_string(ml_model_check_name((unsigned)worse)) : json_null());
+		json_object_set_new(model, "used", json_boolean(m->sel.usable));
 	}
 	json_object_set_new(o, "model", model);
 	json_object_set_new(o, "training", m->job ? job_running_json(m->job) : json_null());

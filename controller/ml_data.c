@@ -111,7 +111,12 @@ int ml_data_split(const struct ml_data *d, double frac, uint64_t seed, struct ml
 		 * need not be grouped in order. */
 		struct ml_rng r;
 
-		ml_rng_seed(&r, seed ^ ((uint64_t)d->group[i] * 0x9e3779b97f4a7c15u));
+		/* Mixed first (SplitMix64's finaliser): neighbouring ids seeded the generator
+		 * with neighbouring states, whose first draws were alike. */
+		uint64_t z = (uint64_t)d->group[i] * 0x9e3779b97f4a7c15u + seed;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+		ml_rng_seed(&r, z ^ (z >> 31));
 		struct ml_data *to = ml_rng_unit(&r) < frac ? held : train;
 		if (ml_data_add(to, d->x + i * ML_NFEAT, d->y[i], d->group[i]) < 0) {
 			ml_data_free(train);

@@ -16,7 +16,8 @@
 
 static const char model_magic[8] = { 'L', 'S', 'F', 'O', 'R', 'E', 'S', 'T' };
 
-#define MODEL_HEADER 160
+#define MODEL_HEADER ML_MODEL_HEADER_BYTES
+#define MODEL_CHECK 160 /* the route-choice check, 32 bytes a set */
 #define MODEL_NAME 24
 #define MODEL_NODE 24
 #define MODEL_DIGEST 32
@@ -79,6 +80,32 @@ static size_t model_size(uint32_t nf, uint32_t nt, uint32_t nn)
 	       MODEL_DIGEST;
 }
 
+/* ------------------------------------------------------ route-choice check */
+
+const char *ml_model_check_name(unsigned set)
+{
+	static const char *const names[ML_CHECK__COUNT] = { "steady", "scenario", "recorded" };
+
+	return set < ML_CHECK__COUNT ? names[set] : "?";
+}
+
+int ml_model_worse_than_nearest(const struct ml_model_meta *mt)
+{
+	int judged = 0;
+
+	for (unsigned s = 0; s < ML_CHECK__COUNT; s++) {
+		const struct ml_model_check *c = &mt->check[s];
+
+		if (!c->decisions)
+			continue;
+		judged = 1;
+		double allow = isfinite(c->se_ms) ? 2 * c->se_ms : 0;
+		if (!(c->ml_ms - c->nearest_ms <= allow))
+			return (int)s;
+	}
+	return judged ? -1 : -2;
+}
+
 /* ----------------------------------------------------------- prediction */
 
 void ml_model_predict(const struct ml_model *m, const double x[ML_NFEAT], struct ml_pred *out)
@@ -134,6 +161,12 @@ int ml_model_encode(const struct ml_model *m, uint8_t **buf, size_t *len)
 	putf64(b + 136, mt->window.current_s);
 	putf64(b + 144, mt->window.horizon_s);
 	put32(b + 152, mt->window.min_future);
+	for (unsigned s = 0; s < ML_CHECK__COUNT; s++) {
+		put64(b + MODEL_CHECK + 32 * s, mt->check[s].decisions);
+		putf64(b + MODEL_CHECK + 32 * s + 8, mt->check[s].nearest_ms);
+		putf64(b + MODEL_CHECK + 32 * s + 16, mt->check[s].ml_ms);
+		putf64(b + MODEL_CHECK + 32 * s + 24, mt->check[s].se_ms);
+	}
 	p = b + MODEL_HEADER;
 	for (uint32_t j = 0; j < f->n_features; j++, p += MODEL_NAME)
 		snprintf((char *)p, MODEL_NAME, "%s", ml_features_name(j));
@@ -288,6 +321,22 @@ static int model_decode(const uint8_t *b, size_t len, const struct ml_window *wi
 	mt->window.current_s = getf64(b + 136);
 	mt->window.horizon_s = getf64(b + 144);
 	mt->window.min_future = get32(b + 152);
+	for (unsigned s = 0; s < ML_CHECK__COUNT; s++) {
+		struct ml_model_check *c = &mt->check[s];
+
+		c->decisions = get64(b + MODEL_CHECK + 32 * s);
+		c->nearest_ms = getf64(b + MODEL_CHECK + 32 * s + 8);
+		c->ml_ms = getf64(b + MODEL_CHECK + 32 * s + 16);
+		c->se_ms = getf64(b + MODEL_CHECK + 32 * s + 24);
+		/* Regrets are means of non-negative numbers, there only when judged; the
+		 * error is non-negative or unknown. */
+		if (c->decisions ? !(c->nearest_ms >= 0 && c->ml_ms >= 0 && isfinite(c->nearest_ms) &&
+				     isfinite(c->ml_ms) && (isnan(c->se_ms) ||
+							    (c->se_ms >= 0 && isfinite(c->se_ms)))) :
+				   !(isnan(c->nearest_ms) && isnan(c->ml_ms) && isnan(c->se_ms)))
+			return model_fail(err, errlen, "corrupt: the %s route-choice check is not "
+					  "a pair of regrets", ml_model_check_name(s));
+	}
 	if (win && !model_window_same(&mt->window, win))
 		return model_fail(err, errlen, "mismatched: the model's features use a %gs/%gs "
 				  "window and a %gs horizon, this controller %gs/%gs and %gs: "

@@ -6,7 +6,7 @@
  * window is refused with a message that says which and what to do; nothing of it is
  * used then.
  *
- * Format version 1:
+ * Format version 2 (version 1 lacked the route-choice check):
  *
  *   off  size  field
  *     0     8  magic "LSFOREST"
@@ -23,7 +23,12 @@
  *   128     8  history window, s       136  8  current-latency window, s
  *   144     8  horizon, s              152  4  minimum answered probes in the horizon
  *   156     4  reserved, 0
- *   160  24 F  feature names, NUL-padded, in the order of ml_features.h
+ *   160    96  route-choice check (ml_eval.c), for the synthetic steady, synthetic
+ *              scenario and recorded sets in turn, 32 bytes each: decisions judged
+ *              (u64; 0: not judged there), nearest's mean regret, ml's, and the
+ *              standard error of their difference (f64 ms; NaN when not judged, the
+ *              error NaN too when it could not be estimated)
+ *   256  24 F  feature names, NUL-padded, in the order of ml_features.h
  *     .   4 T  first node of each tree
  *     .  24 N  nodes: threshold f64, value f64, right child u32, feature u16
  *              (0xffff: leaf), reserved u16 (0); each tree in preorder
@@ -45,10 +50,28 @@
 #include "ml_forest.h"
 
 #define ML_MODEL_FILE "ml-model.bin"
-#define ML_MODEL_VERSION 1
+#define ML_MODEL_VERSION 2
+#define ML_MODEL_HEADER_BYTES 256 /* where the feature names begin */
 #define ML_MODEL_MAX_BYTES (64u << 20)
 
 #define ML_MODEL_BASE_NONE 0xffffffffu
+
+/* The route-choice check: the model's choices against nearest's on each kind of data
+ * (ml_eval.c), through the controller's own selection code. */
+enum ml_check_set { ML_CHECK_STEADY, ML_CHECK_SCENARIO, ML_CHECK_RECORDED, ML_CHECK__COUNT };
+struct ml_model_check {
+	uint64_t decisions;      /* 0: not judged on this set */
+	double nearest_ms, ml_ms; /* mean regret of each; NAN when not judged */
+	double se_ms;            /* standard error of ml_ms - nearest_ms; NAN: unknown */
+};
+/* "steady", "scenario", "recorded". */
+const char *ml_model_check_name(unsigned set);
+struct ml_model_meta;
+/* What the route-choice check says of a model: ML_CHECK_* of the first set where its
+ * mean regret is above nearest's by more than twice the standard error of the
+ * difference (by anything, when that is unknown): worse beyond the noise of the check;
+ * -1 when it is nowhere worse, -2 when it was judged nowhere (not checked). */
+int ml_model_worse_than_nearest(const struct ml_model_meta *mt);
 
 struct ml_model_meta {
 	uint32_t base;    /* ML_MODEL_BASE_NONE or the feature the forest's output adds to */
@@ -56,6 +79,7 @@ struct ml_model_meta {
 	char source[16];  /* "synthetic", "recorded" or "both" */
 	uint64_t n_train, n_heldout;
 	double mae_ms, p95_err_ms, base_mae_ms, base_p95_err_ms;
+	struct ml_model_check check[ML_CHECK__COUNT];
 	struct ml_forest_params params;
 	struct ml_window window;
 };

@@ -210,8 +210,8 @@ int ml_synth_rows(const struct ml_synth_conf *c, const struct ml_synth_trace *t,
 	return ml_data_add_series(out, &t->series, &c->win, c->row_every_s, group);
 }
 
-int ml_synth_dataset(const struct ml_synth_conf *c, size_t n_rows, struct ml_data *out,
-		     char *err, size_t errlen)
+int ml_synth_dataset(const struct ml_synth_conf *c, size_t n_rows, const atomic_int *cancel,
+		     struct ml_data *out, char *err, size_t errlen)
 {
 	ml_data_init(out);
 	for (uint32_t h = 0; out->n < n_rows; h++) {
@@ -219,6 +219,11 @@ int ml_synth_dataset(const struct ml_synth_conf *c, size_t n_rows, struct ml_dat
 		struct ml_synth_node node;
 		struct ml_synth_trace tr;
 
+		if (cancel && atomic_load(cancel)) {
+			snprintf(err, errlen, "synthetic set: cancelled at %zu rows", out->n);
+			ml_data_free(out);
+			return -1;
+		}
 		if (h >= 64 && out->n == 0) {
 			snprintf(err, errlen, "synthetic set: histories give no rows (the window "
 				 "is longer than a history?)");

@@ -16,6 +16,7 @@
 #ifndef LS_ML_SYNTH_H
 #define LS_ML_SYNTH_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,9 +92,10 @@ int ml_synth_rows(const struct ml_synth_conf *c, const struct ml_synth_trace *t,
 		  struct ml_data *out);
 
 /* The steady set: at least n_rows rows from histories of random nodes of random
- * regions at random times of the week. 0, or -1 with a message. */
-int ml_synth_dataset(const struct ml_synth_conf *c, size_t n_rows, struct ml_data *out,
-		     char *err, size_t errlen);
+ * regions at random times of the week. 0, or -1 with a message (also when *cancel
+ * turns non-zero: a 100,000-row set takes seconds, and a stopping controller waits). */
+int ml_synth_dataset(const struct ml_synth_conf *c, size_t n_rows, const atomic_int *cancel,
+		     struct ml_data *out, char *err, size_t errlen);
 
 /* A route choice: k nodes of one region measured over the same dur_s. */
 #define ML_SYNTH_MAX_GROUP 8

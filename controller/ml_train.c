@@ -40,6 +40,8 @@ int ml_train_fit(const struct ml_data *d, const struct ml_forest_params *p,
 	m->meta.params = *p;
 	m->meta.n_train = d->n;
 	m->meta.mae_ms = m->meta.p95_err_ms = m->meta.base_mae_ms = m->meta.base_p95_err_ms = NAN;
+	for (unsigned s = 0; s < ML_CHECK__COUNT; s++)
+		m->meta.check[s] = (struct ml_model_check){ 0, NAN, NAN, NAN };
 	ml_features_window_default(&m->meta.window);
 	return 0;
 }
@@ -105,4 +107,16 @@ int ml_train_run(const struct ml_data *d, const struct ml_forest_params *p, doub
 int ml_train_beats_baseline(const struct ml_train_report *rep)
 {
 	return isfinite(rep->mae_ms) && isfinite(rep->base_mae_ms) && rep->mae_ms < rep->base_mae_ms;
+}
+
+bool ml_train_replaces(bool have_current, bool cur_usable, double cur_mae, bool usable,
+		       double mae)
+{
+	if (!have_current)
+		return true;
+	if (usable != cur_usable)
+		return usable;
+	if (!isfinite(mae))
+		return false;
+	return !isfinite(cur_mae) || mae < cur_mae;
 }

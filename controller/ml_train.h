@@ -5,6 +5,7 @@
 #ifndef LS_ML_TRAIN_H
 #define LS_ML_TRAIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "ml_data.h"
@@ -39,5 +40,14 @@ int ml_train_run(const struct ml_data *d, const struct ml_forest_params *p, doub
 
 /* Whether the report shows the model better than the baseline on held-out rows. */
 int ml_train_beats_baseline(const struct ml_train_report *rep);
+
+/* Whether a newly trained model replaces the current one (have_current false: there is
+ * none). Both MAEs are measured on the new training's held-out rows; "usable" means
+ * in use: better than the baseline and not worse than nearest. A model in use is
+ * replaced only by one in use with a lower held-out error; a model not in use by one
+ * in use, or by one not in use with a lower error. An error that is not a number
+ * (the current model could not be measured) loses. */
+bool ml_train_replaces(bool have_current, bool cur_usable, double cur_mae, bool usable,
+		       double mae);
 
 #endif

@@ -39,10 +39,29 @@ void select_ml_set_model(struct select_ml *m, struct ml_model *model, const char
 			 "(MAE %.2f ms against %.2f ms): not used", mt->mae_ms, mt->base_mae_ms);
 		return;
 	}
+	int worse = ml_model_worse_than_nearest(mt);
+	if (worse == -2) {
+		snprintf(m->status, sizeof(m->status),
+			 "the model was not checked against nearest in route choice: not used "
+			 "(lsctl model train)");
+		return;
+	}
+	if (worse >= 0) {
+		const struct ml_model_check *ck = &mt->check[worse];
+
+		snprintf(m->status, sizeof(m->status),
+			 "the model chooses routes worse than nearest on the %s set (mean regret "
+			 "%.2f ms against %.2f ms): not used", ml_model_check_name((unsigned)worse),
+			 ck->ml_ms, ck->nearest_ms);
+		return;
+	}
 	m->usable = true;
+	const struct ml_model_check *sc = &mt->check[ML_CHECK_SCENARIO];
 	snprintf(m->status, sizeof(m->status),
-		 "model of %s data, %llu rows: held-out MAE %.2f ms (baseline %.2f ms)", mt->source,
-		 (unsigned long long)mt->n_train, mt->mae_ms, mt->base_mae_ms);
+		 "model of %s data, %llu rows: held-out MAE %.2f ms (baseline %.2f ms); route "
+		 "regret %.2f ms (nearest %.2f ms) when a node degrades", mt->source,
+		 (unsigned long long)mt->n_train, mt->mae_ms, mt->base_mae_ms, sc->ml_ms,
+		 sc->nearest_ms);
 }
 
 /* The loss penalty and server leg, as nearest adds them. */

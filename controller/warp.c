@@ -73,6 +73,9 @@ struct warp {
 	bool requested;
 	bool orig_connected;         /* the state the user left WARP in */
 	enum warp_state target;      /* what settle waits for */
+	const char *toggle_cmd;      /* the toggle still to run (a status run was in flight) */
+	bool toggle_ran;             /* the toggle has run ... */
+	bool fresh;                  /* ... and a status read after it said what WARP is */
 	int64_t rtt[2][NODE_MAX];    /* [connected?][slot] median, us; -1 unknown */
 	struct {
 		bool have;
@@ -406,9 +409,14 @@ static void toggle(struct warp *w, bool connect, enum phase next, uint64_t now)
 	w->target = connect ? W_CONNECTED : W_DISCONNECTED;
 	w->phase = next;
 	w->phase_at = now;
-	/* A status run in flight would delay the toggle by a tick at most. */
-	if (!run_cli(w, connect ? "connect" : "disconnect"))
-		w->next_check = 0;
+	w->toggle_ran = false;
+	w->fresh = false;
+	w->toggle_cmd = connect ? "connect" : "disconnect";
+	/* A status run in flight delays the toggle to the tick after it (step()). */
+	if (!w->running) {
+		run_cli(w, w->toggle_cmd);
+		w->toggle_cmd = NULL;
+	}
 }
 
 static void finish(struct warp *w, bool kept_connected, const char *reason)
@@ -434,7 +442,10 @@ static void finish(struct warp *w, bool kept_connected, const char *reason)
 static void abort_compare(struct warp *w, const char *why, uint64_t now)
 {
 	ls_warn("warp: comparison stopped: %s", why);
-	if (w->phase == P_MEASURE || w->state == (w->orig_connected ? W_CONNECTED : W_DISCONNECTED)) {
+	/* Only while nothing was toggled is there nothing to put back: once the toggle has
+	 * been asked for, the status read so far may not show it yet. */
+	if (w->phase == P_MEASURE || (w->phase == P_SETTLE && w->toggle_cmd)) {
+		w->toggle_cmd = NULL;
 		w->phase = P_IDLE;
 		finish(w, w->orig_connected, why);
 		return;
@@ -498,7 +509,12 @@ static void step(struct warp *w, uint64_t now)
 	case P_RESTORE:
 		if (w->phase == P_SETTLE && game_detect_playing(w->c->games))
 			return abort_compare(w, "a game started", now);
-		if (w->state == w->target && !w->running) {
+		if (w->toggle_cmd && !w->running) {
+			run_cli(w, w->toggle_cmd);
+			w->toggle_cmd = NULL;
+			return;
+		}
+		if (w->fresh && w->state == w->target && !w->running) {
 			if (w->phase == P_RESTORE) {
 				w->phase = P_IDLE;
 				finish(w, w->orig_connected, w->last.reason);
@@ -520,7 +536,7 @@ static void step(struct warp *w, uint64_t now)
 			}
 			return abort_compare(w, why, now);
 		}
-		if (!w->running && now >= w->next_check) {
+		if (!w->running && w->toggle_ran && now >= w->next_check) {
 			w->next_check = now + WARP_SETTLE_POLL_US;
 			run_cli(w, "status");
 		}
@@ -558,6 +574,10 @@ static void step(struct warp *w, uint64_t now)
 static void run_done(struct warp *w)
 {
 	w->obuf[w->olen] = '\0';
+	if (strcmp(w->cmd, "status") != 0)
+		w->toggle_ran = true;
+	else if (w->toggle_ran)
+		w->fresh = true;
 	if (strcmp(w->cmd, "status") == 0) {
 		enum warp_state was = w->state;
 		w->state = w->exit_status == 0 ? parse_status(w->obuf, w->detail, sizeof(w->detail)) :

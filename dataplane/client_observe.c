@@ -440,7 +440,8 @@ static void usage(FILE *f)
 		"  --ports LIST      UDP server ports, \"7000-9000,27015\" (may be repeated)\n"
 		"  --interface IF    where to watch (default: any)\n"
 		"  --seconds N       stop after N seconds (default: at Ctrl-C or SIGTERM)\n"
-		"  --json            the report as one JSON object\n");
+		"  --json            the report as one JSON object (the line saying capture has\n"
+		"                    begun goes to stderr)\n");
 }
 
 static int add_ports(struct client_observe *o, const char *list)
@@ -588,18 +589,18 @@ int client_observe_main(int argc, char **argv)
 	load_local_addrs(o);
 	o->started_us = ls_now_us();
 	end = seconds ? o->started_us + (uint64_t)seconds * 1000000 : 0;
-	if (!json) {
-		char ports[256] = "";
-		size_t pl = 0;
-		for (size_t i = 0; i < o->nports && pl < sizeof(ports); i++)
-			pl += (size_t)snprintf(ports + pl, sizeof(ports) - pl, "%s%u-%u", i ? "," : "",
-					       o->ports[i].lo, o->ports[i].hi);
-		printf("observing UDP ports %s on %s", ports, ifname);
+	{
+		/* Said once capturing has begun; with --json on stderr, so that stdout is the
+		 * report alone and a script knows when the game may start. */
+		FILE *say = json ? stderr : stdout;
+		char ports[256];
+		ls_port_ranges_fmt(o->ports, o->nports, ",", ports, sizeof(ports));
+		fprintf(say, "observing UDP ports %s on %s", ports, ifname);
 		if (game)
-			printf(pid ? ", game %s (pid %d)" : ", game %s (not running: every socket counts)",
-			       game, (int)pid);
-		printf("; nothing is diverted\n");
-		fflush(stdout);
+			fprintf(say, pid ? ", game %s (pid %d)" : ", game %s (not running: every socket counts)",
+				game, (int)pid);
+		fprintf(say, "; nothing is diverted\n");
+		fflush(say);
 	}
 	for (;;) {
 		uint64_t now = ls_now_us();

@@ -162,7 +162,7 @@ void client_switch(struct client *c, struct client_route *to, const char *reason
 	client_fec_route_changed(c);
 	client_fec_mode_changed(c);
 	/* The gap a player sees: last game packet delivered before, first one after. */
-	c->gap_to = to;
+	c->gap_to = c->last_delivered_us ? to : NULL; /* no packet before: no gap to measure */
 	c->gap_from_us = c->last_delivered_us;
 	c->gap_ready = false;
 	client_ctl_switch_event(c, from, to, reason);
@@ -236,7 +236,7 @@ enum ls_rc client_table_add(struct client *c, const char *name, const struct soc
 			route_make(c, r, name, proxy, session_id, key, probe_ms, now);
 			c->ctr.route_changes++;
 			client_fec_route_changed(c);
-			c->gap_to = r;
+			c->gap_to = c->last_delivered_us ? r : NULL;
 			c->gap_from_us = c->last_delivered_us;
 			c->gap_ready = false;
 			client_ctl_switch_event(c, r, r, "steer");

@@ -104,6 +104,8 @@ try {
   check(await page.textContent("#warp-interface") === "CloudflareWARP absent",
     "WARP's interface shown absent");
   check(await page.textContent("#game-name") === "none detected", "no game detected yet");
+  check((await page.textContent("#direct-route")).startsWith("not a candidate"),
+    "the direct route shown as no candidate: " + await page.textContent("#direct-route"));
   await ask("warp untouched");
   await page.click("#warp-compare-btn");
   await page.waitForFunction(() => {

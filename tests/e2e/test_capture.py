@@ -7,12 +7,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 
 from capture_tools import Topology, finish, have_netns, wait_ready
-from lstest import BIN, LSTestCase, Proc, steer_ok, wait_for
+from lstest import BIN, LSTestCase, Proc, free_port, steer_ok, wait_for
 from test_controller import Controller
 
 KEY = "00112233445566778899aabbccddeeff"
@@ -83,6 +84,28 @@ class CaptureTest(LSTestCase):
         self.assertEqual(g["sources"], {"%s:7777" % net.srv_ip: 50})
         self.assertEqual(counts.get("%s>7777" % net.pc_ip), 50, counts)
         self.assertNotIn("%s>7777" % net.node_srv_ip, counts)
+
+    def as_user(self, *caps):
+        """The prefix that runs a program in the PC namespace as user 65534 holding caps
+        (ambient) and nothing else (the bounding set)."""
+        c = "-all" + "".join(",+" + x for x in caps)
+        return self.net.nsenter(self.net.pc) + ("setpriv", "--reuid=65534", "--regid=65534",
+                                                "--clear-groups", "--inh-caps=" + c,
+                                                "--ambient-caps=" + c, "--bounding-set=" + c)
+
+    def profile_env(self, tag, name, processes, extra=""):
+        """A profile directory holding one game, tag.toml; the environment that reads it."""
+        os.mkdir(self.path("profiles"))
+        with open(self.path("profiles/%s.toml" % tag), "w") as f:
+            f.write('[game]\nname = "%s"\nprocesses = ["%s"]\nports = ["7777"]\n%s'
+                    % (name, processes, extra))
+        return dict(os.environ, LIGHTSPEED_PROFILE_PATH=self.path("profiles"))
+
+    def user_run_dir(self):
+        run = tempfile.mkdtemp(prefix="ls-e2e-caprun-%d-" % os.getpid())
+        os.chmod(run, 0o777)
+        self.closers.append(lambda: shutil.rmtree(run, ignore_errors=True))
+        return run
 
     # ---- the tests ------------------------------------------------------------------
 
@@ -174,11 +197,7 @@ class CaptureTest(LSTestCase):
     def test_only_the_games_process_is_diverted_found_by_its_profile(self):
         net = self.net
         tag = "capgame%d" % os.getpid()
-        os.mkdir(self.path("profiles"))
-        with open(self.path("profiles/%s.toml" % tag), "w") as f:
-            f.write('[game]\nname = "Captured"\nprocesses = ["%s.exe"]\nports = ["7777"]\n'
-                    '[tunnel]\nfec = "2:1"\n' % tag)
-        env = dict(os.environ, LIGHTSPEED_PROFILE_PATH=self.path("profiles"))
+        env = self.profile_env(tag, "Captured", "%s.exe" % tag, '[tunnel]\nfec = "2:1"\n')
         self.echo(7777)
         self.proxy()
         # The game, as Wine runs it, in a cgroup of its own (a launcher's scope).
@@ -218,13 +237,75 @@ class CaptureTest(LSTestCase):
         self.assertEqual(counts.get("%s>7777" % net.pc_ip), 60, counts)
         self.assertEqual(client.steer("status")["capture"]["received"], 200)
 
+    def test_the_games_user_decides_when_it_has_no_cgroup_of_its_own(self):
+        """The game in the machine's root cgroup, as a user of its own: its sockets are
+        matched by their owner's uid, and root's datagrams to the same port go direct."""
+        net = self.net
+        tag = "uidgame%d" % os.getpid()
+        env = self.profile_env(tag, "By User", tag)
+        self.echo(7777)
+        self.proxy()
+        tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "capture_tools.py")
+        # The system's python: the user may not reach a root-only interpreter's directory.
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        game = net.exec(net.pc, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "bash", "-c", 'exec -a "$0" "$@"', tag, python, tools, "game",
+                        net.srv_ip, "7777", "120", "--size", "1-1400", "--pps", "300", "--wait",
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                        text=True)
+        wait_ready(game)
+        with open("/proc/%d/cgroup" % game.pid) as f:
+            root_cgroup = "0::/\n" in f.read().splitlines(True)
+        client = self.client("--game", tag, env=env)
+        cap = client.steer("status")["capture"]
+        self.assertEqual(cap["pid"], game.pid)
+        if root_cgroup:
+            self.assertEqual(cap["match"], "uid 65534")
+        else:
+            self.assertTrue(cap["match"].startswith("cgroup "), cap["match"])
+        sn = self.sniff()
+        other = self.game(7777, 50)                           # root, same port
+        game.stdin.write("go\n")
+        game.stdin.flush()
+        g = finish(game, 30)
+        o = finish(other, 30)
+        counts = finish(sn)["udp"]
+        self.assertEqual(g["exact"], 120, g)
+        self.assertEqual(g["sources"], {"%s:7777" % net.srv_ip: 120})
+        self.assertEqual(o["exact"], 50, o)
+        self.assertEqual(counts.get("%s>7777" % net.node_srv_ip), 120, counts)
+        if root_cgroup:
+            self.assertEqual(counts.get("%s>7777" % net.pc_ip), 50, counts)
+        self.assertEqual(client.steer("status")["capture"]["received"], 120)
+
+    def test_a_named_game_server_is_the_only_one_diverted(self):
+        """--game-server HOST:PORT: datagrams to that server go through the node; the same
+        socket's datagrams to another server on the same port go direct."""
+        net = self.net
+        srv2 = "10.%d.2.3" % net.net
+        net.sh(net.srv, "ip", "addr", "add", srv2 + "/24", "dev", net.if_sv)
+        self.echo("%s:7777" % net.srv_ip, "%s:7777" % srv2)
+        self.proxy()
+        client = self.client("--ports", "7000-9000", "--game-server", "%s:7777" % net.srv_ip)
+        cap = client.steer("status")["capture"]
+        self.assertEqual(cap["server"], "%s:7777" % net.srv_ip)
+        sn = self.sniff()
+        g = finish(self.game(7777, 200, host="%s,%s" % (net.srv_ip, srv2)), 30)
+        counts = finish(sn)["udp"]
+        self.assertEqual(g["exact"], 200, g)
+        self.assertEqual(g["sources"], {"%s:7777" % net.srv_ip: 100, "%s:7777" % srv2: 100})
+        # The sniffer counts by source and port: the node's 100 are the named server's,
+        # the PC's 100 the other's, which went direct.
+        self.assertEqual(counts.get("%s>7777" % net.node_srv_ip), 100, counts)
+        self.assertEqual(counts.get("%s>7777" % net.pc_ip), 100, counts)
+        cap = client.steer("status")["capture"]
+        self.assertEqual(cap["received"], 100)
+        self.assertEqual([s["server"] for s in cap["servers"]], ["%s:7777" % net.srv_ip])
+
     def test_game_auto_follows_the_controllers_detection(self):
         net = self.net
         tag = "autogame%d" % os.getpid()
-        os.mkdir(self.path("profiles"))
-        with open(self.path("profiles/%s.toml" % tag), "w") as f:
-            f.write('[game]\nname = "Auto Game"\nprocesses = ["%s"]\nports = ["7777"]\n' % tag)
-        env = dict(os.environ, LIGHTSPEED_PROFILE_PATH=self.path("profiles"))
+        env = self.profile_env(tag, "Auto Game", tag)
         self.echo(7777)
         self.proxy()
         client = self.client("--game", "auto", env=env)
@@ -288,16 +369,8 @@ class CaptureTest(LSTestCase):
         net = self.net
         self.echo(7777)
         self.proxy()
-        run = tempfile.mkdtemp(prefix="ls-e2e-caprun-%d-" % os.getpid())
-        os.chmod(run, 0o777)
-        self.closers.append(lambda: shutil.rmtree(run, ignore_errors=True))
-        sock = os.path.join(run, "client.sock")
-
-        def as_user(*caps):
-            c = "-all" + "".join(",+" + x for x in caps)
-            return net.nsenter(net.pc) + ("setpriv", "--reuid=65534", "--regid=65534",
-                                          "--clear-groups", "--inh-caps=" + c,
-                                          "--ambient-caps=" + c, "--bounding-set=" + c)
+        sock = os.path.join(self.user_run_dir(), "client.sock")
+        as_user = self.as_user
         argv = ["--capture", "--ports", "7777", "--proxy", "%s:4434" % net.node_pc_ip,
                 "--session-id", "1", "--key", KEY, "--socket", sock]
         # Either one missing: refused, saying which, and nothing left behind.
@@ -336,6 +409,35 @@ class CaptureTest(LSTestCase):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=10)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("no capture-mode diversion left", r.stdout)
+
+    def test_redirect_mode_runs_with_no_capability_at_all(self):
+        """Redirect mode (the game pointed at 127.0.0.1) as an unprivileged user holding no
+        capability: it runs and carries the game, and the machine keeps no trace of it."""
+        net = self.net
+        self.echo(7777)
+        self.proxy()
+        sock = os.path.join(self.user_run_dir(), "client.sock")
+        local = free_port()
+        c = Proc("lightspeed-client", ["--proxy", "%s:4434" % net.node_pc_ip, "--session-id", "1",
+                                       "--key", KEY, "--socket", sock, "--game-server",
+                                       "%s:7777" % net.srv_ip, "--local-port", str(local)],
+                 sock, self.tmp, prefix=self.as_user())
+        self.procs.append(c)
+        wait_for(lambda: c.steer("status")["path"] == "up", 5, what="the client's path up")
+        with open("/proc/%d/status" % c.p.pid) as f:
+            st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+        self.assertEqual(st["Uid"].split()[0], "65534")
+        self.assertEqual(int(st["CapEff"], 16), 0)
+        self.assertEqual(int(st["CapBnd"], 16), 0)
+        self.assertEqual(c.steer("status")["mode"], "redirect")
+        self.assertEqual(self.kernel_state(), (False, False))
+        sn = self.sniff()
+        g = finish(self.game(local, 100, host="127.0.0.1"), 30)
+        counts = finish(sn)["udp"]
+        self.assertEqual(g["exact"], 100, g)
+        self.assertEqual(g["sources"], {"127.0.0.1:%d" % local: 100})
+        self.assertEqual(counts.get("%s>7777" % net.node_srv_ip), 100, counts)
+        self.assertEqual(counts.get("%s>7777" % net.pc_ip, 0), 0, counts)
 
     def test_capture_refuses_what_it_cannot_do(self):
         client = os.path.join(BIN, "lightspeed-client")

@@ -167,7 +167,8 @@ class WarpTest(LSTestCase):
         self.assertEqual(st, 409)
         self.assertIn("not installed", body["error"]["message"])
 
-    def compare_setup(self, state, on_ms, off_ms, allow):
+    def compare_setup(self, state, on_ms, off_ms, allow, measure_ms=1500, conf_extra="",
+                      env_extra=None):
         """echo, proxy behind ls-netsim, a client with no route, a controller with node a
         through the netsim; the stand-in warp-cli's connect/disconnect set the netsim's
         delay, as WARP would change the path's RTT."""
@@ -177,15 +178,16 @@ class WarpTest(LSTestCase):
                          down="delay=%dms" % (on_ms if state == "connected" else off_ms))
         setd = ("echo '{\"cmd\":\"set\",\"dir\":\"both\",\"spec\":\"delay=%dms\"}' | "
                 "socat - UNIX-CONNECT:" + na.sock_path + " >/dev/null")
-        env = self.standin_env(state, WARP_STANDIN_ON=setd % on_ms, WARP_STANDIN_OFF=setd % off_ms)
+        env = self.standin_env(state, WARP_STANDIN_ON=setd % on_ms, WARP_STANDIN_OFF=setd % off_ms,
+                               **(env_extra or {}))
         sock = self.path("client.sock")
         client = Proc("lightspeed-client", ["--game-server", "%s:%d" % echo.addr, "--local-port",
                                             str(free_port()), "--socket", sock], sock, self.tmp)
         self.procs.append(client)
         conf = self.path("controller.toml")
         with open(conf, "w") as f:
-            f.write('[warp]\ncli = "%s"\ncheck_ms = 1000\nmeasure_ms = 1500\nallow_toggle = %s\n'
-                    % (STANDIN, "true" if allow else "false"))
+            f.write('[warp]\ncli = "%s"\ncheck_ms = 1000\nmeasure_ms = %d\nallow_toggle = %s\n%s'
+                    % (STANDIN, measure_ms, "true" if allow else "false", conf_extra))
         c = Controller(self, ["-c", conf, "--client-socket", sock, "--state-dir", self.path("state"),
                               "--node", "a=127.0.0.1:%d" % na.port], env=env)
         self.closers.append(c.stop)
@@ -221,6 +223,45 @@ class WarpTest(LSTestCase):
         self.assertIn("not better", last["reason"])
         self.assertEqual(c.api.get("/status")["warp"]["status"], "disconnected")
         self.assertEqual([x for x in self.calls() if x != "status"], ["connect", "disconnect"])
+
+    def test_warp_never_toggled_while_a_game_is_on_with_stand_in_warp_cli(self):
+        """A game on: a comparison is refused; a game starting during one stops it and
+        WARP is put back as the user left it."""
+        tag = "lswarpgame%d" % os.getpid()
+        os.mkdir(self.path("profiles"))
+        with open(self.path("profiles/%s.toml" % tag), "w") as f:
+            f.write('[game]\nname = "Warp Game"\nprocesses = ["%s"]\nports = ["7777"]\n' % tag)
+        c = self.compare_setup("disconnected", on_ms=3, off_ms=20, allow=False, measure_ms=5000,
+                               conf_extra="[games]\nscan_ms = 200\n",
+                               env_extra={"LIGHTSPEED_PROFILE_PATH": self.path("profiles")})
+        wait_for(lambda: any(x["samples"] >= 5 for x in c.route()["candidates"]), 10,
+                 what="node a measured")
+
+        def play():
+            g = subprocess.Popen(["bash", "-c", 'exec -a "%s" sleep 60' % tag])
+            self.closers.append(g.kill)
+            wait_for(lambda: c.api.get("/status")["game"], 5, what="the game in /status")
+            return g
+        game = play()
+        st, body = c.api.call("POST", "/warp/compare")
+        self.assertEqual(st, 409, body)
+        self.assertIn("a game is being played", body["error"]["message"])
+        self.assertEqual([x for x in self.calls() if x != "status"], [])
+        game.kill()
+        game.wait()
+        wait_for(lambda: c.api.get("/status")["game"] is None, 5, what="the game gone")
+
+        # A comparison under way, WARP connected for its second half: the game starts.
+        self.assertEqual(c.api.call("POST", "/warp/compare")[0], 202)
+        wait_for(lambda: "connect" in self.calls(), 15, what="WARP connected to compare")
+        play()
+        last = self.last_comparison(c)
+        self.assertEqual((last["before"], last["kept"]), ("disconnected", "disconnected"), last)
+        self.assertIn("a game started", last["reason"])
+        wait_for(lambda: c.api.get("/status")["warp"]["status"] == "disconnected", 5,
+                 what="WARP disconnected again")
+        self.assertEqual([x for x in self.calls() if x != "status"], ["connect", "disconnect"])
+        self.assertIn("warp: comparison stopped: a game started", c.output())
 
     @unittest.skipUnless(have_netns(), "needs root for network namespaces")
     def test_warp_interface_and_routes_with_stand_in_warp_cli_and_tun_in_a_network_namespace(self):

@@ -3,9 +3,9 @@ recorded with libpcap while nothing is diverted, the game's sockets told apart f
 another program's on the same ports through the profile's process name."""
 import json
 import os
+import select
 import subprocess
 import tempfile
-import time
 import unittest
 
 from capture_tools import Topology, finish, have_netns, wait_ready
@@ -40,7 +40,11 @@ class ObserveTest(unittest.TestCase):
         obs = net.exec(net.pc, os.path.join(BIN, "lightspeed-client"), "--observe", "--game",
                        "observedgame", "--seconds", "6", "--json", env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(0.7)
+        # It says on stderr when it is capturing (stdout is the report alone).
+        r, _, _ = select.select([obs.stderr], [], [], 10)
+        started = obs.stderr.readline() if r else ""
+        self.assertIn("observing UDP ports 7000-9000 on ", started)
+        self.assertIn("game observedgame (not running", started)
         # The game (named as its profile says) and another program, on the same ports.
         game = net.helper(net.pc, "game", net.srv_ip, 7777, 150, "--size", "100-300",
                           "--pps", "50", argv0="ls-observed-game")

@@ -49,6 +49,11 @@ class MlControllerTest(MlTestCase):
         self.assertEqual(m["strategy"], "nearest")
         self.assertEqual(m["training"]["from"], "synthetic")
         self.assertEqual(m["training"]["why"], "no model")
+        # Its progress in lsctl model status while it runs (the loop answers meanwhile).
+        r = self.lsctl(c, "model", "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("training from synthetic data (no model): ", r.stdout)
+        self.assertRegex(r.stdout, r"\d+ of 10 trees, \d+\.\d s")
         # A second training while one runs is refused.
         c.api.expect_error("POST", "/model/train", 409, "conflict", {"from": "both"})
         c.api.expect_error("POST", "/model/train", 400, "invalid", {"from": "tea leaves"})
@@ -61,6 +66,10 @@ class MlControllerTest(MlTestCase):
         self.assertLess(model["mae_ms"], model["baseline_mae_ms"])
         self.assertTrue(os.path.exists(os.path.join(state, "ml-model.bin")))
         self.assertIn("held-out MAE", m["status"])
+        # docs/ml.md documents the model's 11 features, in the file's order, each with
+        # where it comes from and the value used when it is unknown.
+        self.assertEqual(documented_features(), model_file_features(state))
+
 
         # The strategy at run time; nearest's table without a dataplane says so too.
         r = self.lsctl(c, "strategy", "ml")
@@ -118,6 +127,25 @@ class MlControllerTest(MlTestCase):
         self.assertEqual(m["model"]["created"], model["created"])
         self.assertIn("model: model of synthetic data", c2.output())
 
+        # A model trained on far fewer rows (from both sources: nothing recorded here,
+        # so synthetic rows only) errs more on its own held-out rows than the current
+        # one does: it is not installed, and the file stays as it was.
+        c2.stop()
+        with open(os.path.join(state, "ml-model.bin"), "rb") as f:
+            before = f.read()
+        c3 = self.controller(state, conf="[ml]\nsynthetic_rows = 3000\n")
+        r = self.lsctl(c3, "model", "train", "--from", "both")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("training from both data (request)", r.stdout)
+        last = self.wait_model(c3, "kept")["last_training"]
+        self.assertEqual((last["from"], last["rows"], last["recorded_rows"]), ("both", 3000, 0))
+        self.assertFalse(last["installed"])
+        self.assertLess(last["current_mae_ms"], last["mae_ms"], last)
+        self.assertIn("kept the current one", last["message"])
+        with open(os.path.join(state, "ml-model.bin"), "rb") as f:
+            self.assertEqual(f.read(), before)
+        self.assertEqual(c3.api.get("/model")["model"]["created"], model["created"])
+
     def test_refused_model_falls_back(self):
         state = self.path("state")
         os.makedirs(state)
@@ -140,6 +168,122 @@ class MlControllerTest(MlTestCase):
         m = self.wait_model(c)
         self.assertTrue(m["in_use"])
         self.assertEqual(c.api.get("/routes")["ml"]["in_use"], True)
+        c.stop()
+
+        # That real file cut short, or with one byte changed: refused, said so in
+        # /routes, nearest's scores meanwhile, and the file is left for a look.
+        path = os.path.join(state, "ml-model.bin")
+        with open(path, "rb") as f:
+            good = f.read()
+        damaged = bytearray(good)
+        damaged[len(good) // 2] ^= 0x01
+        for data, why in ((good[:len(good) // 2], "truncated"),
+                          (bytes(damaged), "checksum mismatch")):
+            with open(path, "wb") as f:
+                f.write(data)
+            c = self.controller(state, conf='[controller]\nstrategy = "ml"\n')
+            ml = c.api.get("/routes")["ml"]
+            self.assertFalse(ml["in_use"], why)
+            self.assertIn("model file refused", ml["status"])
+            self.assertIn(why, ml["status"])
+            self.assertIsNone(c.api.get("/model")["model"])
+            self.assertIn("scoring as nearest: no usable model", self.lsctl(c, "strategy").stdout)
+            c.stop()
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), data)
+
+
+def documented_features():
+    """The feature table of docs/ml.md: (index, name) of every row that says where the
+    feature comes from and what stands for it when unknown."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    rows = []
+    with open(os.path.join(here, "..", "..", "docs", "ml.md")) as f:
+        for line in f:
+            cells = [x.strip() for x in line.strip().strip("|").split("|")]
+            if len(cells) == 5 and cells[0].isdigit() and cells[1].startswith("`"):
+                if cells[3] and cells[4]:
+                    rows.append((int(cells[0]), cells[1].strip("`")))
+    return rows
+
+
+def model_file_features(state):
+    """The feature names a model file holds (docs/ml.md section 4: after the 256-byte
+    header, 24 bytes per feature, NUL-padded)."""
+    with open(os.path.join(state, "ml-model.bin"), "rb") as f:
+        b = f.read()
+    n = int.from_bytes(b[12:16], "little")
+    return [(i, b[256 + 24 * i:256 + 24 * (i + 1)].split(b"\0")[0].decode()) for i in range(n)]
+
+
+def write_misleading(state, secs=450, stretches=8):
+    """A recorded history where load says nothing of latency: a answers 20 ms while it
+    reports a load of 0.95, b 27 ms at 0.1 (a little noise), every 250 ms, in
+    `stretches` runs a minute apart (a controller stopped and started again)."""
+    import random
+    rnd = random.Random(1)
+    os.makedirs(state, exist_ok=True)
+    t0 = int(time.time() * 1000) - stretches * (secs + 60) * 1000
+    with open(os.path.join(state, "ml-samples.csv"), "w") as f:
+        f.write("time_ms,node,rtt_ms,load,hops,as_path_len,distance_km\n")
+        for k in range(stretches):
+            for i in range(secs * 4):
+                t = t0 + k * (secs + 60) * 1000 + i * 250
+                f.write("%d,a,%.3f,0.95,,,\n" % (t, 20 + rnd.random() - 0.5))
+                f.write("%d,b,%.3f,0.1,,,\n" % (t, 27 + rnd.random() - 0.5))
+
+
+class MlRouteCheckTest(MlTestCase):
+
+    def test_worse_than_nearest_not_used(self):
+        """The model is judged against nearest on what this controller recorded: where
+        it chooses worse, it is not used and the controller says why."""
+        state = self.path("state")
+        write_misleading(state)
+        c = self.controller(state, conf='[controller]\nstrategy = "ml"\n'
+                                         '[ml]\nretrain_every_s = 30\nmin_rows = 100\n')
+        m = self.wait_model(c)
+        model = m["model"]
+        rc = model["route_check"]
+        for name in ("steady", "scenario"):
+            self.assertGreater(rc[name]["decisions"], 10000, rc)
+        # The recorded stretches (8 x 450 s of two nodes) are replayed: 300 decisions each.
+        self.assertTrue(2200 <= rc["recorded"]["decisions"] <= 2400, rc)
+        self.assertEqual(rc["recorded"]["nearest_regret_ms"], 0)
+        # The synthetic model takes a's load for a coming degradation and picks b.
+        self.assertGreater(rc["recorded"]["ml_regret_ms"], 5, rc)
+        self.assertEqual(model["worse_on"], "recorded")
+        self.assertFalse(model["used"])
+        self.assertTrue(model["beats_baseline"])
+        self.assertIn("worse than nearest on the recorded set", m["status"])
+        self.assertIn("not used", m["last_training"]["message"])
+        self.assertEqual(m["last_training"]["worse_on"], "recorded")
+        routes = c.api.get("/routes")
+        self.assertEqual(routes["strategy"], "ml")
+        self.assertFalse(routes["ml"]["in_use"])
+        self.assertIn("worse than nearest on the recorded set", routes["ml"]["status"])
+        r = self.lsctl(c, "model")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("chooses worse than nearest on the recorded set, so not used", r.stdout)
+        self.assertIn("route regret, recorded set: ml", r.stdout)
+        self.assertIn("scoring as nearest: no usable model", self.lsctl(c, "strategy").stdout)
+
+        # The schedule retrains from the recorded history (every 30 s here) and judges
+        # the new model the same way.
+        def scheduled():
+            last = c.api.get("/model")["last_training"]
+            return last if last and last["why"] == "schedule" else None
+        last = wait_for(scheduled, 90, 0.5, "a scheduled training")
+        self.assertEqual(last["from"], "recorded")
+        self.assertIn(last["state"], ("installed", "kept"), last)
+        # Replaced only by a better one on the new held-out rows (or one in use, where
+        # the current one is not).
+        usable = last["mae_ms"] < last["baseline_mae_ms"] and last["worse_on"] is None
+        better = usable if usable != model["used"] else last["mae_ms"] < last["current_mae_ms"]
+        self.assertEqual(last["installed"], better, last)
+        self.assertEqual(last["state"], "installed" if better else "kept", last)
+        self.assertGreater(last["recorded_rows"], 800)
+        self.assertTrue(2200 <= last["route_check"]["recorded"]["decisions"] <= 2400, last)
 
 
 class MlEndToEnd(MlTestCase):

@@ -212,6 +212,21 @@ class RouteTableTest(LSTestCase):
                          "lost in the switch")
         self.assertLess(t, time.monotonic())
 
+    def test_the_first_route_reports_no_gap(self):
+        # Nothing was delivered before the first route: there is no gap to report (a
+        # gap measured from "never" read as hours).
+        echo, pa, pb, client = self.setup_two()
+        ev = Events(client.sock_path)
+        self.closers.append(ev.stop)
+        steer_ok(client.sock_path, "set_route", name="a")
+        traffic = Traffic(client.local_port)
+        self.closers.append(traffic.stop)
+        wait_for(lambda: pa.stats()["forwarded_packets"] > 20, 3, what="traffic through a")
+        steer_ok(client.sock_path, "set_route", name="b")
+        gap = wait_for(lambda: ev.named("switch_gap", to="b"), 2, what="switch_gap to b")
+        self.assertLess(gap[0][1]["gap_us"], 2000000, gap)
+        self.assertEqual(ev.named("switch_gap", to="a"), [])
+
     def test_fast_failover_to_the_armed_backup(self):
         echo, pa, pb, client = self.setup_two()
         ev = Events(client.sock_path)

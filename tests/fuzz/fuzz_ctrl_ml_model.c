@@ -9,6 +9,7 @@
  *          endian, modulo the file's length) and the new byte; then decode it
  *   else   the rest is the file
  */
+#include <math.h>
 #include <nettle/sha2.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,6 +45,8 @@ static void make_valid(void)
 			    sizeof(err)) < 0)
 		abort();
 	m.meta.base = ML_F_P95_MS;
+	for (unsigned s = 0; s < ML_CHECK__COUNT; s++)
+		m.meta.check[s] = (struct ml_model_check){ 0, NAN, NAN, NAN };
 	snprintf(m.meta.source, sizeof(m.meta.source), "synthetic");
 	ml_features_window_default(&m.meta.window);
 	if (ml_model_encode(&m, &valid, &valid_len) < 0)

@@ -36,11 +36,13 @@ static void setup(void)
 	ml_synth_conf_default(&c);
 	c.seed = 11;
 	ml_features_window_default(&win);
-	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 3000, &rows, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 3000, NULL, &rows, err, sizeof(err)), 0);
 	ml_forest_params_default(&p);
 	p.n_trees = 6;
 	CU_ASSERT_EQUAL_FATAL(ml_train_run(&rows, &p, 0.2, NULL, &model, &rep, err, sizeof(err)), 0);
 	model.meta.created = 1700000000;
+	model.meta.check[ML_CHECK_STEADY] = (struct ml_model_check){ 4200, 0.5, 0.25, 0.0625 };
+	model.meta.check[ML_CHECK_SCENARIO] = (struct ml_model_check){ 4200, 1.5, 0.75, 0.125 };
 	snprintf(model.meta.source, sizeof(model.meta.source), "synthetic");
 	snprintf(dir, sizeof(dir), "/tmp/ls-test-ml-model-%ld", (long)getpid());
 	CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
@@ -94,6 +96,10 @@ static void test_round_trip(void)
 	CU_ASSERT(back.meta.n_heldout > 0);
 	CU_ASSERT_EQUAL(back.meta.mae_ms, model.meta.mae_ms);
 	CU_ASSERT_EQUAL(back.meta.base_p95_err_ms, model.meta.base_p95_err_ms);
+	CU_ASSERT_EQUAL(memcmp(back.meta.check, model.meta.check, sizeof(model.meta.check)), 0);
+	CU_ASSERT_EQUAL(back.meta.check[ML_CHECK_SCENARIO].decisions, 4200);
+	CU_ASSERT_EQUAL(back.meta.check[ML_CHECK_SCENARIO].se_ms, 0.125);
+	CU_ASSERT(isnan(back.meta.check[ML_CHECK_RECORDED].ml_ms));
 	CU_ASSERT_EQUAL(memcmp(&back.meta.params, &model.meta.params, sizeof(model.meta.params)), 0);
 	CU_ASSERT_EQUAL(back.forest.bias, model.forest.bias);
 	/* Inference on the loaded model is the trained model's, bit for bit. */
@@ -212,14 +218,17 @@ static void test_mismatched(void)
 
 	setup();
 	CU_ASSERT_EQUAL_FATAL(ml_model_encode(&model, &b, &len), 0);
-	b[8] = 2; /* format version 2 */
+	b[8] = 3; /* a newer format */
 	fix_digest(b, len);
-	CU_ASSERT(refused(b, len, "format version 2"));
-	b[8] = 1;
-	memcpy(b + 160 + 24 * ML_F_LOAD, "cpu_load", 9); /* another feature */
+	CU_ASSERT(refused(b, len, "format version 3"));
+	b[8] = 1; /* the first format, without the route-choice check */
+	fix_digest(b, len);
+	CU_ASSERT(refused(b, len, "format version 1, but this controller reads version 2"));
+	b[8] = 2;
+	memcpy(b + ML_MODEL_HEADER_BYTES + 24 * ML_F_LOAD, "cpu_load", 9); /* another feature */
 	fix_digest(b, len);
 	CU_ASSERT(refused(b, len, "mismatched: feature 9"));
-	memcpy(b + 160 + 24 * ML_F_LOAD, ml_features_name(ML_F_LOAD),
+	memcpy(b + ML_MODEL_HEADER_BYTES + 24 * ML_F_LOAD, ml_features_name(ML_F_LOAD),
 	       strlen(ml_features_name(ML_F_LOAD)) + 1);
 	fix_digest(b, len);
 	CU_ASSERT(!refused(b, len, NULL));
@@ -237,7 +246,7 @@ static void test_corrupt_structure(void)
 {
 	uint8_t *b;
 	size_t len;
-	size_t nodes = 160 + 24 * ML_NFEAT + 4 * model.forest.n_trees;
+	size_t nodes = ML_MODEL_HEADER_BYTES + 24 * ML_NFEAT + 4 * model.forest.n_trees;
 
 	setup();
 	CU_ASSERT_EQUAL_FATAL(ml_model_encode(&model, &b, &len), 0);
@@ -259,7 +268,7 @@ static void test_corrupt_structure(void)
 	CU_ASSERT(refused(c, len, "not finite"));
 	/* Tree offsets out of order. */
 	memcpy(c, b, len);
-	memset(c + 160 + 24 * ML_NFEAT + 4, 0, 4);
+	memset(c + ML_MODEL_HEADER_BYTES + 24 * ML_NFEAT + 4, 0, 4);
 	fix_digest(c, len);
 	CU_ASSERT(refused(c, len, "corrupt"));
 	/* A depth the parameters do not allow. */
@@ -281,11 +290,41 @@ static void test_corrupt_structure(void)
 	c[64 + 10] = 'x';
 	fix_digest(c, len);
 	CU_ASSERT(refused(c, len, "NUL-padded"));
+	/* A route-choice check judged on decisions with no regret, or a negative one. */
+	memcpy(c, b, len);
+	memset(c + 160 + 32 * ML_CHECK_STEADY + 16, 0xff, 8);
+	fix_digest(c, len);
+	CU_ASSERT(refused(c, len, "the steady route-choice check"));
+	memcpy(c, b, len);
+	c[160 + 32 * ML_CHECK_SCENARIO + 15] |= 0x80; /* nearest's regret negative */
+	fix_digest(c, len);
+	CU_ASSERT(refused(c, len, "the scenario route-choice check"));
+	/* ... or regrets where nothing was judged. */
+	memcpy(c, b, len);
+	memset(c + 160 + 32 * ML_CHECK_RECORDED + 8, 0, 8);
+	fix_digest(c, len);
+	CU_ASSERT(refused(c, len, "the recorded route-choice check"));
 	free(c);
 	free(b);
 	ml_model_free(&model);
 	ml_data_free(&rows);
 	teardown_dir();
+}
+
+/* Online retraining: a new model takes the current one's place only when it is better
+ * on the new training's held-out rows (or in use where the current one is not). */
+static void test_replacement_rule(void)
+{
+	CU_ASSERT(ml_train_replaces(false, false, NAN, false, 9));      /* none yet */
+	CU_ASSERT(ml_train_replaces(true, true, 1.50, true, 1.40));     /* lower error */
+	CU_ASSERT(!ml_train_replaces(true, true, 1.40, true, 1.40));    /* equal: kept */
+	CU_ASSERT(!ml_train_replaces(true, true, 1.40, true, 1.41));    /* higher: kept */
+	CU_ASSERT(!ml_train_replaces(true, true, 1.50, false, 1.00));   /* lower, not usable */
+	CU_ASSERT(ml_train_replaces(true, false, 1.00, true, 1.50));    /* usable beats unused */
+	CU_ASSERT(ml_train_replaces(true, false, 1.50, false, 1.40));   /* both unused: lower */
+	CU_ASSERT(!ml_train_replaces(true, false, 1.40, false, 1.50));
+	CU_ASSERT(ml_train_replaces(true, true, NAN, true, 1.40));      /* current unmeasured */
+	CU_ASSERT(!ml_train_replaces(true, true, 1.40, true, NAN));
 }
 
 UNIT_MAIN("ml_model",
@@ -294,4 +333,5 @@ UNIT_MAIN("ml_model",
 	  { "truncated files refused", test_truncated },
 	  { "damaged files refused", test_damaged },
 	  { "newer or mismatched files refused", test_mismatched },
-	  { "corrupt structure refused", test_corrupt_structure })
+	  { "corrupt structure refused", test_corrupt_structure },
+	  { "replacement rule", test_replacement_rule })

@@ -19,10 +19,10 @@ static void test_same_seed_same_set(void)
 
 	ml_synth_conf_default(&c);
 	c.seed = 5;
-	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 2000, &a, err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 2000, &b, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 2000, NULL, &a, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 2000, NULL, &b, err, sizeof(err)), 0);
 	c.seed = 6;
-	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 2000, &d, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 2000, NULL, &d, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(a.n, 2000);
 	CU_ASSERT_EQUAL(memcmp(a.x, b.x, a.n * ML_NFEAT * sizeof(double)), 0);
 	CU_ASSERT_EQUAL(memcmp(a.y, b.y, a.n * sizeof(double)), 0);
@@ -129,7 +129,7 @@ static void test_load_leads_latency(void)
 
 	ml_synth_conf_default(&c);
 	c.seed = 21;
-	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 20000, &d, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL_FATAL(ml_synth_dataset(&c, 20000, NULL, &d, err, sizeof(err)), 0);
 	for (size_t i = 0; i < d.n; i++) {
 		const double *x = d.x + i * ML_NFEAT;
 		double change = d.y[i] - x[ML_F_P95_MS];

@@ -2,6 +2,7 @@
  * taken from real health objects at 250 ms, the ml selector's scores (the model's p95
  * plus nearest's loss penalty and server leg), its fallbacks to nearest's scores, and
  * the recorded history: rotation, rows read back, bad lines counted, export. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +37,14 @@ static struct ml_model *model_copy(void)
 		struct ml_train_report rep;
 
 		ml_synth_conf_default(&c);
-		CU_ASSERT_FATAL(ml_synth_dataset(&c, 20000, &d, err, sizeof(err)) == 0);
+		CU_ASSERT_FATAL(ml_synth_dataset(&c, 20000, NULL, &d, err, sizeof(err)) == 0);
 		ml_forest_params_default(&p);
 		CU_ASSERT_FATAL(ml_train_run(&d, &p, 0.2, NULL, &trained, &rep, err, sizeof(err)) == 0);
 		snprintf(trained.meta.source, sizeof(trained.meta.source), "synthetic");
+		/* Its route-choice check (test_ml_eval.c runs the real one): better than
+		 * nearest where a node degrades, as good when none does. */
+		trained.meta.check[ML_CHECK_STEADY] = (struct ml_model_check){ 16000, 0.5, 0.5, 0.1 };
+		trained.meta.check[ML_CHECK_SCENARIO] = (struct ml_model_check){ 16000, 1.1, 0.6, 0.1 };
 		ml_data_free(&d);
 		done = 1;
 	}
@@ -197,16 +202,88 @@ static void test_scores(void)
 	CU_ASSERT(strstr(r.sel.status, "does not beat the no-model baseline") != NULL);
 	sel.score(sel.self, r.cand, 2, r.now, out);
 	CU_ASSERT(strncmp(out[0].why, "as nearest", 10) == 0);
+	/* So is one that chose worse than nearest in its route-choice check. */
+	free(bad);
+	bad = model_copy();
+	bad->meta.check[ML_CHECK_SCENARIO].ml_ms = 1.5;
+	select_ml_set_model(&r.sel, bad, NULL);
+	CU_ASSERT(r.sel.have_model && !r.sel.usable);
+	CU_ASSERT(strstr(r.sel.status, "worse than nearest on the scenario set (mean regret 1.50 ms "
+				       "against 1.10 ms)") != NULL);
+	sel.score(sel.self, r.cand, 2, r.now, out);
+	CU_ASSERT(strncmp(out[0].why, "as nearest (no usable model)", 28) == 0);
+	CU_ASSERT(!r.sel.pred[0].valid);
 	select_ml_set_model(&r.sel, NULL, "model file refused: x");
 	CU_ASSERT_STRING_EQUAL(r.sel.status, "model file refused: x");
 	free(bad);
 	select_ml_free(&r.sel);
 }
 
+/* One controller round: the ml scores, then the anti-flap rule with a active. */
+static void rig_decide(struct rig *r, struct select_state *st, const struct select_conf *sc,
+		       struct select_score *out, struct select_decision *d)
+{
+	struct selector sel = select_ml(&r->sel);
+
+	sel.score(sel.self, r->cand, 2, r->now, out);
+	select_decide(st, sc, out, 2, 0, r->now, d);
+}
+
+/* nearest's anti-flap rule applies to predictions: a node predicted a little better
+ * does not take over; one predicted better by the margin does, once it has stayed so
+ * for the hold window. */
+static void test_anti_flap(void)
+{
+	struct rig r;
+	struct select_conf sc;
+	struct select_state st;
+	struct select_score out[2];
+	struct select_decision d;
+
+	rig_init(&r);
+	select_conf_defaults(&sc);
+	memset(&st, 0, sizeof(st));
+	select_ml_set_model(&r.sel, model_copy(), NULL);
+	CU_ASSERT_FATAL(r.sel.usable);
+	/* a 30 ms (active), b 27 ms: b is predicted better, within the margin. */
+	int switched = 0, challenged = 0;
+	for (int i = 0; i < 600; i++) {
+		rig_run(&r, 0.1, 30, 27, 0.3);
+		rig_decide(&r, &st, &sc, out, &d);
+		switched += d.choose >= 0;
+		challenged += i >= 300 && d.challenger >= 0;
+	}
+	CU_ASSERT_FATAL(r.sel.pred[0].valid && r.sel.pred[1].valid);
+	CU_ASSERT(out[1].score_us < out[0].score_us);
+	CU_ASSERT(!select_beats(&sc, out[1].score_us, out[0].score_us));
+	CU_ASSERT_EQUAL(switched, 0);
+	CU_ASSERT_EQUAL(challenged, 0);
+	/* b drops to 15 ms: its prediction follows; it is chosen only after beating a by
+	 * the margin for hold_ms. */
+	uint64_t first_beat = 0, chosen = 0;
+	for (int i = 0; i < 1500 && !chosen; i++) {
+		rig_run(&r, 0.1, 30, 15, 0.3);
+		rig_decide(&r, &st, &sc, out, &d);
+		if (d.challenger == 1 && !first_beat)
+			first_beat = r.now;
+		else if (d.challenger != 1)
+			first_beat = 0;
+		if (d.choose >= 0)
+			chosen = r.now;
+	}
+	CU_ASSERT_FATAL(chosen != 0);
+	CU_ASSERT_EQUAL(d.choose, 1);
+	CU_ASSERT_EQUAL(d.reason, SELECT_BETTER);
+	CU_ASSERT(select_beats(&sc, out[1].score_us, out[0].score_us));
+	CU_ASSERT(first_beat != 0 && chosen - first_beat >= (uint64_t)sc.hold_ms * 1000);
+	CU_ASSERT(d.beating_us >= (uint64_t)sc.hold_ms * 1000);
+}
+
 static void test_record(void)
 {
 	char dir[64], path[128], err[512];
 	struct ml_record rec;
+	FILE *f;
 
 	snprintf(dir, sizeof(dir), "/tmp/ls-test-ml-record-%ld", (long)getpid());
 	CU_ASSERT_FATAL(mkdir(dir, 0700) == 0);
@@ -231,11 +308,31 @@ static void test_record(void)
 	CU_ASSERT(!rec.failed);
 	CU_ASSERT_EQUAL(rec.records, 3 * 2400);
 	ml_record_close(&rec);
+	/* About 290 kB written: rotated more than once, and only two files of at most
+	 * 100,000 bytes (and one line) stay, the newest records among them. */
+	struct stat st;
+	char last[64];
 	snprintf(path, sizeof(path), "%s/%s.1", dir, ML_RECORD_FILE);
-	CU_ASSERT(access(path, F_OK) == 0); /* rotated once at least */
-	/* A damaged line is skipped and counted. */
+	CU_ASSERT_FATAL(stat(path, &st) == 0);
+	CU_ASSERT(st.st_size >= 100000 && st.st_size <= 100000 + 80);
 	snprintf(path, sizeof(path), "%s/%s", dir, ML_RECORD_FILE);
-	FILE *f = fopen(path, "a");
+	CU_ASSERT_FATAL(stat(path, &st) == 0);
+	CU_ASSERT(st.st_size > 0 && st.st_size <= 100000 + 80);
+	DIR *dh = opendir(dir);
+	int files = 0;
+	for (struct dirent *e; dh && (e = readdir(dh));)
+		files += e->d_name[0] != '.';
+	if (dh)
+		closedir(dh);
+	CU_ASSERT_EQUAL(files, 2);
+	f = fopen(path, "r");
+	CU_ASSERT_FATAL(f != NULL);
+	while (fgets(last, sizeof(last), f))
+		;
+	fclose(f);
+	CU_ASSERT(strncmp(last, "1700000599", 10) == 0 && strstr(last, ",n3,")); /* n3's last */
+	/* A damaged line is skipped and counted. */
+	f = fopen(path, "a");
 	fputs("12x,n1,30,,,,\nnot a line\n1700000000000,bad name!,1,,,,\n", f);
 	fclose(f);
 
@@ -280,4 +377,5 @@ static void test_record(void)
 UNIT_MAIN("select_ml",
 	  { "probe series from health", test_probe_series },
 	  { "ml scores and fallbacks", test_scores },
+	  { "anti-flap on predictions", test_anti_flap },
 	  { "recorded history", test_record })
