@@ -392,6 +392,7 @@ static void out_history(FILE *out, const struct lsctl_doc *doc, const struct lsc
 {
 	const json_t *arr = json_object_get(doc->json, "failovers");
 	int fw = name_width(arr, "from", 4), tw = name_width(arr, "to", 2);
+	int timew = name_width(arr, "time", 4); /* with or without milliseconds */
 	size_t i;
 	json_t *s;
 
@@ -400,14 +401,14 @@ static void out_history(FILE *out, const struct lsctl_doc *doc, const struct lsc
 		fprintf(out, "no switches yet\n");
 		return;
 	}
-	fprintf(out, "%-20s  %-*s  %-*s  %-9s  %8s  %s\n", "TIME", fw, "FROM", tw, "TO", "REASON",
-		"GAP", "DETAIL");
+	fprintf(out, "%-*s  %-*s  %-*s  %-9s  %8s  %s\n", timew, "TIME", fw, "FROM", tw, "TO",
+		"REASON", "GAP", "DETAIL");
 	json_array_foreach(arr, i, s) {
 		char gap[16];
 		ms_of(gap, sizeof(gap), s, "gap_ms");
 		if (strcmp(gap, "-"))
 			strcat(gap, " ms");
-		fprintf(out, "%-20s  %-*s  %-*s  %-9s  %8s  %s\n", s_of(s, "time"), fw,
+		fprintf(out, "%-*s  %-*s  %-*s  %-9s  %8s  %s\n", timew, s_of(s, "time"), fw,
 			or_none(s, "from"), tw, s_of(s, "to"), s_of(s, "reason"), gap,
 			s_of(s, "detail"));
 	}

@@ -209,6 +209,16 @@ class ControllerApi(LSTestCase):
         st, hd, body = api.raw("POST", "/failover", b"{not json", {"Content-Type": "application/json"})
         self.assertEqual(st, 400)
         openapi.spec().check("POST", "/failover", st, hd, body)
+        # Hostile bodies: over the limit (refused before it is read), nested past the
+        # parser's depth, binary; the controller answers each and stays up.
+        js = {"Content-Type": "application/json"}
+        for raw, status, code in ((b'{"name":"' + b"x" * 100000 + b'"}', 413, "too_long"),
+                                  (b'{"to":' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "bad_json"),
+                                  (bytes(range(256)) * 4, 400, "bad_json")):
+            st, hd, body = api.raw("POST", "/proxies", raw, js)
+            self.assertEqual((st, json.loads(body)["error"]["code"]), (status, code), body[:200])
+            openapi.spec().check("POST", "/proxies", st, hd, body)
+        self.assertEqual(api.call("GET", "/health")[0], 503)
 
     def test_token_off_loopback(self):
         tok = self.write("token", "s3cret-token-for-tests\n")
@@ -305,6 +315,18 @@ class ControllerEndToEnd(LSTestCase):
             self.assertLess(abs(got - 2 * delay) / (2 * delay), 0.2, "%s: %.1f ms" % (name, got))
         self.assertEqual(r["why"]["strategy"], "nearest")
         self.assertEqual(steer_ok(client.sock_path, "routes")["active"], "a")
+        # The direct path: the echo server on loopback answers ICMP echo (or, without
+        # CAP_NET_RAW and outside ping_group_range, it is said to be unavailable).
+        d = wait_for(lambda: (lambda d: d if d["state"] != "unknown" else None)(c.route()["direct"]),
+                     5, what="the direct path measured or said unavailable")
+        if d["state"] == "measured":
+            a = next(x for x in c.route()["candidates"] if x["name"] == "a")
+            self.assertLess(d["rtt_ms"], 5.0)
+            self.assertLess(d["gain_ms"], -20.0)  # a's 30 ms path against going direct
+            self.assertAlmostEqual(d["gain_pct"], 100.0 * d["gain_ms"] / d["rtt_ms"], delta=0.01)
+        else:
+            self.assertEqual((d["state"], d["rtt_ms"], d["gain_ms"]), ("unavailable", None, None))
+            self.assertIn("direct path: no ICMP socket", c.output())
 
         traffic = Traffic(client.local_port)
         self.closers.append(traffic.stop)

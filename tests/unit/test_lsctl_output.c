@@ -156,6 +156,16 @@ static void test_status_and_history(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(l, "41.2 ms"));
 	CU_ASSERT_PTR_NOT_NULL(strstr(l, "a missed 3 keepalives"));
 	free(t);
+	/* The controller's times carry milliseconds: the columns stay under their heads. */
+	t = render(lsctl_output_text.history,
+		   "{\"failovers\":[{\"time\":\"2026-01-02T03:04:05.678Z\",\"from\":\"a\",\"to\":"
+		   "\"b\",\"reason\":\"manual\",\"detail\":\"asked\",\"gap_ms\":null}]}",
+		   false);
+	l = line_of(t, "2026-01-02T03:04:05.678Z");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	CU_ASSERT_EQUAL(strstr(t, "FROM") - t, strstr(l, " a ") + 1 - l);
+	CU_ASSERT_EQUAL(strstr(t, "REASON") - t, strstr(l, "manual") - l);
+	free(t);
 	t = render(lsctl_output_text.switched,
 		   "{\"time\":\"2026-01-02T03:04:05Z\",\"from\":null,\"to\":\"b\",\"reason\":"
 		   "\"manual\",\"detail\":\"asked\",\"gap_ms\":null}",
