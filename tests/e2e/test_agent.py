@@ -361,7 +361,7 @@ class AgentTest(LSTestCase):
         self.assertIn("Type=notify\n", text)
         self.assertIn("WatchdogSec=", text)
         with open(unit, "w") as f:
-            f.write(text.replace("@BINDIR@", os.path.dirname(agent.p.args[0])))
+            f.write(text.replace("@BINDIR@", os.path.dirname(agent.p.args[0])).replace("@DOCDIR@", "/usr/local/share/doc/lightspeed"))
         tool = shutil.which("systemd-analyze")
         if not tool:
             self.fail("systemd-analyze is missing (Debian package systemd; make deps)")
